@@ -1,0 +1,26 @@
+"""The EuroLLM model: configuration, presets, the NNX decoder and its constructors."""
+
+from eurollm_jax.model.config import PRESETS, ConfigError, ModelConfig, get_preset
+from eurollm_jax.model.factory import (
+    abstract_model,
+    count_params,
+    create_model,
+    model_shardings,
+    shard_model,
+)
+from eurollm_jax.model.transformer import ModelOutput, Transformer, positions_from_segments
+
+__all__ = [
+    "PRESETS",
+    "ConfigError",
+    "ModelConfig",
+    "get_preset",
+    "abstract_model",
+    "count_params",
+    "create_model",
+    "model_shardings",
+    "shard_model",
+    "ModelOutput",
+    "Transformer",
+    "positions_from_segments",
+]

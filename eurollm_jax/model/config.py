@@ -1,0 +1,279 @@
+"""The typed model configuration, the EuroLLM presets and the HF config mapping.
+
+``ModelConfig`` describes a Llama-architecture decoder exactly as EuroLLM uses it.
+For a checkpoint on disk, ``ModelConfig.from_hf_config`` (its ``config.json``) is the
+source of truth; the presets are for training from scratch and for planning.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Mapping
+
+import jax.numpy as jnp
+
+ATTENTION_IMPLS = ("auto", "xla", "cudnn", "splash")
+REMAT_POLICIES = (
+    "none",  # keep every activation (fastest, most memory)
+    "full",  # recompute the whole layer in the backward pass
+    "dots",  # save matmul outputs without batch dims (dots_with_no_batch_dims_saveable)
+    "dots_all",  # save every matmul output (dots_saveable)
+    "qkv_proj",  # save only the named q/k/v/attention outputs
+)
+_DTYPES = {
+    "float32": jnp.float32,
+    "bfloat16": jnp.bfloat16,
+    "float16": jnp.float16,
+}
+
+
+class ConfigError(ValueError):
+    """A model configuration that cannot describe a valid model."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """Hyper-parameters of a Llama/EuroLLM decoder.
+
+    Attributes:
+      vocab_size: number of token ids (EuroLLM: 128,000).
+      d_model: residual stream width (HF ``hidden_size``).
+      num_layers: decoder layers.
+      num_heads: query heads.
+      num_kv_heads: key/value heads (grouped-query attention); must divide num_heads.
+      head_dim: per-head width (HF ``head_dim``; default d_model // num_heads).
+      ffn_dim: SwiGLU hidden width (HF ``intermediate_size``).
+      rope_theta: RoPE base frequency.
+      norm_eps: RMSNorm epsilon.
+      tie_embeddings: share the token embedding with the LM head.
+      max_seq_len: longest sequence the model is meant for (HF max_position_embeddings).
+      compute_dtype: dtype of matmuls and activations ("bfloat16" by default).
+      param_dtype: dtype parameters are stored in ("float32" by default).
+      scan_layers: run the stacked layers with ``lax.scan`` (one compiled layer) rather
+        than a Python loop (unrolled). Parameters are stacked either way, so the
+        checkpoint format does not depend on this flag.
+      remat_policy: activation checkpointing per layer, one of REMAT_POLICIES.
+      attention_impl: "xla" (reference, all platforms), "cudnn" (fused, NVIDIA GPUs),
+        "splash" (Pallas splash attention, TPU), or "auto" (cudnn on GPU, splash on
+        TPU, xla otherwise).
+      initializer_range: std of the normal initialiser (HF convention).
+      bos_token_id, eos_token_id, pad_token_id: special ids written to HF configs.
+    """
+
+    vocab_size: int = 128_000
+    d_model: int = 2048
+    num_layers: int = 24
+    num_heads: int = 16
+    num_kv_heads: int = 8
+    head_dim: int | None = None
+    ffn_dim: int = 5632
+    rope_theta: float = 10_000.0
+    norm_eps: float = 1e-5
+    tie_embeddings: bool = False
+    max_seq_len: int = 4096
+    compute_dtype: str = "bfloat16"
+    param_dtype: str = "float32"
+    scan_layers: bool = True
+    remat_policy: str = "none"
+    attention_impl: str = "auto"
+    initializer_range: float = 0.02
+    bos_token_id: int = 1
+    eos_token_id: int = 2
+    pad_token_id: int | None = None
+
+    def __post_init__(self):
+        if self.head_dim is None:
+            if self.num_heads <= 0 or self.d_model % self.num_heads:
+                raise ConfigError(
+                    f"d_model ({self.d_model}) is not divisible by num_heads ({self.num_heads}); "
+                    f"set head_dim explicitly"
+                )
+            object.__setattr__(self, "head_dim", self.d_model // self.num_heads)
+        self.validate()
+
+    # ------------------------------------------------------------------ checks
+    def validate(self) -> None:
+        for name in ("vocab_size", "d_model", "num_layers", "num_heads", "num_kv_heads",
+                     "head_dim", "ffn_dim", "max_seq_len"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value <= 0:
+                raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+        if self.num_heads % self.num_kv_heads:
+            raise ConfigError(
+                f"num_heads ({self.num_heads}) must be divisible by num_kv_heads "
+                f"({self.num_kv_heads}) for grouped-query attention"
+            )
+        if self.head_dim % 2:
+            raise ConfigError(f"head_dim must be even for RoPE, got {self.head_dim}")
+        if self.compute_dtype not in _DTYPES or self.param_dtype not in _DTYPES:
+            raise ConfigError(
+                f"dtypes must be one of {sorted(_DTYPES)}, got compute_dtype="
+                f"{self.compute_dtype!r}, param_dtype={self.param_dtype!r}"
+            )
+        if self.remat_policy not in REMAT_POLICIES:
+            raise ConfigError(f"remat_policy must be one of {REMAT_POLICIES}, got {self.remat_policy!r}")
+        if self.attention_impl not in ATTENTION_IMPLS:
+            raise ConfigError(
+                f"attention_impl must be one of {ATTENTION_IMPLS}, got {self.attention_impl!r}"
+            )
+        if self.rope_theta <= 0 or self.norm_eps <= 0:
+            raise ConfigError("rope_theta and norm_eps must be positive")
+
+    # ------------------------------------------------------------------ helpers
+    @property
+    def dtype(self):
+        return _DTYPES[self.compute_dtype]
+
+    @property
+    def weight_dtype(self):
+        return _DTYPES[self.param_dtype]
+
+    def replace(self, **changes) -> "ModelConfig":
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> "ModelConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ConfigError(f"unknown model config fields {unknown}; known: {sorted(known)}")
+        return cls(**dict(values))
+
+    # Parameter and FLOP counts, from shapes alone (no allocation).
+    def layer_param_count(self) -> int:
+        d, hd = self.d_model, self.head_dim
+        attn = d * hd * (2 * self.num_heads + 2 * self.num_kv_heads)
+        mlp = 3 * d * self.ffn_dim
+        return attn + mlp + 2 * d
+
+    def param_count(self) -> int:
+        embed = self.vocab_size * self.d_model
+        head = 0 if self.tie_embeddings else embed
+        return self.num_layers * self.layer_param_count() + embed + head + self.d_model
+
+    def matmul_param_count(self) -> int:
+        """Parameters that take part in matmuls per token (layers + LM head)."""
+        return self.num_layers * (self.layer_param_count() - 2 * self.d_model) + (
+            self.vocab_size * self.d_model
+        )
+
+    def train_flops_per_token(self, seq_len: int) -> float:
+        """6 x matmul params + 6 x layers x seq x d_model for causal attention (DESIGN.md)."""
+        return 6.0 * self.matmul_param_count() + 6.0 * self.num_layers * seq_len * self.num_heads * self.head_dim
+
+    # ------------------------------------------------------------------ HF interop
+    @classmethod
+    def from_hf_config(cls, hf: Mapping[str, Any], **overrides) -> "ModelConfig":
+        """Build from a transformers ``LlamaConfig`` dict (``config.json``).
+
+        Anything the Llama architecture allows but EuroLLM's model does not implement
+        (biases, other activations, RoPE scaling) is refused with a clear error rather
+        than silently mis-loaded.
+        """
+        hf = dict(hf)
+        model_type = hf.get("model_type", "llama")
+        if model_type not in ("llama", "mistral"):
+            raise ConfigError(f"unsupported model_type {model_type!r}; expected 'llama'")
+        if hf.get("hidden_act", "silu") != "silu":
+            raise ConfigError(f"unsupported hidden_act {hf.get('hidden_act')!r}; EuroLLM uses silu")
+        if hf.get("attention_bias") or hf.get("mlp_bias"):
+            raise ConfigError("checkpoints with attention_bias or mlp_bias are not supported")
+        rope_scaling = hf.get("rope_scaling")
+        rope_params = hf.get("rope_parameters")  # transformers >= 5
+        if rope_scaling and rope_scaling.get("rope_type", rope_scaling.get("type")) not in (None, "default"):
+            raise ConfigError(f"rope_scaling {rope_scaling} is not supported (only plain RoPE)")
+        rope_theta = hf.get("rope_theta")
+        if isinstance(rope_params, Mapping):
+            if rope_params.get("rope_type", "default") != "default":
+                raise ConfigError(f"rope_parameters {rope_params} are not supported (only plain RoPE)")
+            rope_theta = rope_params.get("rope_theta", rope_theta)
+        if hf.get("sliding_window"):
+            raise ConfigError("sliding-window attention is not supported")
+        eos = hf.get("eos_token_id", 2)
+        if isinstance(eos, (list, tuple)):
+            eos = eos[0]
+        num_heads = int(hf["num_attention_heads"])
+        values = dict(
+            vocab_size=int(hf["vocab_size"]),
+            d_model=int(hf["hidden_size"]),
+            num_layers=int(hf["num_hidden_layers"]),
+            num_heads=num_heads,
+            num_kv_heads=int(hf.get("num_key_value_heads") or num_heads),
+            head_dim=int(hf.get("head_dim") or hf["hidden_size"] // num_heads),
+            ffn_dim=int(hf["intermediate_size"]),
+            rope_theta=float(rope_theta if rope_theta is not None else 10_000.0),
+            norm_eps=float(hf.get("rms_norm_eps", 1e-6)),
+            tie_embeddings=bool(hf.get("tie_word_embeddings", False)),
+            max_seq_len=int(hf.get("max_position_embeddings", 4096)),
+            initializer_range=float(hf.get("initializer_range", 0.02)),
+            bos_token_id=int(hf.get("bos_token_id") if hf.get("bos_token_id") is not None else 1),
+            eos_token_id=int(eos if eos is not None else 2),
+            pad_token_id=hf.get("pad_token_id"),
+        )
+        values.update(overrides)
+        return cls(**values)
+
+    def to_hf_config(self, torch_dtype: str | None = None) -> dict[str, Any]:
+        """A ``config.json`` dict that transformers' LlamaForCausalLM loads."""
+        return {
+            "architectures": ["LlamaForCausalLM"],
+            "model_type": "llama",
+            "vocab_size": self.vocab_size,
+            "hidden_size": self.d_model,
+            "intermediate_size": self.ffn_dim,
+            "num_hidden_layers": self.num_layers,
+            "num_attention_heads": self.num_heads,
+            "num_key_value_heads": self.num_kv_heads,
+            "head_dim": self.head_dim,
+            "hidden_act": "silu",
+            "max_position_embeddings": self.max_seq_len,
+            "initializer_range": self.initializer_range,
+            "rms_norm_eps": self.norm_eps,
+            "rope_theta": self.rope_theta,
+            "rope_scaling": None,
+            "attention_bias": False,
+            "attention_dropout": 0.0,
+            "mlp_bias": False,
+            "tie_word_embeddings": self.tie_embeddings,
+            "bos_token_id": self.bos_token_id,
+            "eos_token_id": self.eos_token_id,
+            "pad_token_id": self.pad_token_id,
+            "use_cache": True,
+            "torch_dtype": torch_dtype or self.param_dtype,
+        }
+
+
+# EuroLLM's shared choices: 8 KV heads, head_dim 128, vocabulary 128k, untied.
+_EUROLLM = dict(vocab_size=128_000, num_kv_heads=8, head_dim=128, norm_eps=1e-5, tie_embeddings=False)
+
+PRESETS: dict[str, ModelConfig] = {
+    "eurollm-1.7b": ModelConfig(
+        **_EUROLLM, d_model=2048, num_layers=24, ffn_dim=5632, num_heads=16,
+        rope_theta=10_000.0, max_seq_len=4096,
+    ),
+    "eurollm-9b": ModelConfig(
+        **_EUROLLM, d_model=4096, num_layers=42, ffn_dim=12288, num_heads=32,
+        rope_theta=10_000.0, max_seq_len=4096,
+    ),
+    # Layer count: the 2512 model cards list 56 layers; other public write-ups say 54.
+    # A real checkpoint's config.json (from_hf_config) always wins over this preset.
+    "eurollm-22b": ModelConfig(
+        **_EUROLLM, d_model=6144, num_layers=56, ffn_dim=16384, num_heads=48,
+        rope_theta=1_000_000.0, max_seq_len=32_768,
+    ),
+    # ~7M parameters: the CPU benchmark and demo shape from DESIGN.md.
+    "tiny": ModelConfig(
+        vocab_size=8000, d_model=256, num_layers=4, num_heads=4, num_kv_heads=2, head_dim=64,
+        ffn_dim=688, rope_theta=10_000.0, max_seq_len=512, tie_embeddings=False,
+    ),
+}
+
+
+def get_preset(name: str, **overrides) -> ModelConfig:
+    key = name.lower()
+    if key not in PRESETS:
+        raise ConfigError(f"unknown model preset {name!r}; choose one of {sorted(PRESETS)}")
+    return PRESETS[key].replace(**overrides) if overrides else PRESETS[key]

@@ -1,0 +1,48 @@
+"""Creating models: abstractly (no allocation), or directly sharded on a mesh."""
+
+from __future__ import annotations
+
+import jax
+from flax import nnx
+
+from eurollm_jax.model.config import ModelConfig
+from eurollm_jax.model.transformer import Transformer
+from eurollm_jax.parallel.rules import Rules, state_shardings
+
+
+def abstract_model(cfg: ModelConfig) -> Transformer:
+    """The model with ShapeDtypeStruct leaves: shapes and metadata, no memory."""
+    return nnx.eval_shape(lambda: Transformer(cfg, rngs=nnx.Rngs(0)))
+
+
+def count_params(cfg: ModelConfig) -> int:
+    """Parameter count from the abstract model (independent of the analytic formula)."""
+    state = nnx.state(abstract_model(cfg), nnx.Param)
+    return sum(int(x.size) for x in jax.tree.leaves(state))
+
+
+def model_shardings(cfg: ModelConfig, mesh, rules: Rules | None = None):
+    """(graphdef, state shardings) of the model on ``mesh``; raises ShardingError early."""
+    graphdef, state = nnx.split(abstract_model(cfg))
+    return graphdef, state_shardings(state, mesh, rules)
+
+
+def create_model(cfg: ModelConfig, *, mesh=None, seed: int = 0, rules: Rules | None = None) -> Transformer:
+    """A randomly initialised model. With a mesh, every parameter is created directly in
+    its sharding (a jitted constructor with out_shardings), never whole on one device."""
+    if mesh is None:
+        return Transformer(cfg, rngs=nnx.Rngs(seed))
+    graphdef, shardings = model_shardings(cfg, mesh, rules)
+
+    init = jax.jit(lambda: nnx.state(Transformer(cfg, rngs=nnx.Rngs(seed))), out_shardings=shardings)
+    with jax.set_mesh(mesh):
+        state = init()
+    return nnx.merge(graphdef, state)
+
+
+def shard_model(model: Transformer, mesh, rules: Rules | None = None) -> Transformer:
+    """Move an existing model's parameters onto ``mesh`` with the rule-table shardings."""
+    graphdef, state = nnx.split(model)
+    shardings = state_shardings(state, mesh, rules)
+    state = jax.device_put(state, shardings)
+    return nnx.merge(graphdef, state)

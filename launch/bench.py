@@ -1,0 +1,30 @@
+"""Benchmarks: ``python -m launch.bench <name> [flags]``.
+
+Each benchmark lives with the stage it measures and exposes ``main(argv)``; this file
+only dispatches. Every benchmark prints a side-by-side ratio against a peer run in the
+same process (transformers, datatrove, a plain Python loop).
+"""
+
+import importlib
+import sys
+
+BENCHMARKS = {
+    "forward": "eurollm_jax.model.bench",
+    "train_step": "eurollm_jax.train.bench",
+    "decode": "eurollm_jax.inference.bench",
+    "data": "eurollm_jax.data.bench",
+    "filter": "eurollm_jax.filtering.bench",
+}
+
+
+def main(argv=None):
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] not in BENCHMARKS:
+        print(f"usage: python -m launch.bench {{{','.join(BENCHMARKS)}}} [flags]", file=sys.stderr)
+        return 2
+    module = importlib.import_module(BENCHMARKS[argv[0]])
+    return module.main([f"launch.bench {argv[0]}"] + argv[1:])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
