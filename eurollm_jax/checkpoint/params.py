@@ -33,7 +33,7 @@ def save_params(model: Transformer, directory: str, *, force: bool = False) -> s
     if os.path.exists(target) and not force:
         raise FileExistsError(f"{target} exists; pass force=True to overwrite")
     os.makedirs(directory, exist_ok=True)
-    pure = nnx.state(model, nnx.Param).to_pure_dict()
+    pure = nnx.to_pure_dict(nnx.state(model, nnx.Param))
     with ocp.StandardCheckpointer() as ckptr:
         ckptr.save(target, pure, force=force)
         ckptr.wait_until_finished()
@@ -76,6 +76,6 @@ def load_params(directory: str, *, mesh=None, rules: Rules | None = None, **over
         abstract_state, shardings, is_leaf=is_var,
     )
     with ocp.StandardCheckpointer() as ckptr:
-        restored = ckptr.restore(os.path.join(directory, PARAMS_DIR), target.to_pure_dict())
+        restored = ckptr.restore(os.path.join(directory, PARAMS_DIR), nnx.to_pure_dict(target))
     nnx.replace_by_pure_dict(abstract_state, restored)
     return nnx.merge(graphdef, abstract_state)

@@ -30,8 +30,10 @@ def model_shardings(cfg: ModelConfig, mesh, rules: Rules | None = None):
 def create_model(cfg: ModelConfig, *, mesh=None, seed: int = 0, rules: Rules | None = None) -> Transformer:
     """A randomly initialised model. With a mesh, every parameter is created directly in
     its sharding (a jitted constructor with out_shardings), never whole on one device."""
-    if mesh is None:
-        return Transformer(cfg, rngs=nnx.Rngs(seed))
+    if mesh is None:  # jitted too, so that a seed gives the same bits with or without a mesh
+        graphdef, _ = nnx.split(abstract_model(cfg))
+        state = jax.jit(lambda: nnx.state(Transformer(cfg, rngs=nnx.Rngs(seed))))()
+        return nnx.merge(graphdef, state)
     graphdef, shardings = model_shardings(cfg, mesh, rules)
 
     init = jax.jit(lambda: nnx.state(Transformer(cfg, rngs=nnx.Rngs(seed))), out_shardings=shardings)
