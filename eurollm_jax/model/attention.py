@@ -40,9 +40,16 @@ class AttentionMask:
     q_segments: jax.Array | None = None
     kv_segments: jax.Array | None = None
     kv_valid: jax.Array | None = None
+    precomputed: jax.Array | None = None
+
+    def with_dense(self) -> "AttentionMask":
+        """The same mask with its dense form computed once (reused by every layer)."""
+        return dataclasses.replace(self, precomputed=self.dense())
 
     def dense(self) -> jax.Array:
         """Boolean [B, 1, T, S] mask."""
+        if self.precomputed is not None:
+            return self.precomputed
         mask = self.kv_slots[:, None, :] <= self.q_slots[:, :, None]
         if self.q_segments is not None:
             mask &= self.q_segments[:, :, None] == self.kv_segments[:, None, :]
@@ -51,7 +58,7 @@ class AttentionMask:
         return mask[:, None, :, :]
 
 
-def _resolve_impl(impl: str) -> str:
+def resolve_impl(impl: str) -> str:
     if impl != "auto":
         return impl
     platform = jax.devices()[0].platform
@@ -60,7 +67,7 @@ def _resolve_impl(impl: str) -> str:
 
 def attention(q, k, v, mask: AttentionMask, *, impl: str = "xla", is_self_attention: bool = True):
     """Dispatch to the configured kernel. Kernels other than xla need self-attention."""
-    impl = _resolve_impl(impl)
+    impl = resolve_impl(impl)
     if impl == "xla" or not is_self_attention:
         return xla_attention(q, k, v, mask)
     if impl == "cudnn":
@@ -72,16 +79,18 @@ def attention(q, k, v, mask: AttentionMask, *, impl: str = "xla", is_self_attent
 
 def xla_attention(q, k, v, mask: AttentionMask):
     b, t, h, d = q.shape
-    kv_heads = k.shape[2]
+    s, kv_heads = k.shape[1], k.shape[2]
     groups = h // kv_heads
-    q = q.reshape(b, t, kv_heads, groups, d)
-    scores = jnp.einsum("btkgd,bskd->bkgts", q, k, preferred_element_type=jnp.float32)
-    scores = scores * (1.0 / math.sqrt(d))
+    # Query heads sharing a KV head are folded into the row dimension: one plain batched
+    # matmul per KV head ([G*T, Dh] x [Dh, S]), which XLA lowers best on every backend.
+    q = q.reshape(b, t, kv_heads, groups, d).transpose(0, 2, 3, 1, 4).reshape(b, kv_heads, groups * t, d)
+    scores = jnp.einsum("bkqd,bskd->bkqs", q, k, preferred_element_type=jnp.float32)
+    scores = scores.reshape(b, kv_heads, groups, t, s) * (1.0 / math.sqrt(d))
     dense = mask.dense()[:, :, None]  # [B, 1, 1, T, S]
     scores = jnp.where(dense, scores, MASK_VALUE)
-    probs = jax.nn.softmax(scores, axis=-1).astype(v.dtype)
-    out = jnp.einsum("bkgts,bskd->btkgd", probs, v)
-    return out.reshape(b, t, h, d)
+    probs = jax.nn.softmax(scores, axis=-1).astype(v.dtype).reshape(b, kv_heads, groups * t, s)
+    out = jnp.einsum("bkqs,bskd->bkqd", probs, v)
+    return out.reshape(b, kv_heads, groups, t, d).transpose(0, 3, 1, 2, 4).reshape(b, t, h, d)
 
 
 def cudnn_attention(q, k, v, mask: AttentionMask, *, implementation: str | None = "cudnn"):

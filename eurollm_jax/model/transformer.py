@@ -28,7 +28,7 @@ from flax import nnx
 from flax import struct
 from jax.ad_checkpoint import checkpoint_name
 
-from eurollm_jax.model.attention import AttentionMask, attention
+from eurollm_jax.model.attention import AttentionMask, attention, resolve_impl
 from eurollm_jax.model.config import ModelConfig
 from eurollm_jax.parallel.rules import constrain
 
@@ -237,6 +237,8 @@ class Transformer(nnx.Module):
             kv_slots = jnp.broadcast_to(jnp.arange(s, dtype=jnp.int32), (b, s))
             mask = AttentionMask(q_slots + cache_index, kv_slots, segment_ids, kv_segments)
             new_cache = {"segment_ids": kv_segments}
+        if cache is not None or resolve_impl(cfg.attention_impl) == "xla":
+            mask = mask.with_dense()  # built once, not once per layer
 
         x = self.embed_tokens[...].astype(dt)[input_ids_BT]
         x = constrain(x, ("act_batch", "act_seq", "act_embed"))

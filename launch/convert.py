@@ -1,0 +1,29 @@
+"""Convert checkpoints: Hugging Face (safetensors) <-> Orbax params directory.
+
+  python -m launch.convert --to=orbax --input=/path/EuroLLM-9B --output=/path/params
+  python -m launch.convert --to=hf --input=/path/params --output=/path/hf --dtype=bfloat16
+"""
+
+from absl import app, flags
+
+from eurollm_jax.checkpoint.convert import convert
+
+FLAGS = flags.FLAGS
+flags.DEFINE_enum("to", None, ["orbax", "hf"], "target format")
+flags.DEFINE_string("input", None, "source directory")
+flags.DEFINE_string("output", None, "target directory")
+flags.DEFINE_string("dtype", None, "parameter dtype to write (default: keep)")
+flags.DEFINE_string("mesh", "1,-1,1", "data,fsdp,tensor mesh to load onto")
+flags.DEFINE_bool("force", False, "overwrite a non-empty output directory")
+flags.mark_flags_as_required(["to", "input", "output"])
+
+
+def main(argv):
+    del argv
+    mesh = tuple(int(x) for x in FLAGS.mesh.split(","))
+    out = convert(FLAGS.to, FLAGS.input, FLAGS.output, mesh_shape=mesh, dtype=FLAGS.dtype, force=FLAGS.force)
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    app.run(main)
