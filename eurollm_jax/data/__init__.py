@@ -1,0 +1,58 @@
+"""Data stage: demo corpus, document readers, tokenization to ArrayRecord, the Grain pipeline.
+
+- ``demo_corpus.build(output_dir)``: real multilingual text shipped in installed packages
+  (UDHR in all 24 EU languages, spaCy examples, Debian catalogues) as train/held-out JSONL.
+- ``readers.iter_documents(spec, ReaderConfig(), BadInputReport())``: JSONL / Parquet / TFDS
+  documents, bad lines counted per file with line numbers.
+- ``tokenize_job.run(TokenizeConfig(...))``: documents -> ArrayRecord token shards per
+  (language, source), resumable, with a manifest (``python -m launch.tokenize``).
+- ``tfds_jsonl.prepare_jsonl_dataset(...)``: a TFDS builder over local JSONL corpora.
+- ``pipeline.make_iterator(PipelineConfig(...))``: mixture -> packing -> host batches with
+  checkpointable state and live mixture weights; ``make_global_batch(batch, mesh)``.
+"""
+
+from eurollm_jax.data.languages import EU_LANGUAGES, EUROLLM_LANGUAGES
+from eurollm_jax.data.pipeline import (
+    BATCH_KEYS,
+    DataIterator,
+    MixtureError,
+    PipelineConfig,
+    build_dataset,
+    make_global_batch,
+    make_iterator,
+    resolve_weights,
+)
+from eurollm_jax.data.readers import BadInputReport, Document, ReaderConfig, iter_documents
+from eurollm_jax.data.records import ShardedRecords, decode_record, encode_record
+from eurollm_jax.data.tokenize_job import (
+    TokenizeConfig,
+    build_manifest,
+    load_manifest,
+    source_name,
+)
+from eurollm_jax.data.tokenize_job import run as tokenize
+
+__all__ = [
+    "EU_LANGUAGES",
+    "EUROLLM_LANGUAGES",
+    "BATCH_KEYS",
+    "DataIterator",
+    "MixtureError",
+    "PipelineConfig",
+    "build_dataset",
+    "make_global_batch",
+    "make_iterator",
+    "resolve_weights",
+    "BadInputReport",
+    "Document",
+    "ReaderConfig",
+    "iter_documents",
+    "ShardedRecords",
+    "decode_record",
+    "encode_record",
+    "TokenizeConfig",
+    "build_manifest",
+    "load_manifest",
+    "source_name",
+    "tokenize",
+]

@@ -1,0 +1,58 @@
+"""Small file helpers shared by the data jobs: atomic writes, JSON/JSONL files."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from typing import Any, Iterable, Iterator
+
+
+@contextlib.contextmanager
+def atomic_open(path: str, mode: str = "w", encoding: str | None = "utf-8") -> Iterator[Any]:
+    """Open a temporary file next to ``path``; rename it onto ``path`` only on success."""
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix="-" + os.path.basename(path), dir=directory)
+    os.close(fd)
+    try:
+        kwargs = {} if "b" in mode else {"encoding": encoding}
+        with open(tmp, mode, **kwargs) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(tmp)
+        raise
+
+
+def write_json(path: str, obj: Any) -> None:
+    """Write ``obj`` as indented JSON, atomically."""
+    with atomic_open(path) as f:
+        json.dump(obj, f, indent=2, ensure_ascii=False, sort_keys=True)
+        f.write("\n")
+
+
+def read_json(path: str) -> Any:
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def write_jsonl(path: str, records: Iterable[dict]) -> int:
+    """Write one JSON object per line (UTF-8, not ASCII-escaped), atomically. Returns the count."""
+    n = 0
+    with atomic_open(path) as f:
+        for record in records:
+            f.write(json.dumps(record, ensure_ascii=False))
+            f.write("\n")
+            n += 1
+    return n
+
+
+def read_jsonl(path: str) -> list[dict]:
+    """Read a well-formed JSONL file (use ``readers.read_documents`` for untrusted input)."""
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]

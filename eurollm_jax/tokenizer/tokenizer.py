@@ -1,0 +1,260 @@
+"""The SentencePiece tokenizer wrapper: encode/decode, BOS/EOS rules, ChatML rendering.
+
+Loads any SentencePiece ``tokenizer.model`` from a local path (EuroLLM's own included).
+EuroLLM's conventions are the defaults: BOS is added, EOS is not, special ids
+``<unk>``=0, ``<s>``=1, ``</s>``=2, ``<|im_start|>``=3, ``<|im_end|>``=4.
+
+Decoding is lossless for the models trained by ``train_tokenizer`` (identity normalisation,
+byte fallback, no dummy prefix). SentencePiece itself turns a literal U+2581 ("▁", its
+whitespace marker) into a space; ``encode`` avoids that by emitting the UTF-8 byte pieces of
+U+2581 when the model has byte fallback, so ``decode(encode(x)) == x`` for every string.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from typing import Iterable, Mapping, Sequence
+
+import numpy as np
+import sentencepiece as spm
+
+UNK_ID, BOS_ID, EOS_ID, IM_START_ID, IM_END_ID = 0, 1, 2, 3, 4
+UNK, BOS, EOS, IM_START, IM_END = "<unk>", "<s>", "</s>", "<|im_start|>", "<|im_end|>"
+SPECIAL_TOKENS: tuple[str, ...] = (UNK, BOS, EOS, IM_START, IM_END)
+CHAT_ROLES: tuple[str, ...] = ("system", "user", "assistant", "tool")
+_SPACE_MARK = "\u2581"
+
+
+class TokenizerError(ValueError):
+    """A tokenizer file or a chat conversation is not usable as given."""
+
+
+class Tokenizer:
+    """A SentencePiece model with EuroLLM's BOS/EOS rules and ChatML rendering.
+
+    Construct with ``Tokenizer.load(path)`` (a ``tokenizer.model`` file or a directory that
+    holds one) or ``Tokenizer.from_serialized(proto_bytes)``.
+    """
+
+    def __init__(self, processor: spm.SentencePieceProcessor, path: str | None = None):
+        self._sp = processor
+        self.path = path
+        self._proto = processor.serialized_model_proto()
+        pieces = [processor.id_to_piece(i) for i in range(processor.get_piece_size())]
+        self._piece_to_id = {p: i for i, p in enumerate(pieces)}
+        self._control = np.array(
+            [processor.is_control(i) or processor.is_unknown(i) for i in range(len(pieces))],
+            dtype=bool,
+        )
+        self._space_mark_ids: list[int] | None = None
+        byte_ids = [self._piece_to_id.get(f"<0x{b:02X}>") for b in _SPACE_MARK.encode("utf-8")]
+        if all(i is not None for i in byte_ids):
+            self._space_mark_ids = byte_ids  # type: ignore[assignment]
+
+    # ------------------------------------------------------------------ construction
+
+    @classmethod
+    def load(cls, path: str) -> "Tokenizer":
+        """Load ``path`` (a SentencePiece ``.model`` file, or a directory with ``tokenizer.model``)."""
+        path = os.path.expanduser(str(path))
+        if os.path.isdir(path):
+            path = os.path.join(path, "tokenizer.model")
+        if not os.path.exists(path):
+            raise TokenizerError(
+                f"no SentencePiece model at {path!r}: pass the path of a tokenizer.model file "
+                "(e.g. EuroLLM's, downloaded beforehand) or of one written by "
+                "`python -m launch.train_tokenizer`"
+            )
+        processor = spm.SentencePieceProcessor()
+        try:
+            processor.load(path)
+        except (OSError, RuntimeError) as e:
+            raise TokenizerError(f"{path!r} is not a SentencePiece model: {e}") from e
+        return cls(processor, path)
+
+    @classmethod
+    def from_serialized(cls, proto: bytes) -> "Tokenizer":
+        return cls(spm.SentencePieceProcessor(model_proto=proto))
+
+    def serialized(self) -> bytes:
+        return self._proto
+
+    def save(self, path: str) -> None:
+        """Write the model proto to ``path`` atomically."""
+        from eurollm_jax.data.io import atomic_open  # local: no import cycle at load time
+
+        with atomic_open(path, "wb") as f:
+            f.write(self._proto)
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self._proto).hexdigest()
+
+    def __getstate__(self):  # picklable: ship the proto, rebuild the processor
+        return {"proto": self._proto, "path": self.path}
+
+    def __setstate__(self, state):
+        self.__init__(spm.SentencePieceProcessor(model_proto=state["proto"]), state["path"])
+
+    # ------------------------------------------------------------------ vocabulary
+
+    @property
+    def vocab_size(self) -> int:
+        return self._sp.get_piece_size()
+
+    def __len__(self) -> int:
+        return self.vocab_size
+
+    @property
+    def unk_id(self) -> int:
+        return self._sp.unk_id()
+
+    @property
+    def bos_id(self) -> int:
+        return self._sp.bos_id()
+
+    @property
+    def eos_id(self) -> int:
+        return self._sp.eos_id()
+
+    @property
+    def pad_id(self) -> int:
+        """The model's pad id if it defines one, else ``eos_id`` (EuroLLM has no pad piece).
+
+        Padding is always marked by segment id 0, so the value only has to be a valid id.
+        """
+        pad = self._sp.pad_id()
+        return pad if pad >= 0 else self.eos_id
+
+    @property
+    def im_start_id(self) -> int | None:
+        return self._piece_to_id.get(IM_START)
+
+    @property
+    def im_end_id(self) -> int | None:
+        return self._piece_to_id.get(IM_END)
+
+    @property
+    def special_ids(self) -> dict[str, int | None]:
+        return {
+            UNK: self.unk_id, BOS: self.bos_id, EOS: self.eos_id,
+            IM_START: self.im_start_id, IM_END: self.im_end_id,
+        }
+
+    def piece_to_id(self, piece: str) -> int:
+        return self._piece_to_id.get(piece, self.unk_id)
+
+    def id_to_piece(self, i: int) -> str:
+        return self._sp.id_to_piece(int(i))
+
+    def is_special(self, i: int) -> bool:
+        return bool(self._control[int(i)])
+
+    # ------------------------------------------------------------------ encode / decode
+
+    def _encode_plain(self, text: str) -> list[int]:
+        if _SPACE_MARK not in text or self._space_mark_ids is None:
+            return self._sp.encode(text)
+        ids: list[int] = []
+        for i, part in enumerate(text.split(_SPACE_MARK)):
+            if i:
+                ids.extend(self._space_mark_ids)
+            if part:
+                ids.extend(self._sp.encode(part))
+        return ids
+
+    def encode(self, text: str, add_bos: bool = True, add_eos: bool = False) -> list[int]:
+        """Token ids of ``text``; BOS first by default (EuroLLM), EOS only when asked."""
+        if not isinstance(text, str):
+            raise TypeError(f"encode expects a str, got {type(text).__name__}; use encode_batch")
+        ids = self._encode_plain(text)
+        return ([self.bos_id] if add_bos else []) + ids + ([self.eos_id] if add_eos else [])
+
+    def encode_batch(
+        self,
+        texts: Sequence[str],
+        add_bos: bool = True,
+        add_eos: bool = False,
+        num_threads: int = -1,
+    ) -> list[list[int]]:
+        """Encode many texts (SentencePiece's C++ thread pool; ``num_threads=-1``: all cores)."""
+        texts = list(texts)
+        out = self._sp.encode(texts, num_threads=num_threads)
+        for i, text in enumerate(texts):
+            if _SPACE_MARK in text:
+                out[i] = self._encode_plain(text)
+        pre = [self.bos_id] if add_bos else []
+        post = [self.eos_id] if add_eos else []
+        if pre or post:
+            out = [pre + ids + post for ids in out]
+        return out
+
+    def decode(self, ids: Iterable[int], skip_special_tokens: bool = True) -> str:
+        """Text of ``ids``. Special tokens are dropped, or written as their pieces with
+        ``skip_special_tokens=False`` (e.g. ``<|im_start|>``)."""
+        ids = [int(i) for i in (ids.tolist() if isinstance(ids, np.ndarray) else ids)]
+        if skip_special_tokens:
+            return self._sp.decode(ids)
+        out, run = [], []
+        for i in ids:
+            if self._control[i]:
+                if run:
+                    out.append(self._sp.decode(run))
+                    run = []
+                out.append(self._sp.id_to_piece(i))
+            else:
+                run.append(i)
+        if run:
+            out.append(self._sp.decode(run))
+        return "".join(out)
+
+    def decode_batch(
+        self, batch: Iterable[Iterable[int]], skip_special_tokens: bool = True
+    ) -> list[str]:
+        return [self.decode(ids, skip_special_tokens) for ids in batch]
+
+    # ------------------------------------------------------------------ chat
+
+    def render_chat(
+        self,
+        messages: Sequence[Mapping[str, str]],
+        add_bos: bool = True,
+        add_generation_prompt: bool = False,
+    ) -> tuple[list[int], list[int]]:
+        """ChatML token ids and a loss mask (1 = train on this token as a target).
+
+        Layout, per message: ``<|im_start|>{role}\\n{content}<|im_end|>\\n``; with
+        ``add_generation_prompt`` a final ``<|im_start|>assistant\\n``. The mask is 1 on
+        exactly the assistant contents and their ``<|im_end|>`` (EuroLLM's instruct recipe:
+        loss on assistant turns, end-of-turn trained), 0 elsewhere. Each piece is encoded
+        on its own, so the masks line up exactly with the ids.
+        """
+        im_start, im_end = self.im_start_id, self.im_end_id
+        if im_start is None or im_end is None:
+            raise TokenizerError(
+                f"this tokenizer has no {IM_START}/{IM_END} pieces, so it cannot render ChatML; "
+                "train one with `python -m launch.train_tokenizer` (it adds them as ids 3 and 4)"
+            )
+        ids: list[int] = [self.bos_id] if add_bos else []
+        mask: list[int] = [0] * len(ids)
+        for n, message in enumerate(messages):
+            role, content = message.get("role"), message.get("content")
+            if role not in CHAT_ROLES:
+                raise TokenizerError(f"message {n}: role {role!r} is not one of {CHAT_ROLES}")
+            if not isinstance(content, str):
+                raise TokenizerError(f"message {n}: content must be a string, got {content!r}")
+            header = [im_start] + self._encode_plain(role + "\n")
+            body = self._encode_plain(content) + [im_end]
+            trailer = self._encode_plain("\n")
+            target = 1 if role == "assistant" else 0
+            ids += header + body + trailer
+            mask += [0] * len(header) + [target] * len(body) + [0] * len(trailer)
+        if add_generation_prompt:
+            prompt = [im_start] + self._encode_plain("assistant\n")
+            ids += prompt
+            mask += [0] * len(prompt)
+        return ids, mask
+
+    def __repr__(self) -> str:
+        return f"Tokenizer(path={self.path!r}, vocab_size={self.vocab_size})"
