@@ -1,0 +1,179 @@
+"""Log-likelihood scoring with lm-evaluation-harness semantics.
+
+- ``loglikelihood``: for (context ids, continuation ids) pairs, log p(continuation |
+  context) summed over the continuation tokens, whether the continuation is the greedy
+  one (argmax at every position), and the per-token log-probabilities. Over-long inputs
+  keep their last ``max_length + 1`` tokens (the model sees at most ``max_length``).
+- ``loglikelihood_rolling``: the log-likelihood of whole documents, every token predicted
+  exactly once, in windows of ``max_length`` tokens; the first token is predicted from
+  a prefix token (BOS). Windows are those of lm-eval's ``get_rolling_token_windows`` with
+  ``context_len=1`` made disjoint (``rolling_windows`` here).
+
+Requests are sorted by length and packed into batches under a token budget (the model
+returns logits for every position: budget x vocab x 4 bytes of memory), right-padded
+to bucketed lengths (pads get segment id 0). One jitted function per shape bucket returns
+only [B, T] arrays (target log-probabilities, greedy flags) to the host.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import NamedTuple, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from eurollm_jax.inference.engine import (
+    PAD_ID, Engine, _bucket_batch, _data_parallel_size, _MeshScope, _put_batch, _put_replicated,
+    bucket_length)
+
+
+class LogLikelihood(NamedTuple):
+    logprob: float
+    is_greedy: bool
+    token_logprobs: list[float]
+
+
+class RollingLogLikelihood(NamedTuple):
+    logprob: float
+    num_tokens: int
+    token_logprobs: list[float]
+
+
+@functools.partial(jax.jit, static_argnames=("graphdef",))
+def _score(graphdef, params, inputs_BT, targets_BT, segments_BT, interventions, intervention_scale):
+    model = nnx.merge(graphdef, params)
+    logits_BTV = model.forward(inputs_BT, segment_ids=segments_BT, interventions=interventions,
+                               intervention_scale=intervention_scale).logits
+    logp_BTV = jax.nn.log_softmax(logits_BTV.astype(jnp.float32), axis=-1)
+    target_lp_BT = jnp.take_along_axis(logp_BTV, targets_BT[..., None], axis=-1)[..., 0]
+    greedy_BT = jnp.argmax(logits_BTV, axis=-1) == targets_BT
+    return target_lp_BT, greedy_BT
+
+
+def _as_engine(model) -> Engine:
+    return model if isinstance(model, Engine) else Engine(model)
+
+
+def loglikelihood(model, requests: Sequence[tuple[Sequence[int], Sequence[int]]], *,
+                  max_length: int | None = None, max_batch_tokens: int = 8192,
+                  interventions=None, intervention_scale=None) -> list[LogLikelihood]:
+    """Score continuations given contexts (token ids); results in request order.
+
+    ``max_length`` defaults to the model's ``max_seq_len``. Each context must be
+    non-empty (lm-eval gives an empty context the prefix token, e.g. BOS).
+    """
+    engine = _as_engine(model)
+    max_length = int(max_length or engine.cfg.max_seq_len)
+    items = []
+    for i, (ctx, cont) in enumerate(requests):
+        ctx, cont = [int(t) for t in ctx], [int(t) for t in cont]
+        if not ctx:
+            raise ValueError(f"request {i}: empty context; start it with a prefix token such as BOS")
+        if not cont:
+            raise ValueError(f"request {i}: empty continuation")
+        whole = (ctx + cont)[-(max_length + 1):]
+        if len(cont) > max_length:
+            raise ValueError(f"request {i}: continuation of {len(cont)} tokens exceeds max_length {max_length}")
+        for t in whole:
+            if not 0 <= t < engine.cfg.vocab_size:
+                raise ValueError(f"request {i}: token id {t} outside the vocabulary [0, {engine.cfg.vocab_size})")
+        items.append((i, whole[:-1], whole[1:], len(cont)))
+    results: list[LogLikelihood | None] = [None] * len(items)
+    for batch in _batches(items, max_batch_tokens, engine):
+        t_len = bucket_length(max(len(x[1]) for x in batch))
+        b = _bucket_batch(len(batch), _data_parallel_size(engine.mesh))
+        inputs = np.full((b, t_len), PAD_ID, np.int32)
+        targets = np.zeros((b, t_len), np.int32)
+        segments = np.zeros((b, t_len), np.int32)
+        for r, (_, inp, tgt, _) in enumerate(batch):
+            inputs[r, :len(inp)] = inp
+            targets[r, :len(tgt)] = tgt
+            segments[r, :len(inp)] = 1
+        lp, greedy = _run_score(engine, inputs, targets, segments, interventions, intervention_scale)
+        for r, (i, inp, _, n_cont) in enumerate(batch):
+            sl = slice(len(inp) - n_cont, len(inp))
+            tok_lp = lp[r, sl].astype(np.float64)
+            results[i] = LogLikelihood(float(tok_lp.sum()), bool(greedy[r, sl].all()), tok_lp.tolist())
+    return results
+
+
+def _run_score(engine: Engine, inputs, targets, segments, interventions, intervention_scale):
+    mesh = engine.mesh
+    iv = None
+    if interventions is not None:
+        iv = np.asarray(interventions, np.float32)
+        if iv.ndim == 3:
+            raise ValueError("scoring takes shared interventions [L, D]; per-row vectors are for generate")
+    with _MeshScope(mesh):
+        lp, greedy = _score(engine.graphdef, engine.params, _put_batch(inputs, mesh), _put_batch(targets, mesh),
+                            _put_batch(segments, mesh), _put_replicated(iv, mesh),
+                            _put_replicated(None if intervention_scale is None
+                                            else np.asarray(intervention_scale, np.float32), mesh))
+    return np.asarray(lp), np.asarray(greedy)
+
+
+def _batches(items, max_batch_tokens: int, engine: Engine):
+    """Longest first, as many rows as fit ``max_batch_tokens`` at the bucketed length."""
+    order = sorted(items, key=lambda x: -len(x[1]))
+    batch: list = []
+    for item in order:
+        t_len = bucket_length(len((batch[0] if batch else item)[1]))
+        if batch and (len(batch) + 1) * t_len > max(max_batch_tokens, t_len):
+            yield batch
+            batch = []
+        batch.append(item)
+    if batch:
+        yield batch
+
+
+def rolling_windows(tokens: Sequence[int], prefix_token: int, max_length: int) -> list[tuple[list[int], list[int]]]:
+    """Disjoint (context, continuation) windows covering ``tokens`` (lm-eval's rolling
+    windows with context_len=1): every token is a continuation token exactly once, the
+    first window conditions on ``prefix_token``, later ones on the preceding tokens."""
+    tokens = [int(t) for t in tokens]
+    if max_length < 1:
+        raise ValueError(f"max_length must be >= 1, got {max_length}")
+    windows = []
+    if not tokens:
+        return windows
+    first = min(max_length, len(tokens))
+    windows.append(([prefix_token], tokens[:first]))
+    predicted = first
+    while predicted < len(tokens):
+        n_pred = min(len(tokens) - predicted, max_length)
+        end = predicted + n_pred
+        context = tokens[max(end - max_length - 1, 0): end - 1]
+        windows.append((context[: len(context) - (n_pred - 1)], tokens[end - n_pred: end]))
+        predicted += n_pred
+    return windows
+
+
+def loglikelihood_rolling(model, documents: Sequence[Sequence[int]], *, prefix_token: int | None = None,
+                          max_length: int | None = None, max_batch_tokens: int = 8192,
+                          interventions=None, intervention_scale=None) -> list[RollingLogLikelihood]:
+    """Whole-document log-likelihoods (sum over every token, each predicted once).
+
+    ``prefix_token`` (default: the model's BOS) conditions the first token; documents
+    should therefore not start with BOS themselves.
+    """
+    engine = _as_engine(model)
+    max_length = int(max_length or engine.cfg.max_seq_len)
+    if prefix_token is None:
+        from eurollm_jax.inference import tokenization as tok_lib
+
+        prefix_token = (tok_lib.bos_id(engine.tokenizer) if engine.tokenizer is not None else None)
+        prefix_token = engine.cfg.bos_token_id if prefix_token is None else prefix_token
+    requests, owners = [], []
+    for d, doc in enumerate(documents):
+        for ctx, cont in rolling_windows(doc, prefix_token, max_length):
+            requests.append((ctx, cont))
+            owners.append(d)
+    scored = loglikelihood(engine, requests, max_length=max_length, max_batch_tokens=max_batch_tokens,
+                           interventions=interventions, intervention_scale=intervention_scale)
+    per_doc: list[list[float]] = [[] for _ in documents]
+    for d, res in zip(owners, scored):
+        per_doc[d].extend(res.token_logprobs)
+    return [RollingLogLikelihood(float(np.sum(lps)), len(lps), lps) for lps in per_doc]

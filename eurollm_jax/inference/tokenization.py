@@ -1,0 +1,180 @@
+"""Text <-> token helpers of the inference engine, for any duck-typed tokenizer.
+
+The engine needs only ``encode(str) -> list[int]``, ``decode(list[int]) -> str``,
+``bos_id`` and ``eos_id`` (``eurollm_jax.tokenizer``'s SentencePiece wrapper, or the
+minimal ``SentencePieceTokenizer`` here when only a ``tokenizer.model`` file is at hand).
+
+- ``encode_prompt``: text -> ids with exactly one leading BOS (when asked for).
+- ``encode_with_special_tokens``: text containing special-token markers (``<|im_start|>``)
+  -> ids, the markers mapped to their ids and the text between encoded normally.
+- ``decode_continuation``: generated ids -> text as it continues the prompt (a
+  SentencePiece word-initial space survives, unlike ``decode(generated)`` alone).
+- ``find_stop_string``: the earliest stop string in a text.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Mapping, Protocol, Sequence, runtime_checkable
+
+
+@runtime_checkable
+class Tokenizer(Protocol):
+    """What the inference engine needs from a tokenizer."""
+
+    bos_id: int
+    eos_id: int
+
+    def encode(self, text: str) -> list[int]: ...
+
+    def decode(self, ids: list[int]) -> str: ...
+
+
+class SentencePieceTokenizer:
+    """The smallest wrapper around a SentencePiece model file that the engine can use.
+
+    ``encode`` adds no BOS/EOS; ``decode`` skips control tokens (BOS/EOS/pad) and ids
+    outside the tokenizer's vocabulary.
+    """
+
+    def __init__(self, model_file: str):
+        import sentencepiece as spm
+
+        if not os.path.exists(model_file):
+            raise FileNotFoundError(f"no SentencePiece model at {model_file}")
+        self.model_file = model_file
+        self.sp = spm.SentencePieceProcessor(model_file=model_file)
+        self.bos_id = int(self.sp.bos_id())
+        self.eos_id = int(self.sp.eos_id())
+        self.pad_id = int(self.sp.pad_id())
+        self.vocab_size = int(self.sp.get_piece_size())
+
+    def encode(self, text: str) -> list[int]:
+        return list(self.sp.encode(text))
+
+    def decode(self, ids: Sequence[int]) -> str:
+        # ids past the tokenizer (a model vocabulary padded for sharding) decode to nothing
+        return self.sp.decode([int(i) for i in ids if 0 <= int(i) < self.vocab_size])
+
+    def piece_to_id(self, piece: str) -> int:
+        return int(self.sp.piece_to_id(piece))
+
+
+def load_tokenizer(path: str):
+    """A tokenizer from a ``tokenizer.model`` file or a directory holding one.
+
+    Uses ``eurollm_jax.tokenizer`` when that package provides a loader, else the
+    minimal SentencePiece wrapper above.
+    """
+    model_file = os.path.join(path, "tokenizer.model") if os.path.isdir(path) else path
+    if not os.path.exists(model_file):
+        raise FileNotFoundError(
+            f"no tokenizer at {path}: pass a SentencePiece tokenizer.model file or a directory "
+            f"that holds one (EuroLLM checkpoints ship tokenizer.model next to config.json)"
+        )
+    try:  # the project's tokenizer package, when it is installed in the tree
+        from eurollm_jax import tokenizer as _tok  # type: ignore
+
+        for name in ("load_tokenizer", "load"):
+            loader = getattr(_tok, name, None)
+            if callable(loader):
+                return loader(model_file)
+    except ImportError:
+        pass
+    return SentencePieceTokenizer(model_file)
+
+
+def check_tokenizer(tokenizer) -> None:
+    missing = [a for a in ("encode", "decode", "bos_id", "eos_id") if not hasattr(tokenizer, a)]
+    if missing:
+        raise TypeError(
+            f"tokenizer {type(tokenizer).__name__} lacks {missing}; the engine needs "
+            f"encode(str)->list[int], decode(list[int])->str, bos_id and eos_id"
+        )
+
+
+def _bos(tokenizer) -> int | None:
+    bos = getattr(tokenizer, "bos_id", None)
+    bos = bos() if callable(bos) else bos
+    return None if bos is None or int(bos) < 0 else int(bos)
+
+
+def _eos(tokenizer) -> int | None:
+    eos = getattr(tokenizer, "eos_id", None)
+    eos = eos() if callable(eos) else eos
+    return None if eos is None or int(eos) < 0 else int(eos)
+
+
+def bos_id(tokenizer) -> int | None:
+    return _bos(tokenizer)
+
+
+def eos_id(tokenizer) -> int | None:
+    return _eos(tokenizer)
+
+
+def encode_prompt(tokenizer, text: str, *, add_bos: bool = True) -> list[int]:
+    """``text`` as token ids, with one leading BOS when ``add_bos`` (never two)."""
+    ids = [int(i) for i in tokenizer.encode(text)]
+    bos = _bos(tokenizer)
+    if add_bos and bos is not None and (not ids or ids[0] != bos):
+        ids = [bos] + ids
+    return ids
+
+
+def encode_with_special_tokens(
+    tokenizer, text: str, special_tokens: Mapping[str, int], *, add_bos: bool = False
+) -> list[int]:
+    """Encode ``text``, mapping each occurrence of a special-token string to its id.
+
+    The pieces between markers are encoded separately (as transformers does for added
+    tokens), so the result does not depend on how the tokenizer treats the markers.
+    """
+    ids: list[int] = []
+    bos = _bos(tokenizer)
+    if add_bos and bos is not None:
+        ids.append(bos)
+    if not special_tokens:
+        return ids + [int(i) for i in tokenizer.encode(text)]
+    pattern = "(" + "|".join(re.escape(s) for s in sorted(special_tokens, key=len, reverse=True)) + ")"
+    for piece in re.split(pattern, text):
+        if not piece:
+            continue
+        if piece in special_tokens:
+            ids.append(int(special_tokens[piece]))
+        else:
+            ids.extend(int(i) for i in tokenizer.encode(piece))
+    return ids
+
+
+def decode_continuation(tokenizer, prompt_ids: Sequence[int], generated_ids: Sequence[int], *,
+                        context_tokens: int = 8) -> str:
+    """Text of ``generated_ids`` as it reads after the prompt.
+
+    Decodes the last few prompt tokens together with the generation and removes the
+    prompt's text, so that a word-initial space (SentencePiece's leading "▁") is kept.
+    Falls back to decoding the generation alone when the prefix text is not stable.
+    """
+    generated_ids = [int(i) for i in generated_ids]
+    if not generated_ids:
+        return ""
+    prefix = [int(i) for i in prompt_ids[-context_tokens:]] if context_tokens else []
+    if prefix:
+        head = tokenizer.decode(prefix)
+        whole = tokenizer.decode(prefix + generated_ids)
+        if whole.startswith(head) and "\ufffd" not in head[-1:]:
+            return whole[len(head):]
+    return tokenizer.decode(generated_ids)
+
+
+def find_stop_string(text: str, stop_strings: Sequence[str]) -> tuple[int, str] | None:
+    """(index, stop string) of the earliest stop string in ``text``, or None."""
+    best = None
+    for s in stop_strings:
+        if not s:
+            continue
+        i = text.find(s)
+        if i >= 0 and (best is None or i < best[0]):
+            best = (i, s)
+    return best

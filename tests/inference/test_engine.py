@@ -1,0 +1,166 @@
+"""Generation: parity with transformers, cached vs full logits, stops, sampling, sharding."""
+
+import numpy as np
+import pytest
+
+from eurollm_jax.inference import Engine, SamplingParams, bucket_length, generate
+from tests.inference.conftest import VOCAB, hf_greedy
+
+pytestmark = pytest.mark.torch
+
+
+def _prompts(lengths, seed=0):
+    rng = np.random.default_rng(seed)
+    return [[1] + rng.integers(5, VOCAB, size=n - 1).tolist() for n in lengths]
+
+
+def _with_stop(c):
+    return list(c) + ([c.stop] if c.finish_reason == "stop" and isinstance(c.stop, int) else [])
+
+
+def test_greedy_matches_transformers_generate(jax_model, hf_model):
+    prompts = _prompts([1, 4, 11, 19, 7])
+    outs = generate(jax_model, prompts, max_new_tokens=24)
+    ref = hf_greedy(hf_model, prompts, 24)
+    assert [_with_stop(o) for o in outs] == ref
+    for o, r in zip(outs, ref):
+        assert o.finish_reason == ("stop" if r[-1] == 2 else "length")
+        assert o.prompt_ids and len(o.logprobs) == len(o)
+
+
+def test_cached_decode_logits_equal_full_recomputation(jax_model):
+    prompts = _prompts([3, 12, 6, 17], seed=1)
+    greedy = generate(jax_model, prompts, max_new_tokens=12, return_logits=True, ignore_eos=True)
+    sampled = generate(jax_model, prompts, max_new_tokens=12, return_logits=True, ignore_eos=True,
+                       temperature=1.0, top_p=0.9, seed=3)
+    worst = 0.0
+    for outs in (greedy, sampled):
+        for p, o in zip(prompts, outs):
+            full = np.asarray(jax_model(np.asarray([p + list(o)], np.int32)))[0]
+            want = full[len(p) - 1: len(p) - 1 + len(o)]
+            assert o.logits.shape == want.shape
+            worst = max(worst, float(np.abs(o.logits - want).max()))
+            # reported logprobs are those of the raw distribution at the chosen tokens
+            logp = want - np.log(np.exp(want - want.max(-1, keepdims=True)).sum(-1, keepdims=True)) - want.max(
+                -1, keepdims=True)
+            np.testing.assert_allclose(o.logprobs, logp[np.arange(len(o)), list(o)], atol=1e-5)
+    assert worst <= 1e-5, worst
+
+
+def test_stop_ids_and_per_row_budgets(engine):
+    prompts = _prompts([5, 9, 2], seed=2)
+    free = engine.generate(prompts, max_new_tokens=20, ignore_eos=True)
+    stop_id = free[0][4]
+    budgets = [20, 7, 3]
+    outs = engine.generate_ids(prompts, [SamplingParams(max_new_tokens=b, stop_token_ids=(stop_id,), ignore_eos=True)
+                                         for b in budgets])
+    for f, o, b in zip(free, outs, budgets):
+        f = list(f)[:b]
+        if stop_id in f:
+            k = f.index(stop_id)
+            assert list(o) == f[:k] and o.finish_reason == "stop" and o.stop == stop_id
+        else:
+            assert list(o) == f and o.finish_reason == "length"
+    assert outs[0].finish_reason == "stop" and len(outs[0]) <= 4
+
+
+def test_stop_strings_cut_text_and_tokens(jax_model, tokenizer):
+    eng = Engine(jax_model, tokenizer, stop_check_interval=4)
+    texts = ["The quick brown fox", "Question: what is two plus two? Answer:"]
+    free = eng.generate(texts, max_new_tokens=24, ignore_eos=True)
+    text0 = free[0].text
+    assert len(text0) > 12
+    stop = text0[8:11]
+    outs = eng.generate(texts, max_new_tokens=24, ignore_eos=True, stop_strings=[stop])
+    for f, o in zip(free, outs):
+        i = f.text.find(stop)
+        if i >= 0:
+            assert o.text == f.text[:i] and o.finish_reason == "stop" and o.stop == stop
+            assert list(o) == list(f)[:len(o)]
+            # the kept tokens are the shortest prefix whose text holds the stop string
+            from eurollm_jax.inference.tokenization import decode_continuation
+            assert stop in decode_continuation(tokenizer, o.prompt_ids, list(o))
+            assert stop not in decode_continuation(tokenizer, o.prompt_ids, list(o)[:-1])
+        else:
+            assert o.text == f.text and o.finish_reason == "length"
+    assert outs[0].finish_reason == "stop"
+
+
+def test_sampling_is_seeded_and_independent_of_batch(engine):
+    prompts = _prompts([4, 8, 13], seed=3)
+    kw = dict(max_new_tokens=10, temperature=0.8, top_k=40, top_p=0.95, ignore_eos=True)
+    a = engine.generate(prompts, seed=7, **kw)
+    b = engine.generate(prompts, seed=7, **kw)
+    c = engine.generate(prompts, seed=8, **kw)
+    assert [list(x) for x in a] == [list(x) for x in b]
+    assert [list(x) for x in a] != [list(x) for x in c]
+    alone = engine.generate_ids([prompts[1]], [SamplingParams(max_new_tokens=10, temperature=0.8, top_k=40,
+                                                               top_p=0.95, ignore_eos=True, seed=7, stream=1)])
+    assert list(alone[0]) == list(a[1])
+    greedy = engine.generate(prompts, max_new_tokens=10, ignore_eos=True)
+    assert [list(x) for x in a] != [list(x) for x in greedy]
+
+
+def test_mixed_per_row_settings_in_one_batch(engine):
+    prompts = _prompts([6, 6], seed=4)
+    greedy = engine.generate(prompts[:1], max_new_tokens=8, ignore_eos=True)
+    mixed = engine.generate_ids(prompts, [SamplingParams(max_new_tokens=8, ignore_eos=True),
+                                          SamplingParams(max_new_tokens=8, temperature=1.5, ignore_eos=True)])
+    assert list(mixed[0]) == list(greedy[0])
+
+
+def test_top_logprobs(engine):
+    prompts = _prompts([5, 10], seed=5)
+    outs = engine.generate(prompts, max_new_tokens=6, top_logprobs=3, ignore_eos=True)
+    for o in outs:
+        assert len(o.top_logprobs) == len(o)
+        for t, lp, (ids, lps) in zip(o, o.logprobs, o.top_logprobs):
+            assert ids[0] == t and abs(lps[0] - lp) < 1e-6  # greedy: the chosen token is the most likely
+            assert lps[0] >= lps[1] >= lps[2]
+
+
+def test_sharded_mesh_gives_same_tokens(hf_dir, jax_model):
+    from eurollm_jax import load_hf_checkpoint
+    from eurollm_jax.parallel import create_mesh
+
+    mesh = create_mesh((2, 2, 2))
+    sharded = load_hf_checkpoint(hf_dir[0], mesh=mesh, compute_dtype="float32")
+    prompts = _prompts([3, 9, 14], seed=6)
+    a = generate(sharded, prompts, max_new_tokens=10, ignore_eos=True)
+    b = generate(jax_model, prompts, max_new_tokens=10, ignore_eos=True)
+    assert [list(x) for x in a] == [list(x) for x in b]
+    np.testing.assert_allclose([x.logprobs for x in a], [x.logprobs for x in b], atol=1e-5)
+
+
+def test_bucketing_bounds_recompilation(engine):
+    from eurollm_jax.inference import engine as engine_mod
+
+    assert [bucket_length(n) for n in (1, 16, 17, 100, 1024, 1025, 2000)] == [16, 16, 32, 128, 1024, 1536, 2048]
+    engine.generate(_prompts([5]), max_new_tokens=3)  # make sure this bucket is compiled
+    before = (engine_mod._prefill._cache_size(), engine_mod._decode._cache_size())
+    for lengths, n in (([5], 3), ([9], 11), ([13], 16), ([2], 7)):
+        engine.generate(_prompts(lengths, seed=n), max_new_tokens=n)
+    assert (engine_mod._prefill._cache_size(), engine_mod._decode._cache_size()) == before
+
+
+def test_text_prompts_and_bos(engine, tokenizer):
+    outs = engine.generate(["Good morning"], max_new_tokens=4, ignore_eos=True)
+    assert outs[0].prompt_ids[0] == tokenizer.bos_id and outs[0].prompt_ids.count(tokenizer.bos_id) == 1
+    assert outs[0].prompt_ids[1:] == tokenizer.encode("Good morning")
+    assert isinstance(outs[0].text, str)
+
+
+def test_errors_are_clear(jax_model, engine):
+    with pytest.raises(TypeError, match="list of prompts"):
+        generate(jax_model, [1, 2, 3], max_new_tokens=2)
+    with pytest.raises(ValueError, match="empty"):
+        generate(jax_model, [[]], max_new_tokens=2)
+    with pytest.raises(ValueError, match="max_seq_len"):
+        generate(jax_model, [[1] * 250], max_new_tokens=10)
+    with pytest.raises(ValueError, match="tokenizer"):
+        generate(jax_model, [[1, 5]], max_new_tokens=2, stop_strings=["x"])
+    with pytest.raises(ValueError, match="vocabulary"):
+        generate(jax_model, [[1, VOCAB + 3]], max_new_tokens=2)
+    with pytest.raises(ValueError, match="top_p"):
+        SamplingParams(top_p=0.0)
+    assert generate(jax_model, [[1, 7]], max_new_tokens=0)[0] == []
