@@ -201,11 +201,36 @@ def parse_tfds_spec(spec: str) -> tuple[str, str]:
     return name, split or "train"
 
 
-def iter_tfds(spec: str, config: ReaderConfig, report: BadInputReport) -> Iterator[Document]:
+def tfds_data_source(name: str, split: str = "train", data_dir: str | None = None):
+    """``tfds.data_source``, falling back to the prepared files under ``data_dir``.
+
+    Datasets whose builder config is not registered in this process (e.g. a
+    ``jsonl_corpus/<name>`` prepared earlier) are opened with ``builder_from_directory``.
+    """
     import tensorflow_datasets as tfds
 
+    try:
+        return tfds.data_source(name, split=split, data_dir=data_dir)
+    except Exception as first_error:  # noqa: BLE001 (tfds raises several types)
+        if data_dir is None:
+            raise
+        base = os.path.join(data_dir, *name.split("/"))
+        versions = sorted(
+            (d for d in (os.listdir(base) if os.path.isdir(base) else [])
+             if d[:1].isdigit() and os.path.isdir(os.path.join(base, d))),
+            key=lambda v: tuple(int(x) for x in v.split(".") if x.isdigit()),
+        )
+        if not versions:
+            raise FileNotFoundError(
+                f"TFDS dataset {name!r} is neither registered nor prepared under {data_dir!r}"
+            ) from first_error
+        builder = tfds.builder_from_directory(os.path.join(base, versions[-1]))
+        return builder.as_data_source(split=split)
+
+
+def iter_tfds(spec: str, config: ReaderConfig, report: BadInputReport) -> Iterator[Document]:
     name, split = parse_tfds_spec(spec)
-    source = tfds.data_source(name, split=split, data_dir=config.tfds_data_dir)
+    source = tfds_data_source(name, split, config.tfds_data_dir)
     n = len(source)
     if n == 0:
         report.add(spec, None, "empty file")

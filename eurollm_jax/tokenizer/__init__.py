@@ -35,6 +35,7 @@ from eurollm_jax.tokenizer.train import (
     language_weights,
     sample_training_text,
     split_sentences,
+    train_and_report,
     train_tokenizer,
 )
 
@@ -43,6 +44,7 @@ __all__ = [
     "TokenizerError",
     "TokenizerTrainConfig",
     "train_tokenizer",
+    "train_and_report",
     "sample_training_text",
     "language_weights",
     "split_sentences",

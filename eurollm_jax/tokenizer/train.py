@@ -23,7 +23,7 @@ import io
 import math
 import os
 import time
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 import sentencepiece as spm
@@ -223,3 +223,41 @@ def jsonl_corpus(paths: Iterable[str], text_field: str = "text", lang_field: str
 
     config = ReaderConfig(text_field=text_field, lang_field=lang_field, default_lang="unknown")
     return corpus_from_inputs(list(paths), config)
+
+
+def train_and_report(
+    inputs: Sequence[str],
+    output_path: str,
+    config: TokenizerTrainConfig | None = None,
+    heldout: Sequence[str] = (),
+    compare: dict[str, str] | None = None,
+    report_dir: str | None = None,
+    name: str = "new",
+) -> dict:
+    """Train on JSONL/Parquet/TFDS ``inputs`` and, given ``heldout`` files, write a fertility
+    report comparing the new tokenizer with ``compare`` ({name: model path}).
+
+    Returns the training report with ``bad_input`` and (if computed) ``fertility_table``.
+    """
+    from eurollm_jax.data.readers import BadInputReport, ReaderConfig, corpus_from_inputs
+    from eurollm_jax.tokenizer.fertility import fertility_report, texts_by_language
+
+    report_bad = BadInputReport()
+    corpus = corpus_from_inputs(list(inputs), ReaderConfig(default_lang="unknown"), report_bad)
+    tokenizer, report = train_tokenizer(corpus, output_path, config)
+    report["bad_input"] = report_bad.to_dict()
+    if heldout:
+        from eurollm_jax.data.readers import iter_documents
+
+        records = []
+        for spec in heldout:
+            records += [{"text": d.text, "lang": d.lang}
+                        for d in iter_documents(spec, ReaderConfig(default_lang="unknown"))]
+        toks = {name: tokenizer}
+        for other, path in (compare or {}).items():
+            toks[other] = Tokenizer.load(path)
+        report_dir = report_dir or os.path.dirname(os.path.abspath(output_path))
+        rows, table = fertility_report(toks, texts_by_language(records), report_dir)
+        report["fertility_table"] = table
+        report["fertility_dir"] = report_dir
+    return report

@@ -1,0 +1,70 @@
+"""Train a SentencePiece tokenizer with EuroLLM's choices and report its fertility.
+
+  python -m launch.train_tokenizer --input=corpus/train.jsonl --output=tok/tokenizer.model \
+      --vocab_size=128000 --temperature=3 --heldout=corpus/heldout.jsonl \
+      --compare=eurollm=/path/EuroLLM-9B/tokenizer.model
+  python -m launch.train_tokenizer --demo --output=/tmp/tok/tokenizer.model --vocab_size=8000
+
+BPE, byte fallback, digits split, special ids <unk>=0 <s>=1 </s>=2 <|im_start|>=3
+<|im_end|>=4, lossless text; languages sampled with temperature over a character budget.
+With --heldout it writes fertility.{md,json,png} next to the model (or in --report_dir).
+--demo builds the offline demo corpus first and trains/evaluates on it.
+"""
+
+import os
+
+from absl import app, flags
+
+from eurollm_jax.tokenizer.train import TokenizerTrainConfig, train_and_report
+
+FLAGS = flags.FLAGS
+flags.DEFINE_list("input", [], "training documents: JSONL/Parquet files or tfds: specs")
+flags.DEFINE_string("output", None, "path of the tokenizer.model to write")
+flags.DEFINE_integer("vocab_size", 128_000, "vocabulary size (EuroLLM: 128,000)")
+flags.DEFINE_float("temperature", 3.0, "language sampling temperature (1 = proportional)")
+flags.DEFINE_integer("char_budget", 2_000_000_000, "characters of training text at most")
+flags.DEFINE_float("character_coverage", 0.9999, "SentencePiece character coverage")
+flags.DEFINE_bool("split_digits", True, "split numbers into single digits")
+flags.DEFINE_integer("input_sentence_size", 0, "cap on sentences SentencePiece loads (0: all)")
+flags.DEFINE_integer("seed", 0, "sampling seed")
+flags.DEFINE_integer("num_threads", os.cpu_count() or 1, "training threads")
+flags.DEFINE_list("heldout", [], "held-out documents for the fertility report")
+flags.DEFINE_list("compare", [], "NAME=PATH of tokenizers to compare with")
+flags.DEFINE_string("report_dir", None, "where fertility.{md,json,png} go (default: by the model)")
+flags.DEFINE_bool("demo", False, "build the demo corpus next to --output and use it")
+flags.mark_flag_as_required("output")
+
+
+def main(argv):
+    del argv
+    inputs, heldout = list(FLAGS.input), list(FLAGS.heldout)
+    if FLAGS.demo:
+        from eurollm_jax.data import demo_corpus
+
+        corpus_dir = os.path.join(os.path.dirname(os.path.abspath(FLAGS.output)), "demo_corpus")
+        stats = demo_corpus.build(corpus_dir)
+        inputs = inputs or [stats["paths"]["train"]]
+        heldout = heldout or [stats["paths"]["heldout"]]
+    if not inputs:
+        raise app.UsageError("give --input files (or --demo)")
+    compare = {}
+    for spec in FLAGS.compare:
+        name, _, path = spec.partition("=")
+        compare[name if path else os.path.basename(spec)] = path or spec
+    config = TokenizerTrainConfig(
+        vocab_size=FLAGS.vocab_size, temperature=FLAGS.temperature,
+        char_budget=FLAGS.char_budget, character_coverage=FLAGS.character_coverage,
+        split_digits=FLAGS.split_digits, input_sentence_size=FLAGS.input_sentence_size,
+        seed=FLAGS.seed, num_threads=FLAGS.num_threads,
+    )
+    report = train_and_report(inputs, FLAGS.output, config, heldout, compare, FLAGS.report_dir)
+    print(f"wrote {FLAGS.output} (vocab {report['vocab_size']}, {report['seconds']:.1f}s)")
+    if report["bad_input"]["total"]:
+        print(f"skipped {report['bad_input']['total']} bad input lines (see the .json report)")
+    if "fertility_table" in report:
+        print(report["fertility_table"])
+        print(f"fertility report: {report['fertility_dir']}/fertility.png")
+
+
+if __name__ == "__main__":
+    app.run(main)
