@@ -1,0 +1,140 @@
+"""Documents, drop reasons and the composable step protocol of the filtering stage.
+
+A ``Document`` is ``(id, text, metadata)``. A step is a pure function of a batch of documents:
+``step(docs) -> (kept, dropped)`` where every dropped document carries ``drop_reason`` (and
+the step that dropped it) in its metadata; steps never raise on bad input documents. Per-document
+steps subclass ``DocumentFilter`` and implement ``filter(doc) -> None | reason`` (they may
+rewrite ``doc.text``, like C4's line filter or PII redaction, or add metadata, like language ID).
+``Pipeline`` chains steps and counts what each one kept and dropped per language.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+from typing import Any, Iterable, Sequence
+
+DROP_REASON = "drop_reason"
+UNKNOWN_LANGUAGE = "unknown"
+
+
+@dataclasses.dataclass
+class Document:
+    """One document. ``metadata`` holds everything else of the input record plus labels."""
+
+    id: str
+    text: str
+    metadata: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    @property
+    def language(self) -> str:
+        return self.metadata.get("language") or UNKNOWN_LANGUAGE
+
+    @property
+    def drop_reason(self) -> str | None:
+        return self.metadata.get(DROP_REASON)
+
+    def dropped(self, step: str, reason: str) -> "Document":
+        """Marks this document dropped by ``step`` for ``reason`` (``"step:reason"``)."""
+        self.metadata[DROP_REASON] = f"{step}:{reason}"
+        return self
+
+    def to_record(self, text_key: str = "text", id_key: str = "id") -> dict[str, Any]:
+        record = {id_key: self.id, text_key: self.text}
+        meta = dict(self.metadata)
+        if DROP_REASON in meta:
+            record[DROP_REASON] = meta.pop(DROP_REASON)
+        record["metadata"] = meta
+        return record
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any], text_key: str = "text", id_key: str = "id",
+                    default_id: str = "") -> "Document":
+        """Builds a document from a parsed record; unknown keys go to ``metadata``.
+
+        Raises ``ValueError`` when the text field is missing or not a string.
+        """
+        text = record.get(text_key)
+        if not isinstance(text, str):
+            raise ValueError(f"field {text_key!r} is missing or not a string")
+        doc_id = record.get(id_key)
+        doc_id = default_id if doc_id is None else str(doc_id)
+        meta = dict(record.get("metadata") or {}) if isinstance(record.get("metadata"), dict) else {}
+        for k, v in record.items():
+            if k not in (text_key, id_key, "metadata", DROP_REASON):
+                meta[k] = v
+        return cls(doc_id, text, meta)
+
+
+class Counters(collections.Counter):
+    """``(step, language, outcome) -> count`` where outcome is ``"in"`` or a drop reason."""
+
+    def add(self, step: str, language: str, outcome: str, n: int = 1) -> None:
+        self[(step, language, outcome)] += n
+
+
+class Step:
+    """A batch step: ``__call__(docs, counters) -> (kept, dropped)``."""
+
+    name = "step"
+
+    def __call__(self, docs: Sequence[Document], counters: Counters | None = None
+                 ) -> tuple[list[Document], list[Document]]:
+        raise NotImplementedError
+
+    def setup(self) -> None:
+        """Loads models or tables; called once per worker process before the first batch."""
+
+
+class DocumentFilter(Step):
+    """A per-document step: ``filter(doc)`` returns None to keep or a reason to drop."""
+
+    def filter(self, doc: Document) -> str | None:
+        raise NotImplementedError
+
+    def __call__(self, docs, counters=None):
+        kept, dropped = [], []
+        for doc in docs:
+            try:
+                reason = self.filter(doc)
+            except Exception as e:  # a malformed document must never crash a shard
+                reason = f"error_{type(e).__name__}"
+            if counters is not None:
+                counters.add(self.name, doc.language, "in")
+            if reason is None:
+                kept.append(doc)
+            else:
+                dropped.append(doc.dropped(self.name, reason))
+                if counters is not None:
+                    counters.add(self.name, doc.language, reason)
+        return kept, dropped
+
+
+class Pipeline(Step):
+    """Runs steps in order; a document dropped by one step skips the rest."""
+
+    name = "pipeline"
+
+    def __init__(self, steps: Iterable[Step]):
+        self.steps = list(steps)
+        self._ready = False
+
+    def setup(self) -> None:
+        if not self._ready:
+            for step in self.steps:
+                step.setup()
+            self._ready = True
+
+    def __call__(self, docs, counters=None):
+        self.setup()
+        kept = list(docs)
+        dropped: list[Document] = []
+        for step in self.steps:
+            if not kept:
+                break
+            kept, d = step(kept, counters)
+            dropped.extend(d)
+        return kept, dropped
+
+    def __repr__(self) -> str:
+        return f"Pipeline({[s.name for s in self.steps]})"

@@ -1,0 +1,164 @@
+"""The drop report: per language, how many documents (and characters) each filter removed.
+
+``ShardStats`` counts records as they are written; ``write_report`` writes
+``report.json`` (machine-readable, consumed by the release datasheet), ``report.md`` and
+``report.csv`` (a table: language, documents in, kept, dropped per step) and ``report.png`` (a
+stacked bar chart of the fraction of each language's documents kept and removed per step), so a
+reader sees whose text each filter removes.
+"""
+
+from __future__ import annotations
+
+import collections
+import csv
+import json
+import os
+from typing import Any
+
+from eurollm_jax.filtering.core import UNKNOWN_LANGUAGE
+from eurollm_jax.filtering.io import write_json_atomic
+
+KEPT = "kept"
+
+
+class ShardStats:
+    """``docs[lang][outcome]`` and ``chars[lang][outcome]``; outcome is "kept" or a drop reason."""
+
+    def __init__(self):
+        self.docs: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
+        self.chars: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
+
+    def add(self, record: dict[str, Any]) -> None:
+        meta = record.get("metadata") or {}
+        lang = meta.get("language") or UNKNOWN_LANGUAGE
+        outcome = record.get("drop_reason") or KEPT
+        self.docs[lang][outcome] += 1
+        self.chars[lang][outcome] += len(record.get("text") or "")
+
+    def merge(self, other: "ShardStats") -> None:
+        for lang, c in other.docs.items():
+            self.docs[lang].update(c)
+        for lang, c in other.chars.items():
+            self.chars[lang].update(c)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"docs": {k: dict(v) for k, v in sorted(self.docs.items())},
+                "chars": {k: dict(v) for k, v in sorted(self.chars.items())}}
+
+    @classmethod
+    def from_json(cls, obj: dict[str, Any]) -> "ShardStats":
+        s = cls()
+        for lang, c in obj.get("docs", {}).items():
+            s.docs[lang].update(c)
+        for lang, c in obj.get("chars", {}).items():
+            s.chars[lang].update(c)
+        return s
+
+
+def summarize(stats: ShardStats) -> dict[str, Any]:
+    """Report dict: totals, per-language table and per-reason totals."""
+    reasons = sorted({o for c in stats.docs.values() for o in c if o != KEPT})
+    langs = sorted(stats.docs, key=lambda lang: (-sum(stats.docs[lang].values()), lang))
+    rows = []
+    for lang in langs:
+        c = stats.docs[lang]
+        total = sum(c.values())
+        rows.append({"language": lang, "documents": total, "kept": c.get(KEPT, 0),
+                     "kept_fraction": round(c.get(KEPT, 0) / total, 4) if total else 0.0,
+                     "kept_chars": stats.chars[lang].get(KEPT, 0),
+                     "dropped": {r: c[r] for r in reasons if c.get(r)}})
+    by_reason = collections.Counter()
+    for c in stats.docs.values():
+        by_reason.update({r: n for r, n in c.items() if r != KEPT})
+    total = sum(sum(c.values()) for c in stats.docs.values())
+    kept = sum(c.get(KEPT, 0) for c in stats.docs.values())
+    by_step = collections.Counter()
+    for r, n in by_reason.items():
+        by_step[r.split(":", 1)[0]] += n
+    return {"documents": total, "kept": kept, "dropped": total - kept,
+            "dropped_by_reason": dict(sorted(by_reason.items())),
+            "dropped_by_step": dict(sorted(by_step.items())),
+            "languages": rows, "reasons": reasons}
+
+
+def _markdown(summary: dict[str, Any]) -> str:
+    steps = sorted(summary["dropped_by_step"])
+    head = ["language", "documents", "kept", "kept %"] + steps
+    lines = ["# Filtering drop report", "",
+             f"{summary['documents']:,} documents: {summary['kept']:,} kept, "
+             f"{summary['dropped']:,} dropped.", "",
+             "Documents removed per language and step (the reasons are in report.json):", "",
+             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for row in summary["languages"]:
+        per_step = collections.Counter()
+        for r, n in row["dropped"].items():
+            per_step[r.split(":", 1)[0]] += n
+        cells = [row["language"], f"{row['documents']:,}", f"{row['kept']:,}",
+                 f"{100 * row['kept_fraction']:.1f}"] + [f"{per_step.get(s, 0):,}" for s in steps]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", "Drop reasons overall:", ""]
+    lines += [f"- `{r}`: {n:,}" for r, n in summary["dropped_by_reason"].items()]
+    return "\n".join(lines) + "\n"
+
+
+def _chart(summary: dict[str, Any], path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    rows = summary["languages"]
+    steps = sorted(summary["dropped_by_step"])
+    labels = [r["language"] for r in rows]
+    fig, ax = plt.subplots(figsize=(max(6, 0.45 * len(rows) + 3), 4.5), dpi=100)
+    bottom = [0.0] * len(rows)
+    series = [("kept", [r["kept"] / max(r["documents"], 1) for r in rows])]
+    for s in steps:
+        vals = []
+        for r in rows:
+            n = sum(v for k, v in r["dropped"].items() if k.split(":", 1)[0] == s)
+            vals.append(n / max(r["documents"], 1))
+        series.append((s, vals))
+    cmap = plt.get_cmap("tab20")
+    for i, (name, vals) in enumerate(series):
+        ax.bar(labels, vals, bottom=bottom, label=name,
+               color="#4c9a2a" if name == "kept" else cmap(i % 20))
+        bottom = [b + v for b, v in zip(bottom, vals)]
+    ax.set_ylabel("fraction of documents")
+    ax.set_ylim(0, 1)
+    ax.set_title("Kept and removed documents by language and filter step")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    fig.tight_layout()
+    tmp = path + ".tmp.png"
+    fig.savefig(tmp)
+    plt.close(fig)
+    os.replace(tmp, path)
+
+
+def write_report(stats: ShardStats, output_dir: str, config: dict[str, Any] | None = None
+                 ) -> dict[str, Any]:
+    """Writes report.json/md/csv/png into ``output_dir``; returns the summary dict."""
+    summary = summarize(stats)
+    summary["stats"] = stats.to_json()
+    if config is not None:
+        summary["config"] = config
+    write_json_atomic(os.path.join(output_dir, "report.json"), summary)
+    tmp = os.path.join(output_dir, "report.md.tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(_markdown(summary))
+    os.replace(tmp, os.path.join(output_dir, "report.md"))
+    tmp = os.path.join(output_dir, "report.csv.tmp")
+    with open(tmp, "w", encoding="utf-8", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["language", "documents", "kept"] + summary["reasons"])
+        for row in summary["languages"]:
+            w.writerow([row["language"], row["documents"], row["kept"]]
+                       + [row["dropped"].get(r, 0) for r in summary["reasons"]])
+    os.replace(tmp, os.path.join(output_dir, "report.csv"))
+    _chart(summary, os.path.join(output_dir, "report.png"))
+    return summary
+
+
+def load_report(output_dir: str) -> dict[str, Any]:
+    with open(os.path.join(output_dir, "report.json"), encoding="utf-8") as f:
+        return json.load(f)

@@ -1,0 +1,54 @@
+"""Regenerates tests/filtering/data/eu_sentences.jsonl from text shipped in installed packages.
+
+Sources (nothing is downloaded): the Universal Declaration of Human Rights passages in
+``gflanguages`` sample texts (all 24 EU languages) and spaCy's ``spacy/lang/<l>/examples.py``
+sentences (20 of them). Run ``python tests/filtering/make_fixtures.py`` after
+``pip install gflanguages spacy``; the committed file keeps the tests independent of both.
+"""
+
+import importlib
+import json
+import os
+import re
+
+EU = ("bg cs da de el en es et fi fr ga hr hu it lt lv mt nl pl pt ro sk sl sv").split()
+SCRIPT = {"bg": "Cyrl", "el": "Grek"}
+
+
+def udhr_sentences(lang):
+    from gflanguages import LoadLanguages
+
+    sample = LoadLanguages()[f"{lang}_{SCRIPT.get(lang, 'Latn')}"].sample_text
+    out = []
+    for field, value in sample.ListFields():
+        if field.name in ("masthead_full", "masthead_partial", "styles"):
+            continue
+        for line in value.splitlines():
+            for sent in re.split(r"(?<=[.!?;])\s+", line.strip()):
+                if len(sent.split()) >= 4:
+                    out.append(sent)
+    return list(dict.fromkeys(out))
+
+
+def spacy_sentences(lang):
+    try:
+        mod = importlib.import_module(f"spacy.lang.{lang}.examples")
+    except ImportError:
+        return []
+    return [s for s in getattr(mod, "sentences", []) if len(s.split()) >= 3]
+
+
+def main():
+    path = os.path.join(os.path.dirname(__file__), "data", "eu_sentences.jsonl")
+    with open(path, "w", encoding="utf-8") as f:
+        for lang in EU:
+            for src, sents in (("gflanguages-udhr", udhr_sentences(lang)),
+                               ("spacy-examples", spacy_sentences(lang))):
+                for s in sents:
+                    f.write(json.dumps({"lang": lang, "source": src, "text": s},
+                                       ensure_ascii=False) + "\n")
+    print("wrote", path)
+
+
+if __name__ == "__main__":
+    main()
