@@ -1,0 +1,43 @@
+"""Pre-training and SFT: sharded train state, pure jitted steps, Orbax checkpoints, the loop.
+
+Public surface:
+- ``train(config, workdir)``: run or resume a job (``python -m launch.train``);
+- ``build_job(config)``: validated mesh, schedule, optimizer and abstract state;
+- ``make_train_step`` / ``make_eval_step`` and ``jit_train_step``: the pure steps;
+- ``init_state`` / ``state_spec``: the sharded train state;
+- ``make_schedule`` / ``parse_phases``: LR schedules and phases; ``make_optimizer``;
+- ``Checkpointer``: Orbax checkpoints; ``export_from_workdir``: params-only export;
+- ``make_iterator``: the batch iterators (in-memory Grain sources until the data pipeline).
+"""
+
+from eurollm_jax.train.checkpointing import Checkpointer, CheckpointMismatchError
+from eurollm_jax.train.data import DataConfigError, make_iterator
+from eurollm_jax.train.loop import (
+    Job,
+    TrainingAborted,
+    TrainResult,
+    build_job,
+    export_from_workdir,
+    export_params,
+    train,
+)
+from eurollm_jax.train.metrics import chip_info, mfu, peak_flops
+from eurollm_jax.train.optimizer import OptimizerError, make_optimizer
+from eurollm_jax.train.schedules import Phase, ScheduleError, make_schedule, parse_phases
+from eurollm_jax.train.state import StateSpec, init_state, state_spec
+from eurollm_jax.train.step import (
+    StepOptions,
+    jit_eval_step,
+    jit_train_step,
+    make_eval_step,
+    make_train_step,
+)
+from eurollm_jax.train.validate import TrainConfigError
+
+__all__ = [
+    "Checkpointer", "CheckpointMismatchError", "DataConfigError", "make_iterator", "Job",
+    "TrainingAborted", "TrainResult", "build_job", "export_from_workdir", "export_params", "train",
+    "chip_info", "mfu", "peak_flops", "OptimizerError", "make_optimizer", "Phase", "ScheduleError",
+    "make_schedule", "parse_phases", "StateSpec", "init_state", "state_spec", "StepOptions",
+    "jit_eval_step", "jit_train_step", "make_eval_step", "make_train_step", "TrainConfigError",
+]

@@ -1,0 +1,151 @@
+"""Trainer checkpoints with Orbax: asynchronous, atomic, resharding on restore.
+
+A checkpoint directory ``WORKDIR/checkpoints/<step>/`` holds three items:
+
+- ``state``: the train state (step, params, optimizer state, RNG, NaN-guard counter),
+  written by every process for its own shards (tensorstore);
+- ``data``: ``{"phase": i, "iterators": [state of process 0, process 1, ...]}``;
+- ``config``: the job config as JSON.
+
+Orbax writes into ``<step>.orbax-checkpoint-tmp`` and renames it when every item is
+complete, so a process killed during an (asynchronous) save leaves the previous
+checkpoint intact and the half-written temporary directory is ignored and cleaned up.
+Restoring reads each array directly into the shardings of the *current* mesh, so a run
+may resume on another mesh shape or device count. A checkpoint from another model shape
+is refused with the names of the mismatched tensors.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+log = logging.getLogger(__name__)
+import os
+from typing import Any
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+
+ITEMS = ("state", "data", "config")
+
+
+class CheckpointMismatchError(ValueError):
+    """A checkpoint whose tensors do not match the model being trained."""
+
+
+def _flat(tree) -> dict[str, Any]:
+    out = {}
+    for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
+        key = "/".join(str(getattr(k, "key", getattr(k, "name", getattr(k, "idx", k)))) for k in path)
+        out[key] = leaf
+    return out
+
+
+def gather_json(obj) -> list:
+    """``obj`` (JSON-serialisable) from every process, in process order."""
+    if jax.process_count() == 1:
+        return [obj]
+    from jax.experimental import multihost_utils
+
+    data = np.frombuffer(json.dumps(obj).encode(), np.uint8)
+    lengths = multihost_utils.process_allgather(np.array([len(data)], np.int32))
+    lengths = np.asarray(lengths).reshape(-1)
+    padded = np.zeros(int(lengths.max()), np.uint8)
+    padded[: len(data)] = data
+    everything = np.asarray(multihost_utils.process_allgather(padded)).reshape(len(lengths), -1)
+    return [json.loads(bytes(everything[i, : lengths[i]]).decode()) for i in range(len(lengths))]
+
+
+class Checkpointer:
+    """Keeps the last ``keep`` checkpoints of a run under ``directory``."""
+
+    def __init__(self, directory: str, *, keep: int = 3, async_save: bool = True):
+        self.directory = os.path.abspath(directory)
+        options = ocp.CheckpointManagerOptions(
+            max_to_keep=keep,
+            enable_async_checkpointing=async_save,
+            create=True,
+            cleanup_tmp_directories=True,
+        )
+        self.manager = ocp.CheckpointManager(self.directory, options=options, item_names=ITEMS)
+
+    # ------------------------------------------------------------------ queries
+    def latest_step(self) -> int | None:
+        return self.manager.latest_step()
+
+    def all_steps(self) -> list[int]:
+        return list(self.manager.all_steps())
+
+    def saved_shapes(self, step: int) -> dict[str, tuple]:
+        meta = self.manager.item_metadata(step)["state"]
+        tree = getattr(meta, "tree", meta)
+        return {k: tuple(v.shape) for k, v in _flat(tree).items() if hasattr(v, "shape")}
+
+    def check_compatible(self, step: int, abstract_state) -> None:
+        """Raise CheckpointMismatchError naming every tensor whose shape differs or is missing."""
+        saved = self.saved_shapes(step)
+        expected = {k: tuple(v.shape) for k, v in _flat(abstract_state).items()}
+        problems = []
+        for k, shape in expected.items():
+            if k not in saved:
+                problems.append(f"{k}: missing from the checkpoint (expected {shape})")
+            elif saved[k] != shape:
+                problems.append(f"{k}: checkpoint {saved[k]} vs model {shape}")
+        for k in saved:
+            if k not in expected:
+                problems.append(f"{k}: in the checkpoint but not in the model")
+        if problems:
+            params_first = sorted(problems, key=lambda p: (not p.startswith("params/"), p))
+            raise CheckpointMismatchError(
+                f"checkpoint {self.directory}/{step} does not match this model/optimizer "
+                f"({len(problems)} tensors):\n  " + "\n  ".join(params_first[:40])
+                + "\nUse the model config the checkpoint was trained with (see its config item), "
+                  "or a fresh workdir."
+            )
+
+    # ------------------------------------------------------------------ save / restore
+    def save(self, step: int, state, data_state: dict, config: dict, *, force: bool = False) -> bool:
+        """Start saving (returns once arrays are copied off the devices)."""
+        args = ocp.args.Composite(
+            state=ocp.args.StandardSave(state),
+            data=ocp.args.JsonSave(data_state),
+            config=ocp.args.JsonSave(config),
+        )
+        return self.manager.save(step, args=args, force=force)
+
+    def restore(self, step: int, abstract_state):
+        """(state in the shardings of ``abstract_state``, data item, config item)."""
+        self.check_compatible(step, abstract_state)
+        args = ocp.args.Composite(
+            state=ocp.args.StandardRestore(abstract_state),
+            data=ocp.args.JsonRestore(),
+            config=ocp.args.JsonRestore(),
+        )
+        restored = self.manager.restore(step, args=args)
+        log.info("restored checkpoint %s/%d", self.directory, step)
+        return restored["state"], restored["data"], restored["config"]
+
+    def restore_params(self, step: int, abstract_params):
+        """Only the parameters (e.g. to export them), in the given shardings."""
+        saved = self.saved_shapes(step)
+        expected = {f"params/{k}": tuple(v.shape) for k, v in _flat(abstract_params).items()}
+        bad = [f"{k}: checkpoint {saved.get(k)} vs model {v}" for k, v in expected.items() if saved.get(k) != v]
+        if bad:
+            raise CheckpointMismatchError("parameter mismatch:\n  " + "\n  ".join(bad))
+        args = ocp.args.Composite(
+            state=ocp.args.PyTreeRestore(
+                item={"params": abstract_params},
+                restore_args=ocp.checkpoint_utils.construct_restore_args({"params": abstract_params}),
+                partial_restore=True,
+            ),
+        )
+        return self.manager.restore(step, args=args)["state"]["params"]
+
+    def wait(self) -> None:
+        self.manager.wait_until_finished()
+
+    def close(self) -> None:
+        self.manager.wait_until_finished()
+        self.manager.close()

@@ -1,0 +1,91 @@
+"""The optimizer: AdamW with global-norm clipping, decay masks and frozen parameter groups.
+
+Parameters are addressed by their path in the pure parameter dict, joined with "/"
+(``layers/self_attn/q_proj``, ``norm/scale``, ``lm_head``). Patterns are Python regular
+expressions matched with ``re.search``:
+
+- ``optimizer.no_decay`` (default ``("norm",)``): no weight decay (RMSNorm scales);
+- ``train.freeze``: parameters that never change (no update, no optimizer state);
+- ``train.trainable``: when non-empty, everything that matches none of these is frozen
+  (e.g. ``("lm_head",)`` trains only the head).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Mapping, Sequence
+
+import jax
+import optax
+
+
+class OptimizerError(ValueError):
+    """A bad optimizer configuration (unknown name, a freeze pattern that matches nothing)."""
+
+
+def param_paths(params) -> Any:
+    """A tree like ``params`` whose leaves are the "/"-joined paths."""
+
+    def name(path, _):
+        return "/".join(str(getattr(k, "key", getattr(k, "name", k))) for k in path)
+
+    return jax.tree_util.tree_map_with_path(name, params)
+
+
+def _matches(path: str, patterns: Sequence[str]) -> bool:
+    return any(re.search(p, path) for p in patterns)
+
+
+def trainable_labels(params, freeze: Sequence[str] = (), trainable: Sequence[str] = ()):
+    """Tree of "train"/"freeze" labels; raises if a pattern matches no parameter."""
+    paths = param_paths(params)
+    all_paths = jax.tree.leaves(paths)
+    for pattern in list(freeze) + list(trainable):
+        if not any(re.search(pattern, p) for p in all_paths):
+            raise OptimizerError(
+                f"parameter pattern {pattern!r} matches no parameter; parameter paths are "
+                f"{all_paths}"
+            )
+
+    def label(path):
+        frozen = _matches(path, freeze) or (bool(trainable) and not _matches(path, trainable))
+        return "freeze" if frozen else "train"
+
+    labels = jax.tree.map(label, paths)
+    if all(v == "freeze" for v in jax.tree.leaves(labels)):
+        raise OptimizerError("every parameter is frozen; loosen train.freeze / train.trainable")
+    return labels
+
+
+def decay_mask(params, no_decay: Sequence[str] = ("norm",)):
+    """True where weight decay applies."""
+    return jax.tree.map(lambda p: not _matches(p, no_decay), param_paths(params))
+
+
+def make_optimizer(opt: Mapping[str, Any], schedule, params, *, freeze=(), trainable=()):
+    """AdamW (or plain SGD, for debugging) for ``params`` driven by ``schedule``.
+
+    ``opt`` is the ``optimizer`` config section. Returns an ``optax.GradientTransformation``
+    whose state mirrors ``params`` (frozen leaves hold no state).
+    """
+    name = opt.get("name", "adamw")
+    clip = float(opt.get("clip_norm", 1.0) or 0.0)
+    no_decay = tuple(opt.get("no_decay", ("norm",)))
+    if name == "adamw":
+        core = optax.adamw(
+            schedule,
+            b1=float(opt.get("b1", 0.9)),
+            b2=float(opt.get("b2", 0.95)),
+            eps=float(opt.get("eps", 1e-8)),
+            weight_decay=float(opt.get("weight_decay", 0.1)),
+            mask=lambda p: decay_mask(p, no_decay),
+        )
+    elif name == "sgd":
+        core = optax.sgd(schedule, momentum=float(opt.get("momentum", 0.0)) or None)
+    else:
+        raise OptimizerError(f"unknown optimizer {name!r}; choose 'adamw' or 'sgd'")
+    tx = optax.chain(optax.clip_by_global_norm(clip), core) if clip > 0 else core
+    if freeze or trainable:
+        labels = trainable_labels(params, tuple(freeze), tuple(trainable))
+        tx = optax.multi_transform({"train": tx, "freeze": optax.set_to_zero()}, labels)
+    return tx

@@ -1,0 +1,112 @@
+"""The train state: step, parameters, optimizer state, RNG and the NaN-guard counter.
+
+The state is a plain dict (a pytree Orbax saves as is)::
+
+    {"step": int32[], "params": {...pure param dict...}, "opt_state": optax state,
+     "rng": uint32[2] (raw key data), "nonfinite": int32[] (non-finite steps in a row)}
+
+``params`` is the pure dict of the model's ``nnx.Param`` values (``nnx.split`` then
+``to_pure_dict``); the step rebuilds the module with ``nnx.merge(graphdef, nnx.State(p))``.
+Everything is created directly in its sharding: parameters from the rule table, the
+optimizer state mirroring its parameters, scalars replicated.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import nnx
+from jax.sharding import NamedSharding, PartitionSpec
+
+from eurollm_jax.model import ModelConfig, model_shardings
+
+
+@dataclasses.dataclass
+class StateSpec:
+    """What is needed to build, jit and restore a train state on one mesh."""
+
+    graphdef: Any
+    shardings: dict  # same tree as the state, NamedSharding leaves
+    abstract: dict  # same tree, ShapeDtypeStruct leaves carrying the shardings
+
+
+def replicated(mesh) -> NamedSharding:
+    return NamedSharding(mesh, PartitionSpec())
+
+
+def param_shardings(cfg: ModelConfig, mesh):
+    graphdef, shardings = model_shardings(cfg, mesh)
+    return graphdef, shardings.to_pure_dict()
+
+
+def opt_state_shardings(tx, abstract_params, p_shardings, mesh):
+    abstract_opt = jax.eval_shape(tx.init, abstract_params)
+    return optax.tree_map_params(
+        tx, lambda _, s: s, abstract_opt, p_shardings, transform_non_params=lambda _: replicated(mesh)
+    ), abstract_opt
+
+
+def state_spec(cfg: ModelConfig, tx, mesh) -> StateSpec:
+    """Graphdef, shardings and the abstract (shape + sharding) train state on ``mesh``."""
+    graphdef, p_sh = param_shardings(cfg, mesh)
+    from eurollm_jax.model import abstract_model
+
+    abstract_params = nnx.state(abstract_model(cfg)).to_pure_dict()
+    o_sh, abstract_opt = opt_state_shardings(tx, abstract_params, p_sh, mesh)
+    rep = replicated(mesh)
+    shardings = {"step": rep, "params": p_sh, "opt_state": o_sh, "rng": rep, "nonfinite": rep}
+    shapes = {
+        "step": jax.ShapeDtypeStruct((), jnp.int32),
+        "params": abstract_params,
+        "opt_state": abstract_opt,
+        "rng": jax.ShapeDtypeStruct((2,), jnp.uint32),
+        "nonfinite": jax.ShapeDtypeStruct((), jnp.int32),
+    }
+    abstract = jax.tree.map(
+        lambda s, sh: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sh), shapes, shardings
+    )
+    return StateSpec(graphdef=graphdef, shardings=shardings, abstract=abstract)
+
+
+def init_params(cfg: ModelConfig, mesh, shardings, *, seed: int, compiler_options=None) -> dict:
+    """Random parameters (the model's own initialisers, ``create_model``'s values) created
+    directly in their shardings by one jitted constructor."""
+    from eurollm_jax.model import Transformer
+
+    def build():
+        return nnx.state(Transformer(cfg, rngs=nnx.Rngs(seed))).to_pure_dict()
+
+    with jax.set_mesh(mesh):
+        return jax.jit(build, out_shardings=shardings,
+                       compiler_options=dict(compiler_options) if compiler_options else None)()
+
+
+def init_state(cfg: ModelConfig, tx, mesh, spec: StateSpec, *, seed: int, params=None,
+               compiler_options=None) -> dict:
+    """A fresh sharded state: random parameters (or ``params``), a zero optimizer state."""
+    if params is None:
+        params = init_params(cfg, mesh, spec.shardings["params"], seed=seed,
+                             compiler_options=compiler_options)
+    else:
+        params = jax.device_put(params, spec.shardings["params"])
+    opts = dict(compiler_options) if compiler_options else None
+    with jax.set_mesh(mesh):
+        opt_state = jax.jit(tx.init, out_shardings=spec.shardings["opt_state"], compiler_options=opts)(params)
+    rep = replicated(mesh)
+    rng = jax.random.key_data(jax.random.key(seed)).astype(jnp.uint32)
+    return {
+        "step": jax.device_put(jnp.zeros((), jnp.int32), rep),
+        "params": params,
+        "opt_state": opt_state,
+        "rng": jax.device_put(rng, rep),
+        "nonfinite": jax.device_put(jnp.zeros((), jnp.int32), rep),
+    }
+
+
+def params_to_model(graphdef, params):
+    """The NNX module for a pure parameter dict (no copy)."""
+    return nnx.merge(graphdef, nnx.State(params))

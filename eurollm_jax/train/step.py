@@ -1,0 +1,171 @@
+"""Pure train and eval steps, and their jitted, sharded forms.
+
+``train_step(state, batch) -> (state, metrics)``: gradient accumulation over
+``micro_batches`` inside the step (``lax.scan``), token cross-entropy normalised by the
+*global* number of targets of the whole batch, optional z-loss, global-norm clipping and
+AdamW (via the optax transformation), and a NaN/inf guard: a step whose loss or gradient
+norm is not finite leaves parameters and optimizer state untouched and increments
+``state["nonfinite"]`` (reset by the next finite step); the loop aborts after K in a row.
+
+``jit_train_step`` compiles it with explicit in/out shardings and donates the state.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from eurollm_jax.model import ModelConfig
+from eurollm_jax.parallel import batch_sharding
+from eurollm_jax.parallel.rules import constrain
+from eurollm_jax.train.loss import (
+    chunked_cross_entropy_sums,
+    cross_entropy_sums,
+    shifted_targets,
+    target_weights,
+)
+from eurollm_jax.train.state import StateSpec, params_to_model, replicated
+
+BATCH_KEYS = ("tokens", "segment_ids", "positions", "loss_mask")
+
+
+@dataclasses.dataclass(frozen=True)
+class StepOptions:
+    micro_batches: int = 1
+    z_loss: float = 0.0
+    loss_chunk: int = 0  # 0: full logits; else LM head + loss this many positions at a time
+
+
+def loss_sums(graphdef, cfg: ModelConfig, params, mb, loss_chunk: int = 0):
+    """(NLL sum, z sum) of one (micro-)batch holding tokens/segment_ids/positions/targets/weights."""
+    model = params_to_model(graphdef, params)
+    if loss_chunk:
+        out = model.forward(mb["tokens"], segment_ids=mb["segment_ids"], positions=mb["positions"], logits="none")
+        if cfg.tie_embeddings:
+            kernel = params["embed_tokens"].astype(cfg.dtype).T
+        else:
+            kernel = params["lm_head"].astype(cfg.dtype)
+        return chunked_cross_entropy_sums(out.final_hidden, kernel, mb["targets"], mb["weights"], loss_chunk)
+    logits = model.forward(mb["tokens"], segment_ids=mb["segment_ids"], positions=mb["positions"]).logits
+    return cross_entropy_sums(logits, mb["targets"], mb["weights"])
+
+
+def _prepare(batch):
+    return {
+        "tokens": batch["tokens"].astype(jnp.int32),
+        "segment_ids": batch["segment_ids"].astype(jnp.int32),
+        "positions": batch["positions"].astype(jnp.int32),
+        "targets": shifted_targets(batch),
+        "weights": target_weights(batch),
+    }
+
+
+def _split_micro(x, m: int):
+    """[B, ...] -> [M, B/M, ...] taking rows b = i*M + m, so each micro-batch is spread
+    evenly over the batch-sharded devices (no resharding)."""
+    b = x.shape[0]
+    x = x.reshape(b // m, m, *x.shape[1:])
+    x = jnp.swapaxes(x, 0, 1)
+    return constrain(x, (None, "act_batch") + (None,) * (x.ndim - 2))
+
+
+def make_train_step(graphdef, cfg: ModelConfig, tx, schedule, opts: StepOptions) -> Callable:
+    m = int(opts.micro_batches)
+
+    def train_step(state, batch):
+        inputs = _prepare(batch)
+        total = jnp.maximum(jnp.sum(inputs["weights"]), 1.0)
+        params = state["params"]
+
+        def objective(p, mb):
+            nll, z = loss_sums(graphdef, cfg, p, mb, opts.loss_chunk)
+            return (nll + opts.z_loss * z) / total, (nll, z)
+
+        grad_fn = jax.value_and_grad(objective, has_aux=True)
+        if m == 1:
+            (_, (nll, z)), grads = grad_fn(params, inputs)
+        else:
+            micro = jax.tree.map(lambda x: _split_micro(x, m), inputs)
+
+            def body(carry, mb):
+                g_acc, nll_acc, z_acc = carry
+                (_, (nll, z)), g = grad_fn(params, mb)
+                g_acc = jax.tree.map(lambda a, b: a + b.astype(a.dtype), g_acc, g)
+                return (g_acc, nll_acc + nll, z_acc + z), None
+
+            zeros = jax.tree.map(lambda p: jnp.zeros(p.shape, jnp.float32), params)
+            zero = jnp.zeros((), jnp.float32)
+            (grads, nll, z), _ = jax.lax.scan(body, (zeros, zero, zero), micro)
+            grads = jax.tree.map(lambda g, p: g.astype(p.dtype), grads, params)
+
+        loss = nll / total
+        z_mean = z / total
+        grad_norm = optax.global_norm(grads)
+        finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm) & jnp.isfinite(z_mean)
+        updates, new_opt = tx.update(grads, state["opt_state"], params)
+        new_params = optax.apply_updates(params, updates)
+        keep = lambda new, old: jnp.where(finite, new, old)  # noqa: E731
+        new_state = {
+            "step": state["step"] + 1,
+            "params": jax.tree.map(keep, new_params, params),
+            "opt_state": jax.tree.map(keep, new_opt, state["opt_state"]),
+            "rng": state["rng"],
+            "nonfinite": jnp.where(finite, 0, state["nonfinite"] + 1).astype(jnp.int32),
+        }
+        metrics = {
+            "loss": loss,
+            "z_loss": z_mean,
+            "grad_norm": grad_norm,
+            "lr": jnp.asarray(schedule(state["step"]), jnp.float32),
+            "targets": total,
+            "skipped": jnp.logical_not(finite).astype(jnp.int32),
+            "nonfinite": new_state["nonfinite"],
+        }
+        return new_state, metrics
+
+    return train_step
+
+
+def make_eval_step(graphdef, cfg: ModelConfig, opts: StepOptions) -> Callable:
+    def eval_step(params, batch):
+        inputs = _prepare(batch)
+        nll, _ = loss_sums(graphdef, cfg, params, inputs, opts.loss_chunk)
+        return {"nll": nll, "targets": jnp.sum(inputs["weights"])}
+
+    return eval_step
+
+
+def batch_shardings(mesh, keys=BATCH_KEYS) -> dict:
+    sh = batch_sharding(mesh, 2)
+    return {k: sh for k in keys}
+
+
+def jit_train_step(train_step, spec: StateSpec, mesh, keys=BATCH_KEYS, compiler_options=None):
+    """``train_step`` jitted with explicit shardings, the state donated.
+    ``compiler_options``: XLA options for this computation (``train.compiler_options``)."""
+    rep = replicated(mesh)
+    return jax.jit(
+        train_step,
+        in_shardings=(spec.shardings, batch_shardings(mesh, keys)),
+        out_shardings=(spec.shardings, rep),
+        donate_argnums=(0,),
+        compiler_options=dict(compiler_options) if compiler_options else None,
+    )
+
+
+def jit_eval_step(eval_step, spec: StateSpec, mesh, keys=BATCH_KEYS, compiler_options=None):
+    return jax.jit(
+        eval_step,
+        in_shardings=(spec.shardings["params"], batch_shardings(mesh, keys)),
+        out_shardings=replicated(mesh),
+        compiler_options=dict(compiler_options) if compiler_options else None,
+    )
+
+
+def abstract_batch(batch_size: int, seq_len: int, mesh, keys=BATCH_KEYS) -> dict[str, Any]:
+    sh = batch_sharding(mesh, 2)
+    return {k: jax.ShapeDtypeStruct((batch_size, seq_len), jnp.int32, sharding=sh) for k in keys}
