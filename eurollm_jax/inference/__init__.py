@@ -24,7 +24,7 @@ from eurollm_jax.inference.scoring import (
     loglikelihood_rolling,
     rolling_windows,
 )
-from eurollm_jax.inference.tokenization import SentencePieceTokenizer, load_tokenizer
+from eurollm_jax.inference.tokenization import load_tokenizer
 
 __all__ = [
     "generate",
@@ -46,5 +46,4 @@ __all__ = [
     "generate_chat",
     "load_for_inference",
     "load_tokenizer",
-    "SentencePieceTokenizer",
 ]

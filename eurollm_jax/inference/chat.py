@@ -56,14 +56,14 @@ def validate_messages(messages: Sequence[Mapping[str, Any]]) -> list[tuple[str, 
 
 def render_chatml(messages, *, add_generation_prompt: bool = True, system: str | None = None,
                   bos: str = "") -> str:
-    """The ChatML text of ``messages`` (content stripped, as EuroLLM's template does).
+    """The ChatML text of ``messages`` (content as given, as the SFT data is rendered).
 
     ``system`` adds a system message when the conversation has none.
     """
     turns = validate_messages(messages)
     if system is not None and turns[0][0] != "system":
         turns = [("system", system)] + turns
-    text = bos + "".join(f"{IM_START}{role}\n{content.strip()}{IM_END}\n" for role, content in turns)
+    text = bos + "".join(f"{IM_START}{role}\n{content}{IM_END}\n" for role, content in turns)
     if add_generation_prompt:
         text += f"{IM_START}assistant\n"
     return text
@@ -91,8 +91,19 @@ def special_token_ids(tokenizer) -> dict[str, int]:
 
 def encode_chat(tokenizer, messages, *, add_generation_prompt: bool = True, add_bos: bool = True,
                 system: str | None = None) -> list[int]:
-    """ChatML token ids for ``messages`` (BOS first when ``add_bos``)."""
-    text = render_chatml(messages, add_generation_prompt=add_generation_prompt, system=system)
+    """ChatML token ids for ``messages`` (BOS first when ``add_bos``).
+
+    Uses the tokenizer's own ``render_chat`` when it has one (``eurollm_jax.tokenizer``:
+    the exact layout SFT trains on), else renders the text and maps the markers to ids.
+    """
+    turns = validate_messages(messages)
+    if system is not None and turns[0][0] != "system":
+        turns = [("system", system)] + turns
+    if hasattr(tokenizer, "render_chat"):
+        ids, _ = tokenizer.render_chat([{"role": r, "content": c} for r, c in turns], add_bos=add_bos,
+                                       add_generation_prompt=add_generation_prompt)
+        return [int(i) for i in ids]
+    text = render_chatml([{"role": r, "content": c} for r, c in turns], add_generation_prompt=add_generation_prompt)
     return tok_lib.encode_with_special_tokens(tokenizer, text, special_token_ids(tokenizer), add_bos=add_bos)
 
 

@@ -1,8 +1,8 @@
 """Text <-> token helpers of the inference engine, for any duck-typed tokenizer.
 
 The engine needs only ``encode(str) -> list[int]``, ``decode(list[int]) -> str``,
-``bos_id`` and ``eos_id`` (``eurollm_jax.tokenizer``'s SentencePiece wrapper, or the
-minimal ``SentencePieceTokenizer`` here when only a ``tokenizer.model`` file is at hand).
+``bos_id`` and ``eos_id`` (``eurollm_jax.tokenizer.Tokenizer``, whose ``encode`` adds BOS
+unless ``add_bos=False``, or any tokenizer whose ``encode`` adds nothing).
 
 - ``encode_prompt``: text -> ids with exactly one leading BOS (when asked for).
 - ``encode_with_special_tokens``: text containing special-token markers (``<|im_start|>``)
@@ -14,7 +14,6 @@ minimal ``SentencePieceTokenizer`` here when only a ``tokenizer.model`` file is 
 
 from __future__ import annotations
 
-import os
 import re
 from typing import Mapping, Protocol, Sequence, runtime_checkable
 
@@ -31,58 +30,12 @@ class Tokenizer(Protocol):
     def decode(self, ids: list[int]) -> str: ...
 
 
-class SentencePieceTokenizer:
-    """The smallest wrapper around a SentencePiece model file that the engine can use.
-
-    ``encode`` adds no BOS/EOS; ``decode`` skips control tokens (BOS/EOS/pad) and ids
-    outside the tokenizer's vocabulary.
-    """
-
-    def __init__(self, model_file: str):
-        import sentencepiece as spm
-
-        if not os.path.exists(model_file):
-            raise FileNotFoundError(f"no SentencePiece model at {model_file}")
-        self.model_file = model_file
-        self.sp = spm.SentencePieceProcessor(model_file=model_file)
-        self.bos_id = int(self.sp.bos_id())
-        self.eos_id = int(self.sp.eos_id())
-        self.pad_id = int(self.sp.pad_id())
-        self.vocab_size = int(self.sp.get_piece_size())
-
-    def encode(self, text: str) -> list[int]:
-        return list(self.sp.encode(text))
-
-    def decode(self, ids: Sequence[int]) -> str:
-        # ids past the tokenizer (a model vocabulary padded for sharding) decode to nothing
-        return self.sp.decode([int(i) for i in ids if 0 <= int(i) < self.vocab_size])
-
-    def piece_to_id(self, piece: str) -> int:
-        return int(self.sp.piece_to_id(piece))
-
-
 def load_tokenizer(path: str):
-    """A tokenizer from a ``tokenizer.model`` file or a directory holding one.
+    """The project tokenizer (``eurollm_jax.tokenizer.Tokenizer``) from a ``tokenizer.model``
+    file or a directory holding one."""
+    from eurollm_jax.tokenizer import Tokenizer
 
-    Uses ``eurollm_jax.tokenizer`` when that package provides a loader, else the
-    minimal SentencePiece wrapper above.
-    """
-    model_file = os.path.join(path, "tokenizer.model") if os.path.isdir(path) else path
-    if not os.path.exists(model_file):
-        raise FileNotFoundError(
-            f"no tokenizer at {path}: pass a SentencePiece tokenizer.model file or a directory "
-            f"that holds one (EuroLLM checkpoints ship tokenizer.model next to config.json)"
-        )
-    try:  # the project's tokenizer package, when it is installed in the tree
-        from eurollm_jax import tokenizer as _tok  # type: ignore
-
-        for name in ("load_tokenizer", "load"):
-            loader = getattr(_tok, name, None)
-            if callable(loader):
-                return loader(model_file)
-    except ImportError:
-        pass
-    return SentencePieceTokenizer(model_file)
+    return Tokenizer.load(path)
 
 
 def check_tokenizer(tokenizer) -> None:
@@ -114,9 +67,22 @@ def eos_id(tokenizer) -> int | None:
     return _eos(tokenizer)
 
 
+def encode_plain(tokenizer, text: str) -> list[int]:
+    """``text`` as token ids without BOS/EOS, whatever the tokenizer adds by default."""
+    try:
+        ids = tokenizer.encode(text, add_bos=False)
+    except TypeError:  # an encode(text) that takes no add_bos
+        ids = tokenizer.encode(text)
+    ids = [int(i) for i in ids]
+    bos = _bos(tokenizer)
+    if ids and bos is not None and ids[0] == bos:
+        ids = ids[1:]
+    return ids
+
+
 def encode_prompt(tokenizer, text: str, *, add_bos: bool = True) -> list[int]:
     """``text`` as token ids, with one leading BOS when ``add_bos`` (never two)."""
-    ids = [int(i) for i in tokenizer.encode(text)]
+    ids = encode_plain(tokenizer, text)
     bos = _bos(tokenizer)
     if add_bos and bos is not None and (not ids or ids[0] != bos):
         ids = [bos] + ids
@@ -136,7 +102,7 @@ def encode_with_special_tokens(
     if add_bos and bos is not None:
         ids.append(bos)
     if not special_tokens:
-        return ids + [int(i) for i in tokenizer.encode(text)]
+        return ids + encode_plain(tokenizer, text)
     pattern = "(" + "|".join(re.escape(s) for s in sorted(special_tokens, key=len, reverse=True)) + ")"
     for piece in re.split(pattern, text):
         if not piece:
@@ -144,7 +110,7 @@ def encode_with_special_tokens(
         if piece in special_tokens:
             ids.append(int(special_tokens[piece]))
         else:
-            ids.extend(int(i) for i in tokenizer.encode(piece))
+            ids.extend(encode_plain(tokenizer, piece))
     return ids
 
 

@@ -55,9 +55,9 @@ def tokenizer_path(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def tokenizer(tokenizer_path):
-    from eurollm_jax.inference import SentencePieceTokenizer
+    from eurollm_jax.tokenizer import Tokenizer
 
-    tok = SentencePieceTokenizer(tokenizer_path)
+    tok = Tokenizer.load(tokenizer_path)
     assert tok.piece_to_id("<|im_start|>") == 3 and tok.piece_to_id("<|im_end|>") == 4
     assert tok.vocab_size == VOCAB
     return tok
@@ -142,3 +142,23 @@ def hf_token_logprobs(hf_model, ids, *, hooks=()):
         logits = hf_model(torch.tensor([ids])).logits[0].double()
     logp = torch.log_softmax(logits, -1)
     return [float(logp[t - 1, ids[t]]) for t in range(1, len(ids))]
+
+
+def full_logits(model, seqs, length=64):
+    """Logits of each whole sequence without a KV cache (one jitted, right-padded batch)."""
+    import jax
+    from flax import nnx
+
+    graphdef, state = nnx.split(model)
+
+    @jax.jit
+    def fwd(state, ids, seg):
+        return nnx.merge(graphdef, state)(ids, segment_ids=seg)
+
+    ids = np.zeros((len(seqs), length), np.int32)
+    seg = np.zeros((len(seqs), length), np.int32)
+    for i, s in enumerate(seqs):
+        ids[i, :len(s)] = s
+        seg[i, :len(s)] = 1
+    out = np.asarray(fwd(state, ids, seg))
+    return [out[i, :len(s)] for i, s in enumerate(seqs)]
