@@ -1,0 +1,1 @@
+"""Tests of eurollm_jax.data."""
