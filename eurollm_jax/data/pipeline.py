@@ -572,18 +572,22 @@ def _walk_states(state: Any, key: str) -> Iterator[dict]:
             yield from _walk_states(v, key)
 
 
-class DataIterator:
+class DataIterator(grain.DatasetIterator):
     """Host batches with checkpointable state and live mixture weights.
 
     ``next(it)`` -> dict of numpy ``[B_local, T]`` arrays. ``get_state()``/``set_state()``
-    round-trip through JSON. ``set_mixture_weights({...})`` changes the mixture from the next
-    batch on. ``packing_stats()`` and ``padding_fraction`` report what packing did.
+    round-trip through JSON; being a Grain ``DatasetIterator``, it also checkpoints with
+    Orbax through ``grain.checkpoint.CheckpointSave(it)`` / ``CheckpointRestore(it)``
+    (one JSON file per process). ``set_mixture_weights({...})`` changes the mixture from the
+    next batch on. ``packing_stats()`` and ``padding_fraction`` report what packing did.
     """
 
     def __init__(self, dataset: grain.IterDataset, names: Sequence[str], weights: Sequence[float],
                  config: PipelineConfig):
+        it = iter(dataset)
+        super().__init__(it)
         self._dataset = dataset
-        self._it = iter(dataset)
+        self._it = it
         self.source_names = list(names)
         self._weights = list(weights)
         self.config = config
@@ -656,11 +660,6 @@ class DataIterator:
         size = totals["tokens_out"] + totals["padding"]
         totals["padding_fraction"] = totals["padding"] / size if size else 0.0
         return totals
-
-    def close(self) -> None:
-        close = getattr(self._it, "close", None)
-        if close is not None:
-            close()
 
     def __enter__(self) -> "DataIterator":
         return self

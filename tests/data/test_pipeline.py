@@ -312,3 +312,22 @@ def test_make_global_batch_shards_over_data_axes(corpus):
         assert arr.addressable_shards[0].data.shape == (1, T)
     with pytest.raises(ValueError, match="divide"):
         make_global_batch({"tokens": batch["tokens"][:3]}, mesh)
+
+
+def test_orbax_grain_checkpoint_handler_round_trip(corpus, tmp_path):
+    """The trainer can save the iterator with Orbax via grain.checkpoint."""
+    import grain
+    from etils import epath
+
+    root, _ = corpus
+    cfg = config(root, mixture="uniform")
+    with make_iterator(cfg) as it:
+        take(it, 2)
+        it.set_mixture_weights({"mt/udhr": 1.0, "ga/news": 1.0})
+        grain.checkpoint.CheckpointHandler().save(epath.Path(tmp_path), it)
+        expected = take(it, 3)
+    assert list(tmp_path.glob("process_0-of-1.json"))
+    with make_iterator(cfg) as restored:
+        grain.checkpoint.CheckpointHandler().restore(epath.Path(tmp_path), restored)
+        assert restored.mixture_weights["en/web"] == 0.0
+        assert_same(take(restored, 3), expected)
