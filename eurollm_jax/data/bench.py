@@ -74,7 +74,7 @@ def _plain_loop(paths: Sequence[str], batch_size: int, seq_len: int, seconds: fl
 
 
 def _pipeline(manifest: str, batch_size: int, seq_len: int, workers: int, seconds: float,
-              max_batches: int) -> tuple[float, int, float]:
+              max_batches: int) -> tuple[float, int, float, float]:
     from eurollm_jax.data.pipeline import PipelineConfig, make_iterator
 
     config = PipelineConfig(manifest=manifest, batch_size=batch_size, seq_len=seq_len,
@@ -94,7 +94,7 @@ def _pipeline(manifest: str, batch_size: int, seq_len: int, workers: int, second
             batches += 1
             elapsed = time.perf_counter() - start
             if batches >= max_batches or elapsed >= seconds:
-                return tokens / elapsed, batches, start_up
+                return tokens / elapsed, batches, start_up, it.padding_fraction
 
 
 def _shard_paths(manifest_dir: str) -> list[str]:
@@ -138,7 +138,8 @@ def _tokenization(work: str, corpus_train: str, tokenizer: str, target_mb: float
         out = os.path.join(work, f"tok_out_{w}")
         shutil.rmtree(out, ignore_errors=True)
         start = time.perf_counter()
-        manifest = run(TokenizeConfig(inputs, out, tokenizer, num_workers=w), progress=lambda m: None)
+        manifest = run(TokenizeConfig(inputs, out, tokenizer, num_workers=w),
+                       progress=lambda m: None)
         elapsed = time.perf_counter() - start
         from eurollm_jax.data.tokenize_job import read_markers
 
@@ -180,7 +181,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     train_path = stats["paths"]["train"]
     tok_path = os.path.join(work, "tokenizer.model")
     train_tokenizer(jsonl_corpus([train_path]), tok_path,
-                    TokenizerTrainConfig(vocab_size=args.vocab_size, num_threads=os.cpu_count() or 1))
+                    TokenizerTrainConfig(vocab_size=args.vocab_size,
+                                         num_threads=os.cpu_count() or 1))
     print(f"demo corpus + tokenizer (vocab {args.vocab_size}): {time.perf_counter() - t0:.1f}s")
 
     print("\n## Tokenization throughput (MB/s of UTF-8 text)\n")
@@ -205,19 +207,20 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     print("\n## Input pipeline: real tokens/s into host batches "
           f"[{args.batch_size}, {args.seq_len}]\n")
-    print("| corpus | reader | tokens/s | per core | vs plain loop | start-up s |")
-    print("|---|---|---|---|---|---|")
+    print("| corpus | reader | tokens/s | per core | vs plain loop | start-up s | padding |")
+    print("|---|---|---|---|---|---|---|")
     for name, directory in corpora.items():
         plain, _ = _plain_loop(_shard_paths(directory), args.batch_size, args.seq_len,
                                args.seconds, args.max_batches)
-        print(f"| {name} | plain Python loop (1 process) | {plain:,.0f} | {plain:,.0f} | 1.00 | - |")
+        print(f"| {name} | plain Python loop (1 process) | {plain:,.0f} | {plain:,.0f} | 1.00 "
+              "| - | 0.000 |")
         for w in [0] + workers:
-            rate, _, start_up = _pipeline(directory, args.batch_size, args.seq_len, w,
-                                          args.seconds, args.max_batches)
+            rate, _, start_up, padding = _pipeline(directory, args.batch_size, args.seq_len, w,
+                                                   args.seconds, args.max_batches)
             label = "Grain pipeline, in-process" if w == 0 else f"Grain pipeline, {w} worker(s)"
             per_core = rate / max(w, 1)
             print(f"| {name} | {label} | {rate:,.0f} | {per_core:,.0f} | {rate / plain:.2f} | "
-                  f"{start_up:.1f} |")
+                  f"{start_up:.1f} | {padding:.3f} |")
     if args.work_dir is None:
         shutil.rmtree(work, ignore_errors=True)
     return 0

@@ -96,7 +96,7 @@ def resolve_weights(
             for n in names:
                 by_lang[sources[n]["language"]] += tokens[n]
             alpha = 0.0 if math.isinf(temperature) else 1.0 / temperature
-            lang_w = {l: (t ** alpha if t > 0 else 0.0) for l, t in by_lang.items()}
+            lang_w = {lang: (t ** alpha if t > 0 else 0.0) for lang, t in by_lang.items()}
             raw = {
                 n: lang_w[sources[n]["language"]] * tokens[n] / by_lang[sources[n]["language"]]
                 if by_lang[sources[n]["language"]] > 0 else 0.0
@@ -113,7 +113,8 @@ def resolve_weights(
         if unknown:
             raise MixtureError(
                 f"mixture names source(s) {unknown} that are not in the token manifest "
-                f"{manifest.get('root')}; available: {names[:20]}{' ...' if len(names) > 20 else ''}"
+                f"{manifest.get('root')}; available: {names[:20]}"
+                f"{' ...' if len(names) > 20 else ''}"
                 " (names are '<lang>/<source>'; tokenize the missing data first)"
             )
         for n, w in mixture.items():

@@ -157,7 +157,7 @@ def iter_jsonl(path: str, config: ReaderConfig, report: BadInputReport) -> Itera
             if not raw.strip():
                 continue
             try:
-                line = raw.decode("utf-8")
+                line = raw.decode("utf-8-sig" if n_lines == 1 else "utf-8")  # tolerate a BOM
             except UnicodeDecodeError as e:
                 report.add(path, n_lines, f"invalid UTF-8 (byte {e.start})")
                 continue
@@ -267,7 +267,9 @@ def iter_documents(
 def corpus_from_inputs(
     specs: list[str], config: ReaderConfig | None = None, report: BadInputReport | None = None
 ):
-    """A re-iterable ``() -> (text, lang)`` corpus for tokenizer training (problems counted once)."""
+    """A re-iterable ``() -> (text, lang)`` corpus for tokenizer training.
+
+    Problems are recorded in ``report`` on the first pass only."""
     config = config or ReaderConfig()
     state = {"first": True}
 

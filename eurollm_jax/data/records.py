@@ -13,7 +13,6 @@ per record than one call per record); readers open lazily so the object pickles 
 
 from __future__ import annotations
 
-import bisect
 import os
 from typing import Sequence
 
@@ -137,5 +136,3 @@ class ShardedRecords:
             for r in self._readers:
                 r.close()
         self._readers = None
-
-

@@ -43,8 +43,11 @@ class Tokenizer:
         self._proto = processor.serialized_model_proto()
         pieces = [processor.id_to_piece(i) for i in range(processor.get_piece_size())]
         self._piece_to_id = {p: i for i, p in enumerate(pieces)}
+        # Control pieces (<s>, </s>, and <|im_start|>/<|im_end|> in our models) plus the chat
+        # markers whatever their type (another model may declare them user-defined).
         self._control = np.array(
-            [processor.is_control(i) or processor.is_unknown(i) for i in range(len(pieces))],
+            [processor.is_control(i) or processor.is_unknown(i) or p in (IM_START, IM_END)
+             for i, p in enumerate(pieces)],
             dtype=bool,
         )
         self._space_mark_ids: list[int] | None = None
@@ -56,7 +59,7 @@ class Tokenizer:
 
     @classmethod
     def load(cls, path: str) -> "Tokenizer":
-        """Load ``path`` (a SentencePiece ``.model`` file, or a directory with ``tokenizer.model``)."""
+        """Load ``path``: a ``.model`` file or a directory holding ``tokenizer.model``."""
         path = os.path.expanduser(str(path))
         if os.path.isdir(path):
             path = os.path.join(path, "tokenizer.model")
@@ -193,9 +196,9 @@ class Tokenizer:
     def decode(self, ids: Iterable[int], skip_special_tokens: bool = True) -> str:
         """Text of ``ids``. Special tokens are dropped, or written as their pieces with
         ``skip_special_tokens=False`` (e.g. ``<|im_start|>``)."""
-        ids = [int(i) for i in (ids.tolist() if isinstance(ids, np.ndarray) else ids)]
+        ids = [int(i) for i in (ids.tolist() if hasattr(ids, "tolist") else ids)]
         if skip_special_tokens:
-            return self._sp.decode(ids)
+            return self._sp.decode([i for i in ids if not self._control[i]])
         out, run = [], []
         for i in ids:
             if self._control[i]:

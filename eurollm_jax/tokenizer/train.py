@@ -213,7 +213,9 @@ def train_tokenizer(
     return tokenizer, report
 
 
-def jsonl_corpus(paths: Iterable[str], text_field: str = "text", lang_field: str = "lang") -> Corpus:
+def jsonl_corpus(
+    paths: Iterable[str], text_field: str = "text", lang_field: str = "lang"
+) -> Corpus:
     """A re-iterable ``(text, lang)`` corpus over JSONL/Parquet/TFDS inputs.
 
     Bad lines are skipped; use ``eurollm_jax.data.readers.corpus_from_inputs`` with a

@@ -28,7 +28,8 @@ def test_demo_corpus_is_deterministic_and_fast(demo_dir, tmp_path):
     stats = demo_corpus.build(str(tmp_path))
     assert time.perf_counter() - start < 20  # seconds, on a loaded 2-core machine
     for split in ("train", "heldout"):
-        assert (tmp_path / f"{split}.jsonl").read_bytes() == (demo_dir / f"{split}.jsonl").read_bytes()
+        new, old = tmp_path / f"{split}.jsonl", demo_dir / f"{split}.jsonl"
+        assert new.read_bytes() == old.read_bytes()
     assert stats["splits"]["train"]["docs"] > 24
 
 

@@ -61,7 +61,8 @@ def test_shards_manifest_and_bad_input(inputs, tmp_path, demo_tokenizer):
     assert manifest["bad_input"]["total"] == 8
     # Records hold exactly the tokenizer's ids (BOS ... EOS), loss mask implicit.
     entry = manifest["sources"]["mt/c"]
-    records = ShardedRecords([os.path.join(out, p) for p in entry["shards"]], entry["shard_records"])
+    paths = [os.path.join(out, p) for p in entry["shards"]]
+    records = ShardedRecords(paths, entry["shard_records"])
     tokens, mask = decode_record(records[0])
     assert tokens.tolist() == demo_tokenizer.encode("Bonġu", add_eos=True) and mask is None
     assert demo_tokenizer.decode(tokens) == "Bonġu"

@@ -44,7 +44,8 @@ def test_special_ids_are_exactly_0_to_4(demo_tokenizer):
 
 def test_lossless_round_trip_in_all_24_eu_languages(demo_tokenizer, demo_dir):
     tok = demo_tokenizer
-    records = read_jsonl(str(demo_dir / "train.jsonl")) + read_jsonl(str(demo_dir / "heldout.jsonl"))
+    records = read_jsonl(str(demo_dir / "train.jsonl"))
+    records += read_jsonl(str(demo_dir / "heldout.jsonl"))
     seen = set()
     for r in records:
         ids = tok.encode(r["text"], add_bos=False)
