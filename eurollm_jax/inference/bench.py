@@ -41,6 +41,7 @@ def _parse(argv):
     p.add_argument("--mesh", default=None, help='mesh shape "data,fsdp,tensor" (default one device)')
     p.add_argument("--json", default=None, help="also write the results to this JSON file")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--torch_threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     args = p.parse_args(argv[1:])
     for k, v in SHAPES[args.shape].items():
         if getattr(args, k, None) is None:
@@ -86,6 +87,8 @@ def bench_transformers(args, cfg, prompts):
     import transformers
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
+    if args.torch_threads:
+        torch.set_num_threads(args.torch_threads)
     dtype = torch.bfloat16 if args.dtype == "bfloat16" else torch.float32
     hf_cfg = transformers.LlamaConfig(**{k: v for k, v in cfg.to_hf_config().items()
                                          if k not in ("architectures", "torch_dtype", "model_type")})

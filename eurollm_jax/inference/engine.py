@@ -121,6 +121,17 @@ def bucket_length(n: int, minimum: int = 16) -> int:
     return -(-n // 512) * 512
 
 
+MAX_TOP_LOGPROBS = 20
+
+
+def _top_n_bucket(n: int) -> int:
+    """0, 5 or 20: how many top log-probabilities the compiled loop keeps per step."""
+    n = int(n)
+    if n < 0 or n > MAX_TOP_LOGPROBS:
+        raise ValueError(f"top_logprobs must be in [0, {MAX_TOP_LOGPROBS}], got {n}")
+    return 0 if n == 0 else 5 if n <= 5 else MAX_TOP_LOGPROBS
+
+
 def _bucket_batch(n: int, multiple: int) -> int:
     b = 1 << (max(n, 1) - 1).bit_length()
     return -(-b // multiple) * multiple
@@ -310,15 +321,20 @@ class Engine:
         return ids
 
     def _batch_interventions(self, interventions, n_rows: int, b_pad: int):
+        """[L, D] or [L, n, D] -> [L, b_pad, D] (one compiled shape for shared and per-row
+        steering; padding rows get zeros)."""
         if interventions is None:
             return None
         arr = np.asarray(interventions, np.float32)
-        if arr.ndim == 3:
-            if arr.shape[1] != n_rows:
-                raise ValueError(
-                    f"per-row interventions have batch {arr.shape[1]} but there are {n_rows} prompts")
-            arr = np.concatenate([arr, np.zeros((arr.shape[0], b_pad - n_rows, arr.shape[2]), np.float32)], 1)
-        return arr
+        cfg = self.cfg
+        if arr.ndim not in (2, 3) or arr.shape[0] != cfg.num_layers or arr.shape[-1] != cfg.d_model:
+            raise ValueError(f"interventions must be [layers={cfg.num_layers}, d_model={cfg.d_model}] or "
+                             f"[layers, prompts, d_model], got {arr.shape}")
+        if arr.ndim == 2:
+            arr = np.broadcast_to(arr[:, None, :], (arr.shape[0], n_rows, arr.shape[1]))
+        if arr.shape[1] != n_rows:
+            raise ValueError(f"per-row interventions have batch {arr.shape[1]} but there are {n_rows} prompts")
+        return np.concatenate([arr, np.zeros((arr.shape[0], b_pad - n_rows, arr.shape[2]), np.float32)], 1)
 
     # ------------------------------------------------------------ generation
     def generate(self, prompts, *, max_new_tokens: int = 16, temperature: float = 0.0,
@@ -402,7 +418,7 @@ class Engine:
         iv = self._batch_interventions(interventions, n, b)
         iv = _put_replicated(iv, mesh)
         iscale = _put_replicated(None if intervention_scale is None else np.asarray(intervention_scale, np.float32), mesh)
-        statics = dict(mode=mode, top_n=int(top_logprobs), keep_logits=bool(return_logits))
+        statics = dict(mode=mode, top_n=_top_n_bucket(top_logprobs), keep_logits=bool(return_logits))
         row_stops = [s.stop_strings for s in rows]
         has_stop_strings = any(row_stops)
 
@@ -431,15 +447,17 @@ class Engine:
                 if done.all() or until >= n_new:
                     break
         host = jax.device_get({k: v for k, v in st.items() if k != "cache"})
-        return [self._completion(i, prompt_ids[i], sampling[i], stops[i], host) for i in range(n)]
+        return [self._completion(i, prompt_ids[i], sampling[i], stops[i], host, int(top_logprobs))
+                for i in range(n)]
 
-    def _completion(self, i, prompt, s: SamplingParams, stop_ids, host) -> Completion:
+    def _completion(self, i, prompt, s: SamplingParams, stop_ids, host, top_n: int) -> Completion:
         count = int(host["n_gen"][i])
         toks = [int(t) for t in host["tokens"][i, :count]]
         lps = [float(x) for x in host["logprobs"][i, :count]]
         top = None
-        if "top_ids" in host:
-            top = [(host["top_ids"][i, j].tolist(), host["top_lps"][i, j].tolist()) for j in range(count)]
+        if "top_ids" in host and top_n:
+            top = [(host["top_ids"][i, j, :top_n].tolist(), host["top_lps"][i, j, :top_n].tolist())
+                   for j in range(count)]
         logits = host["logits"][i, :count] if "logits" in host else None
         finish, stop = "length", None
         if toks and toks[-1] in stop_ids:

@@ -12,7 +12,7 @@ Importing this module registers the backend (lm-eval is an optional dependency):
     lm = EuroLLMJaxLM(model=model, tokenizer=tokenizer)
     lm_eval.simple_evaluate(model=lm, tasks=[...])
 
-Command line: ``python -m eurollm_jax.inference.lm_eval_backend --model eurollm_jax
+Command line: ``python -m eurollm_jax.inference.lm_eval_backend run --model eurollm_jax
 --model_args pretrained=DIR --tasks ...`` (lm-eval's own CLI with the backend registered).
 
 Semantics follow lm-eval's HF backend: contexts get one BOS (``add_bos_token=True``,

@@ -78,7 +78,7 @@ def test_capture_text_prompts(engine, tokenizer):
 def test_steering_matches_transformers_hooks(engine, hf_model, jax_model):
     rng = np.random.default_rng(3)
     v0, v1 = rng.normal(size=64), rng.normal(size=64)
-    norms = residual_norms(engine, _prompts([8, 12], seed=9), [0, 1])
+    norms = residual_norms(engine, _prompts([8, 12, 5], seed=9), [0, 1])
     assert norms.shape == (2,) and (norms > 0).all()
     iv = steering_interventions(engine.cfg, {0: v0, -1: v1}, eps={0: 0.5, -1: 0.4}, normalize=True,
                                 reference_norms={0: norms[0], -1: norms[1]})
@@ -105,11 +105,12 @@ def test_steering_matches_transformers_hooks(engine, hf_model, jax_model):
 
 
 def test_per_row_interventions(engine, jax_model):
-    prompts = _prompts([5, 7], seed=6)
+    prompts = _prompts([5, 7, 3], seed=6)
     v = np.random.default_rng(0).normal(size=64) * 3
     iv = steering_interventions(engine.cfg, {1: v})
-    per_row = np.stack([np.zeros_like(iv), iv], axis=1)  # [L, B, D]: only row 1 steered
+    per_row = np.stack([np.zeros_like(iv), iv, np.zeros_like(iv)], axis=1)  # [L, B, D]: only row 1 steered
     mixed = generate(jax_model, prompts, max_new_tokens=8, interventions=per_row, ignore_eos=True)
-    plain = generate(jax_model, prompts[:1], max_new_tokens=8, ignore_eos=True)
-    steered = generate(jax_model, prompts[1:], max_new_tokens=8, interventions=iv, ignore_eos=True)
-    assert list(mixed[0]) == list(plain[0]) and list(mixed[1]) == list(steered[0])
+    plain = generate(jax_model, prompts, max_new_tokens=8, ignore_eos=True)
+    steered = generate(jax_model, prompts, max_new_tokens=8, interventions=iv, ignore_eos=True)
+    assert [list(mixed[0]), list(mixed[1]), list(mixed[2])] == [list(plain[0]), list(steered[1]), list(plain[2])]
+    assert list(steered[1]) != list(plain[1])

@@ -108,7 +108,7 @@ def test_simple_evaluate_through_backend(tmp_path, hf_dir, hf_model, tokenizer):
         model_args=f"pretrained={hf_dir[0]},compute_dtype=float32,param_dtype=float32,max_length={MAX_LENGTH}",
         tasks=["tiny_mc", "tiny_gen", "tiny_roll"], task_manager=TaskManager(include_path=str(tmp_path),
                                                                              include_defaults=False),
-        batch_size=4, log_samples=False, bootstrap_iters=0)
+        batch_size=8, log_samples=False, bootstrap_iters=0)
     res = out["results"]
     assert res["tiny_mc"]["acc,none"] == pytest.approx(np.mean(mc_hits))
     assert 0 < res["tiny_mc"]["acc,none"] < 1

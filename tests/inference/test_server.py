@@ -55,7 +55,7 @@ def test_models_and_health(server):
 def test_concurrent_requests_are_batched_and_correct(server, engine):
     client, app = server
     chat = [{"role": "user", "content": "Good morning"}]
-    expected = [engine.generate([p], max_new_tokens=8)[0] for p in PROMPTS]
+    expected = engine.generate(PROMPTS, max_new_tokens=8)
     from eurollm_jax.inference import generate_chat
     expected_chat = generate_chat(engine, [chat], max_new_tokens=8)[0]
     before = dict(app.state.batcher.stats)
