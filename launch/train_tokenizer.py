@@ -31,6 +31,7 @@ flags.DEFINE_integer("num_threads", os.cpu_count() or 1, "training threads")
 flags.DEFINE_list("heldout", [], "held-out documents for the fertility report")
 flags.DEFINE_list("compare", [], "NAME=PATH of tokenizers to compare with")
 flags.DEFINE_string("report_dir", None, "where fertility.{md,json,png} go (default: by the model)")
+flags.DEFINE_string("name", "new", "label of the trained tokenizer in the fertility table")
 flags.DEFINE_bool("demo", False, "build the demo corpus next to --output and use it")
 flags.mark_flag_as_required("output")
 
@@ -57,7 +58,8 @@ def main(argv):
         split_digits=FLAGS.split_digits, input_sentence_size=FLAGS.input_sentence_size,
         seed=FLAGS.seed, num_threads=FLAGS.num_threads,
     )
-    report = train_and_report(inputs, FLAGS.output, config, heldout, compare, FLAGS.report_dir)
+    report = train_and_report(inputs, FLAGS.output, config, heldout, compare, FLAGS.report_dir,
+                              name=FLAGS.name)
     print(f"wrote {FLAGS.output} (vocab {report['vocab_size']}, {report['seconds']:.1f}s)")
     if report["bad_input"]["total"]:
         print(f"skipped {report['bad_input']['total']} bad input lines (see the .json report)")

@@ -119,7 +119,7 @@ def _tokenization(work: str, corpus_train: str, tokenizer: str, target_mb: float
         path = os.path.join(work, "tok_inputs", f"part{k}.jsonl")
         os.makedirs(os.path.dirname(path), exist_ok=True)
         with open(path, "w", encoding="utf-8") as f:
-            for _ in range(max(1, reps // 4)):
+            for _ in range(max(1, -(-reps // 4))):
                 f.write("\n".join(lines) + "\n")
         inputs.append(path)
     results = []
