@@ -52,7 +52,7 @@ def normalize(text: str) -> str:
 
 def exact_key(text: str) -> int:
     digest = hashlib.blake2b(normalize(text).encode("utf-8"), digest_size=8).digest()
-    return int.from_bytes(digest, "little")
+    return int.from_bytes(digest, "little") >> 1  # 63 bits: fits signed int64 coders (Beam)
 
 
 def collision_probability(jaccard: float, bands: int, rows: int) -> float:

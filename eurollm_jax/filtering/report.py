@@ -119,10 +119,12 @@ def _chart(summary: dict[str, Any], path: str) -> None:
             n = sum(v for k, v in r["dropped"].items() if k.split(":", 1)[0] == s)
             vals.append(n / max(r["documents"], 1))
         series.append((s, vals))
-    cmap = plt.get_cmap("tab20")
+    palette = ("#1f77b4", "#ff7f0e", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
+               "#bcbd22", "#17becf", "#aec7e8", "#ffbb78", "#ff9896", "#c5b0d5", "#c49c94",
+               "#f7b6d2", "#c7c7c7", "#dbdb8d", "#9edae5")  # no greens: green means kept
     for i, (name, vals) in enumerate(series):
         ax.bar(labels, vals, bottom=bottom, label=name,
-               color="#4c9a2a" if name == "kept" else cmap(i % 20))
+               color="#2ca02c" if name == "kept" else palette[(i - 1) % len(palette)])
         bottom = [b + v for b, v in zip(bottom, vals)]
     ax.set_ylabel("fraction of documents")
     ax.set_ylim(0, 1)
