@@ -13,7 +13,8 @@ A job config has a ``model`` section (ModelConfig fields), a ``mesh`` section
 - ``optimizer``: AdamW (lr peak, b1, b2, eps, weight_decay, no_decay patterns, clip_norm)
   and the schedule (wsd | cosine | constant, warmup_steps or warmup_fraction,
   decay_fraction, decay_shape linear | cosine | 1-sqrt, min_lr_ratio).
-- ``checkpoint``: every (steps; 0 = only at the end), keep, async_save, export_params.
+- ``checkpoint``: every (steps; 0 = only at the end), keep, async_save, export_params,
+  replica_parallel (split writes of replicated arrays over replicas: large DP meshes).
 - ``data``: source (synthetic | text | sft | pipeline) and its options, mixture.
 - ``eval``: every (steps; 0 = never), batches.
 
@@ -70,6 +71,7 @@ def train_sections(config: ml_collections.ConfigDict) -> ml_collections.ConfigDi
         keep=3,
         async_save=True,
         export_params=True,
+        replica_parallel=False,
     ))
     config.data = ml_collections.ConfigDict(dict(
         source="synthetic",

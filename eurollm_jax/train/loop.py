@@ -20,6 +20,7 @@ workdir parent) raises before anything is written.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import json
 import logging
@@ -125,6 +126,41 @@ def build_job(config, *, devices=None) -> Job:
     return Job(config, mesh, mcfg, phases, schedule, tx, spec, opts, copts)
 
 
+# Jitted steps of recent jobs, so that train() called again in the same process (resume in a
+# notebook, tests) reuses the compiled step instead of tracing and compiling it again. The
+# key holds everything the step depends on; the values are pure functions of it.
+_JOB_CACHE: "collections.OrderedDict[str, tuple]" = collections.OrderedDict()
+_JOB_CACHE_SIZE = 4
+_STEP_KEYS = ("steps", "batch_size", "seq_len", "micro_batches", "z_loss", "freeze", "trainable",
+              "phases", "loss_chunk", "compiler_options")
+
+
+def _compiled_job(config, devices=None):
+    devices = list(jax.devices() if devices is None else devices)
+    key = json.dumps({
+        "model": _to_plain(config.model), "optimizer": _to_plain(config.optimizer),
+        "mesh": _to_plain(config.mesh), "train": {k: _to_plain(config.train.get(k)) for k in _STEP_KEYS},
+        "eval": int(config.eval.every) > 0, "devices": [d.id for d in devices],
+    }, sort_keys=True, default=str)
+    if key in _JOB_CACHE:
+        _JOB_CACHE.move_to_end(key)
+        job, train_fn, eval_fn = _JOB_CACHE[key]
+        return dataclasses.replace(job, config=config), train_fn, eval_fn
+    job = build_job(config, devices=devices)
+    spec = job.spec
+    train_fn = jit_train_step(make_train_step(spec.graphdef, job.model_cfg, job.tx, job.schedule,
+                                              job.step_opts), spec, job.mesh,
+                              compiler_options=job.compiler_options)
+    eval_fn = None
+    if int(config.eval.every) > 0:
+        eval_fn = jit_eval_step(make_eval_step(spec.graphdef, job.model_cfg, job.step_opts), spec,
+                                job.mesh, compiler_options=job.compiler_options)
+    _JOB_CACHE[key] = (job, train_fn, eval_fn)
+    while len(_JOB_CACHE) > _JOB_CACHE_SIZE:
+        _JOB_CACHE.popitem(last=False)
+    return job, train_fn, eval_fn
+
+
 def _load_init_params(job: Job, directory: str):
     """Parameters of a params-only checkpoint (SFT start), shape-checked by name."""
     from eurollm_jax.checkpoint.params import load_model_config, load_params
@@ -201,7 +237,7 @@ def train(config, workdir: str, *, on_step: Callable[[int], None] | None = None,
           devices=None) -> TrainResult:
     """Train (or resume) ``config`` in ``workdir``. See the module docstring."""
     workdir = check_workdir(workdir)
-    job = build_job(config, devices=devices)
+    job, train_fn, eval_fn = _compiled_job(config, devices)
     t, ck = config.train, config.checkpoint
     mesh, spec = job.mesh, job.spec
     pid, nproc = jax.process_index(), jax.process_count()
@@ -210,7 +246,8 @@ def train(config, workdir: str, *, on_step: Callable[[int], None] | None = None,
     ckpt_dir = os.path.join(workdir, "checkpoints")
     latest = None
     if os.path.isdir(ckpt_dir):
-        probe = Checkpointer(ckpt_dir, keep=int(ck.keep), async_save=bool(ck.async_save))
+        probe = Checkpointer(ckpt_dir, keep=int(ck.keep), async_save=bool(ck.async_save),
+                             replica_parallel=bool(ck.get("replica_parallel", False)))
         latest = probe.latest_step()
         if latest is not None:
             probe.check_compatible(latest, spec.abstract)
@@ -226,7 +263,8 @@ def train(config, workdir: str, *, on_step: Callable[[int], None] | None = None,
 
     # ---------------------------------------------------------------- commit: files from here
     os.makedirs(workdir, exist_ok=True)
-    checkpointer = Checkpointer(ckpt_dir, keep=int(ck.keep), async_save=bool(ck.async_save))
+    checkpointer = Checkpointer(ckpt_dir, keep=int(ck.keep), async_save=bool(ck.async_save),
+                             replica_parallel=bool(ck.get("replica_parallel", False)))
     config_dict = _to_plain(config)
     if pid == 0:
         tmp = os.path.join(workdir, "config.json.tmp")
@@ -258,13 +296,6 @@ def train(config, workdir: str, *, on_step: Callable[[int], None] | None = None,
         writer = metrics_lib.JsonlWriter(metrics_path)
         tb = metrics_lib.TensorBoardWriter(os.path.join(workdir, "tensorboard"))
 
-    train_fn = jit_train_step(make_train_step(spec.graphdef, job.model_cfg, job.tx, job.schedule,
-                                              job.step_opts), spec, mesh,
-                              compiler_options=job.compiler_options)
-    eval_fn = None
-    if int(config.eval.every) > 0:
-        eval_fn = jit_eval_step(make_eval_step(spec.graphdef, job.model_cfg, job.step_opts), spec, mesh,
-                                compiler_options=job.compiler_options)
 
     total = int(t.steps)
     stop_after = int(t.stop_after or 0)

@@ -45,8 +45,10 @@ def param_shardings(cfg: ModelConfig, mesh):
 
 def opt_state_shardings(tx, abstract_params, p_shardings, mesh):
     abstract_opt = jax.eval_shape(tx.init, abstract_params)
+    masked = lambda x: isinstance(x, optax.MaskedNode)  # noqa: E731  (frozen leaves: no state)
     return optax.tree_map_params(
-        tx, lambda _, s: s, abstract_opt, p_shardings, transform_non_params=lambda _: replicated(mesh)
+        tx, lambda leaf, s: leaf if masked(leaf) else s, abstract_opt, p_shardings,
+        transform_non_params=lambda _: replicated(mesh), is_leaf=masked,
     ), abstract_opt
 
 
