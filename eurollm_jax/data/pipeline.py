@@ -51,6 +51,7 @@ from __future__ import annotations
 import collections
 import copy
 import dataclasses
+import hashlib
 import logging
 import math
 import os
@@ -133,6 +134,48 @@ def resolve_weights(
 
 # ============================================================================ mixture
 
+_M64 = np.uint64(0xFFFFFFFFFFFFFFFF)
+
+
+def _round_keys(key: Sequence[int], rounds: int = 4) -> list[np.uint64]:
+    message = b"eurollm-permutation:" + ",".join(str(int(k)) for k in key).encode()
+    digest = hashlib.blake2b(message, digest_size=8 * rounds).digest()
+    return [np.uint64(int.from_bytes(digest[8 * i:8 * i + 8], "little")) for i in range(rounds)]
+
+
+def permute_indices(positions: np.ndarray, n: int, key: Sequence[int]) -> np.ndarray:
+    """Position -> index under a keyed pseudo-random permutation of ``range(n)``.
+
+    A 4-round Feistel network on the smallest even bit width covering ``n``, cycle-walked
+    into ``[0, n)``: O(1) memory for any ``n``, vectorised, and defined here (not by a
+    library's RNG stream), so checkpoints stay valid across numpy/grain upgrades.
+    """
+    x = np.asarray(positions, dtype=np.uint64)
+    if n <= 1:
+        return np.zeros_like(x)
+    half = max(1, (int(n - 1).bit_length() + 1) // 2)
+    mask = np.uint64((1 << half) - 1)
+    shift = np.uint64(half)
+    keys = _round_keys(key)
+
+    def feistel(v: np.ndarray) -> np.ndarray:
+        left, right = v >> shift, v & mask
+        with np.errstate(over="ignore"):
+            for k in keys:
+                f = (right + k) * np.uint64(0x9E3779B97F4A7C15) & _M64
+                f ^= f >> np.uint64(29)
+                f = f * np.uint64(0xBF58476D1CE4E5B9) & _M64
+                f ^= f >> np.uint64(32)
+                left, right = right, left ^ (f & mask)
+        return (left << shift) | right
+
+    out = feistel(x)
+    todo = out >= np.uint64(n)
+    while todo.any():  # cycle walking: the domain is < 4n, so this ends quickly
+        out[todo] = feistel(out[todo])
+        todo = out >= np.uint64(n)
+    return out.astype(np.int64)
+
 
 class MixtureSampler:
     """Deterministic mixture over sources with per-epoch permutations and read-ahead."""
@@ -169,7 +212,6 @@ class MixtureSampler:
         self._counts = [0] * len(self.sources)
         self._pos = [[0, 0] for _ in self.sources]
         self._exhausted = [len(r) == 0 for r in self._ranges]
-        self._perms: dict[int, tuple[int, np.ndarray]] = {}
         self._buffers = [collections.deque() for _ in self.sources]
         self._refresh_active()
 
@@ -217,32 +259,22 @@ class MixtureSampler:
 
     # ------------------------------------------------------------------ sampling
 
-    def _perm(self, s: int, epoch: int) -> np.ndarray:
-        cached = self._perms.get(s)
-        if cached is None or cached[0] != epoch:
-            n = len(self._ranges[s])
-            if n == 1:
-                return np.zeros(1, dtype=np.int64)
-            rng = np.random.default_rng([self.seed, s, epoch])
-            cached = (epoch, rng.permutation(n))
-            self._perms[s] = cached
-        return cached[1]
-
     def _fill(self, s: int) -> None:
         r = self._ranges[s]
         epoch, k = self._pos[s]
-        epoch_k = []
-        while len(epoch_k) < self.read_ahead:
+        indices: list[int] = []
+        while len(indices) < self.read_ahead:
             if self.num_epochs is not None and epoch >= self.num_epochs:
                 break
-            perm = self._perm(s, epoch)
-            take = min(self.read_ahead - len(epoch_k), len(r) - k)
-            epoch_k.extend(r[int(i)] for i in perm[k:k + take])
+            take = min(self.read_ahead - len(indices), len(r) - k)
+            local = permute_indices(np.arange(k, k + take), len(r), (self.seed, s, epoch))
+            indices.extend(r.start + r.step * local)
             k += take
             if k == len(r):
                 epoch, k = epoch + 1, 0
-        records = self.sources[s].read(epoch_k)
-        self._buffers[s].extend(zip(epoch_k, records))
+        indices = [int(i) for i in indices]
+        records = self.sources[s].read(indices)
+        self._buffers[s].extend(zip(indices, records))
 
     def _refresh_active(self) -> None:
         """Recompute the active set and the weights renormalised over it."""

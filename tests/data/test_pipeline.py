@@ -331,3 +331,15 @@ def test_orbax_grain_checkpoint_handler_round_trip(corpus, tmp_path):
         grain.checkpoint.CheckpointHandler().restore(epath.Path(tmp_path), restored)
         assert restored.mixture_weights["en/web"] == 0.0
         assert_same(take(restored, 3), expected)
+
+
+def test_permutation_is_a_keyed_bijection():
+    from eurollm_jax.data.pipeline import permute_indices
+
+    for n in (1, 2, 3, 7, 100, 1025):
+        assert sorted(permute_indices(np.arange(n), n, (0, 1, 2)).tolist()) == list(range(n))
+    a = permute_indices(np.arange(1000), 1000, (0, 1, 2))
+    assert not np.array_equal(a, permute_indices(np.arange(1000), 1000, (0, 1, 3)))
+    assert np.array_equal(a[10:20], permute_indices(np.arange(10, 20), 1000, (0, 1, 2)))
+    # Fixed values: a change here would silently invalidate saved iterator states.
+    assert permute_indices(np.arange(10), 10, (0, 1, 2)).tolist() == [4, 6, 2, 3, 5, 0, 9, 1, 8, 7]
