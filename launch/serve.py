@@ -14,24 +14,39 @@ import sys
 
 
 def parse_args(argv):
-    p = argparse.ArgumentParser(prog="python -m launch.serve", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m launch.serve",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--checkpoint", help="HF checkpoint dir or Orbax params dir")
     src.add_argument("--preset", help="random weights of a model preset (smoke tests only)")
     p.add_argument("--tokenizer", help="tokenizer.model (default: the one in --checkpoint)")
-    p.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1: local only)")
+    p.add_argument(
+        "--host", default="127.0.0.1", help="bind address (default 127.0.0.1: local only)"
+    )
     p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--model_name", default="eurollm", help="the model id clients send and /v1/models lists")
+    p.add_argument(
+        "--model_name", default="eurollm", help="the model id clients send and /v1/models lists"
+    )
     p.add_argument("--mesh", default=None, help='mesh shape "data,fsdp,tensor", e.g. "1,1,-1"')
-    p.add_argument("--compute_dtype", default=None, help="bfloat16 or float32 (default: the checkpoint's)")
+    p.add_argument(
+        "--compute_dtype", default=None, help="bfloat16 or float32 (default: the checkpoint's)"
+    )
     p.add_argument("--param_dtype", default="bfloat16")
-    p.add_argument("--max_batch_size", type=int, default=32, help="rows (prompts x n) per batched decode")
-    p.add_argument("--batch_wait_ms", type=float, default=10.0, help="how long to gather concurrent requests")
+    p.add_argument(
+        "--max_batch_size", type=int, default=32, help="rows (prompts x n) per batched decode"
+    )
+    p.add_argument(
+        "--batch_wait_ms", type=float, default=10.0, help="how long to gather concurrent requests"
+    )
     p.add_argument("--max_body_bytes", type=int, default=1 << 20)
     p.add_argument("--max_tokens_limit", type=int, default=2048)
     p.add_argument("--max_queue", type=int, default=1024)
-    p.add_argument("--lenient_model_name", action="store_true", help="accept any model name in requests")
+    p.add_argument(
+        "--lenient_model_name", action="store_true", help="accept any model name in requests"
+    )
     p.add_argument("--log_level", default="info")
     return p.parse_args(argv)
 
@@ -42,16 +57,32 @@ def main(argv=None):
     from eurollm_jax.inference import Engine, load_for_inference
     from eurollm_jax.inference.server import ServerConfig, serve
 
-    model, tokenizer = load_for_inference(args.checkpoint, preset=args.preset, tokenizer=args.tokenizer,
-                                          mesh=args.mesh, compute_dtype=args.compute_dtype,
-                                          param_dtype=args.param_dtype)
+    model, tokenizer = load_for_inference(
+        args.checkpoint,
+        preset=args.preset,
+        tokenizer=args.tokenizer,
+        mesh=args.mesh,
+        compute_dtype=args.compute_dtype,
+        param_dtype=args.param_dtype,
+    )
     if tokenizer is None:
         raise SystemExit("no tokenizer: pass --tokenizer PATH/tokenizer.model")
-    config = ServerConfig(model_name=args.model_name, max_batch_size=args.max_batch_size,
-                          batch_wait_s=args.batch_wait_ms / 1000.0, max_queue=args.max_queue,
-                          max_body_bytes=args.max_body_bytes, max_tokens_limit=args.max_tokens_limit,
-                          strict_model_name=not args.lenient_model_name)
-    serve(Engine(model, tokenizer), host=args.host, port=args.port, config=config, log_level=args.log_level)
+    config = ServerConfig(
+        model_name=args.model_name,
+        max_batch_size=args.max_batch_size,
+        batch_wait_s=args.batch_wait_ms / 1000.0,
+        max_queue=args.max_queue,
+        max_body_bytes=args.max_body_bytes,
+        max_tokens_limit=args.max_tokens_limit,
+        strict_model_name=not args.lenient_model_name,
+    )
+    serve(
+        Engine(model, tokenizer),
+        host=args.host,
+        port=args.port,
+        config=config,
+        log_level=args.log_level,
+    )
     return 0
 
 

@@ -13,7 +13,11 @@ launch.serve``) and the lm-eval backend in ``eurollm_jax.inference.lm_eval_backe
 neither is imported here (optional dependencies).
 """
 
-from eurollm_jax.inference.activations import capture_activations, residual_norms, steering_interventions
+from eurollm_jax.inference.activations import (
+    capture_activations,
+    residual_norms,
+    steering_interventions,
+)
 from eurollm_jax.inference.chat import chat_stop_ids, encode_chat, generate_chat, render_chatml
 from eurollm_jax.inference.engine import Completion, Engine, SamplingParams, bucket_length, generate
 from eurollm_jax.inference.loading import load_for_inference

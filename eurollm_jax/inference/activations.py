@@ -24,18 +24,40 @@ import numpy as np
 from flax import nnx
 
 from eurollm_jax.inference.engine import (
-    PAD_ID, Engine, _bucket_batch, _data_parallel_size, _MeshScope, _put_batch, _put_replicated,
-    bucket_length)
+    PAD_ID,
+    Engine,
+    _bucket_batch,
+    _data_parallel_size,
+    _MeshScope,
+    _put_batch,
+    _put_replicated,
+    bucket_length,
+)
 
 POOLINGS = ("last", "mean", "all")
 
 
 @functools.partial(jax.jit, static_argnames=("graphdef", "layers", "pooling"))
-def _capture(graphdef, params, tokens_BT, segments_BT, interventions, intervention_scale, *,
-             layers: tuple[int, ...], pooling: str):
+def _capture(
+    graphdef,
+    params,
+    tokens_BT,
+    segments_BT,
+    interventions,
+    intervention_scale,
+    *,
+    layers: tuple[int, ...],
+    pooling: str,
+):
     model = nnx.merge(graphdef, params)
-    out = model.forward(tokens_BT, segment_ids=segments_BT, capture_hidden=True, logits="none",
-                        interventions=interventions, intervention_scale=intervention_scale)
+    out = model.forward(
+        tokens_BT,
+        segment_ids=segments_BT,
+        capture_hidden=True,
+        logits="none",
+        interventions=interventions,
+        intervention_scale=intervention_scale,
+    )
     hidden_LBTD = out.hidden_states[jnp.asarray(layers)].astype(jnp.float32)
     hidden_BLTD = jnp.transpose(hidden_LBTD, (1, 0, 2, 3))
     mask_BT = segments_BT > 0
@@ -44,7 +66,9 @@ def _capture(graphdef, params, tokens_BT, segments_BT, interventions, interventi
     if pooling == "last":
         last_B = jnp.sum(mask_BT, axis=1) - 1
         return jnp.take_along_axis(hidden_BLTD, last_B[:, None, None, None], axis=2)[:, :, 0]
-    weights_BT = mask_BT.astype(jnp.float32) / jnp.maximum(jnp.sum(mask_BT, axis=1, keepdims=True), 1)
+    weights_BT = mask_BT.astype(jnp.float32) / jnp.maximum(
+        jnp.sum(mask_BT, axis=1, keepdims=True), 1
+    )
     return jnp.einsum("bltd,bt->bld", hidden_BLTD, weights_BT)
 
 
@@ -62,9 +86,18 @@ def _layers(cfg, layers) -> tuple[int, ...]:
     return tuple(out)
 
 
-def capture_activations(model, prompts, layers: Sequence[int] | int, *, pooling: str = "last",
-                        tokenizer=None, add_bos: bool = True, max_batch_tokens: int = 8192,
-                        interventions=None, intervention_scale=None):
+def capture_activations(
+    model,
+    prompts,
+    layers: Sequence[int] | int,
+    *,
+    pooling: str = "last",
+    tokenizer=None,
+    add_bos: bool = True,
+    max_batch_tokens: int = 8192,
+    interventions=None,
+    intervention_scale=None,
+):
     """Residual-stream activations after ``layers`` for each prompt.
 
     Args:
@@ -91,7 +124,9 @@ def capture_activations(model, prompts, layers: Sequence[int] | int, *, pooling:
         if not p:
             raise ValueError(f"prompt {i} is empty")
         if len(p) > engine.cfg.max_seq_len:
-            raise ValueError(f"prompt {i} has {len(p)} tokens > max_seq_len {engine.cfg.max_seq_len}")
+            raise ValueError(
+                f"prompt {i} has {len(p)} tokens > max_seq_len {engine.cfg.max_seq_len}"
+            )
     iv = None if interventions is None else np.asarray(interventions, np.float32)
     iscale = None if intervention_scale is None else np.asarray(intervention_scale, np.float32)
     results: list = [None] * len(ids)
@@ -101,22 +136,29 @@ def capture_activations(model, prompts, layers: Sequence[int] | int, *, pooling:
     while start < len(order):
         t_len = bucket_length(len(ids[order[start]]))
         rows = max(1, max_batch_tokens // t_len)
-        chunk = order[start:start + rows]
+        chunk = order[start : start + rows]
         start += len(chunk)
         b = _bucket_batch(len(chunk), _data_parallel_size(mesh))
         tokens = np.full((b, t_len), PAD_ID, np.int32)
         segments = np.zeros((b, t_len), np.int32)
-        segments[len(chunk):, 0] = 1  # padding rows: one dummy token keeps pooling finite
+        segments[len(chunk) :, 0] = 1  # padding rows: one dummy token keeps pooling finite
         for r, i in enumerate(chunk):
-            tokens[r, :len(ids[i])] = ids[i]
-            segments[r, :len(ids[i])] = 1
+            tokens[r, : len(ids[i])] = ids[i]
+            segments[r, : len(ids[i])] = 1
         with _MeshScope(mesh):
-            out = _capture(engine.graphdef, engine.params, _put_batch(tokens, mesh), _put_batch(segments, mesh),
-                           _put_replicated(iv, mesh), _put_replicated(iscale, mesh),
-                           layers=idx, pooling=pooling)
+            out = _capture(
+                engine.graphdef,
+                engine.params,
+                _put_batch(tokens, mesh),
+                _put_batch(segments, mesh),
+                _put_replicated(iv, mesh),
+                _put_replicated(iscale, mesh),
+                layers=idx,
+                pooling=pooling,
+            )
         out = np.asarray(out)
         for r, i in enumerate(chunk):
-            results[i] = out[r, :, :len(ids[i])] if pooling == "all" else out[r]
+            results[i] = out[r, :, : len(ids[i])] if pooling == "all" else out[r]
     if pooling == "all":
         return results
     return np.stack(results) if results else np.zeros((0, len(idx), engine.cfg.d_model), np.float32)
@@ -126,13 +168,20 @@ def residual_norms(model, prompts, layers: Sequence[int] | int, **kwargs) -> np.
     """Mean L2 norm of the residual stream after each of ``layers`` over all real tokens
     of ``prompts``: [len(layers)]. Use it to set eps relative to the layer's scale."""
     per_prompt = capture_activations(model, prompts, layers, pooling="all", **kwargs)
-    norms = np.concatenate([np.linalg.norm(a, axis=-1) for a in per_prompt], axis=1)  # [layers, tokens]
+    norms = np.concatenate(
+        [np.linalg.norm(a, axis=-1) for a in per_prompt], axis=1
+    )  # [layers, tokens]
     return norms.mean(axis=1)
 
 
-def steering_interventions(cfg, vectors: Mapping[int, np.ndarray], eps: float | Mapping[int, float] = 1.0,
-                           *, normalize: bool = False, reference_norms: Mapping[int, float] | None = None
-                           ) -> np.ndarray:
+def steering_interventions(
+    cfg,
+    vectors: Mapping[int, np.ndarray],
+    eps: float | Mapping[int, float] = 1.0,
+    *,
+    normalize: bool = False,
+    reference_norms: Mapping[int, float] | None = None,
+) -> np.ndarray:
     """The model's ``interventions`` [L, D] adding eps * v after each given layer.
 
     Args:
@@ -148,7 +197,9 @@ def steering_interventions(cfg, vectors: Mapping[int, np.ndarray], eps: float | 
         (idx,) = _layers(cfg, [layer])
         v = np.asarray(vec, np.float32).reshape(-1)
         if v.shape[0] != cfg.d_model:
-            raise ValueError(f"steering vector for layer {layer} has size {v.shape[0]}, d_model is {cfg.d_model}")
+            raise ValueError(
+                f"steering vector for layer {layer} has size {v.shape[0]}, d_model is {cfg.d_model}"
+            )
         if normalize:
             n = float(np.linalg.norm(v))
             if n == 0:

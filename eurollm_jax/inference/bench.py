@@ -27,21 +27,32 @@ SHAPES = {
 
 
 def _parse(argv):
-    p = argparse.ArgumentParser(prog=argv[0] if argv else "launch.bench decode", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog=argv[0] if argv else "launch.bench decode",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--shape", choices=sorted(SHAPES), default="cpu")
     p.add_argument("--batch", type=int)
     p.add_argument("--prompt_len", type=int)
     p.add_argument("--new_tokens", type=int)
-    p.add_argument("--dtype", default="bfloat16", choices=("bfloat16", "float32"),
-                   help="weights and compute dtype for both implementations")
+    p.add_argument(
+        "--dtype",
+        default="bfloat16",
+        choices=("bfloat16", "float32"),
+        help="weights and compute dtype for both implementations",
+    )
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--no_peer", action="store_true", help="skip transformers")
     p.add_argument("--peer_only", action="store_true", help="only run transformers")
-    p.add_argument("--mesh", default=None, help='mesh shape "data,fsdp,tensor" (default one device)')
+    p.add_argument(
+        "--mesh", default=None, help='mesh shape "data,fsdp,tensor" (default one device)'
+    )
     p.add_argument("--json", default=None, help="also write the results to this JSON file")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--torch_threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    p.add_argument(
+        "--torch_threads", type=int, default=None, help="torch CPU threads (default: torch's)"
+    )
     args = p.parse_args(argv[1:])
     for k, v in SHAPES[args.shape].items():
         if getattr(args, k, None) is None:
@@ -78,8 +89,11 @@ def bench_jax(args, cfg, prompts):
         assert all(len(o) == args.new_tokens for o in outs), [len(o) for o in outs]
 
     warmup, runs = _time(run, args.repeats)
-    return {"impl": f"eurollm_jax (jax {jax.__version__}, {jax.devices()[0].platform})",
-            "compile_and_first_run_s": warmup, "runs_s": runs}
+    return {
+        "impl": f"eurollm_jax (jax {jax.__version__}, {jax.devices()[0].platform})",
+        "compile_and_first_run_s": warmup,
+        "runs_s": runs,
+    }
 
 
 def bench_transformers(args, cfg, prompts):
@@ -90,8 +104,13 @@ def bench_transformers(args, cfg, prompts):
     if args.torch_threads:
         torch.set_num_threads(args.torch_threads)
     dtype = torch.bfloat16 if args.dtype == "bfloat16" else torch.float32
-    hf_cfg = transformers.LlamaConfig(**{k: v for k, v in cfg.to_hf_config().items()
-                                         if k not in ("architectures", "torch_dtype", "model_type")})
+    hf_cfg = transformers.LlamaConfig(
+        **{
+            k: v
+            for k, v in cfg.to_hf_config().items()
+            if k not in ("architectures", "torch_dtype", "model_type")
+        }
+    )
     torch.manual_seed(args.seed)
     with torch.device(device):
         model = transformers.LlamaForCausalLM(hf_cfg).to(dtype).eval()
@@ -100,16 +119,25 @@ def bench_transformers(args, cfg, prompts):
 
     def run():
         with torch.inference_mode():
-            out = model.generate(ids, attention_mask=mask, max_new_tokens=args.new_tokens,
-                                 min_new_tokens=args.new_tokens, do_sample=False, pad_token_id=0)
+            out = model.generate(
+                ids,
+                attention_mask=mask,
+                max_new_tokens=args.new_tokens,
+                min_new_tokens=args.new_tokens,
+                do_sample=False,
+                pad_token_id=0,
+            )
         if device == "cuda":
             torch.cuda.synchronize()
         assert out.shape[1] == ids.shape[1] + args.new_tokens
 
     warmup, runs = _time(run, args.repeats)
-    return {"impl": f"transformers {transformers.__version__} generate (torch {torch.__version__}, {device}, "
-                    f"{torch.get_num_threads()} threads)",
-            "compile_and_first_run_s": warmup, "runs_s": runs}
+    return {
+        "impl": f"transformers {transformers.__version__} generate (torch {torch.__version__}, "
+        f"{device}, {torch.get_num_threads()} threads)",
+        "compile_and_first_run_s": warmup,
+        "runs_s": runs,
+    }
 
 
 def main(argv=None):
@@ -119,15 +147,21 @@ def main(argv=None):
 
     from eurollm_jax.model import get_preset
 
-    cfg = get_preset(args.shape and SHAPES[args.shape]["preset"], compute_dtype=args.dtype, param_dtype=args.dtype,
-                     max_seq_len=max(args.prompt_len + args.new_tokens, 512))
+    cfg = get_preset(SHAPES[args.shape]["preset"], compute_dtype=args.dtype, param_dtype=args.dtype)
+    if cfg.max_seq_len < args.prompt_len + args.new_tokens:
+        cfg = cfg.replace(max_seq_len=args.prompt_len + args.new_tokens)
     rng = np.random.default_rng(args.seed)
-    prompts = [[cfg.bos_token_id] + rng.integers(5, cfg.vocab_size, size=args.prompt_len - 1).tolist()
-               for _ in range(args.batch)]
+    prompts = [
+        [cfg.bos_token_id] + rng.integers(5, cfg.vocab_size, size=args.prompt_len - 1).tolist()
+        for _ in range(args.batch)
+    ]
     new_tokens = args.batch * args.new_tokens
-    print(f"decode benchmark: {args.shape} shape ({cfg.param_count() / 1e6:.1f}M params, d_model {cfg.d_model}, "
-          f"{cfg.num_layers} layers), {args.dtype}, batch {args.batch}, prompt {args.prompt_len}, "
-          f"{args.new_tokens} new tokens, median of {args.repeats}", flush=True)
+    print(
+        f"decode benchmark: {args.shape} shape ({cfg.param_count() / 1e6:.1f}M params, "
+        f"d_model {cfg.d_model}, {cfg.num_layers} layers), {args.dtype}, batch {args.batch}, "
+        f"prompt {args.prompt_len}, {args.new_tokens} new tokens, median of {args.repeats}",
+        flush=True,
+    )
     results = []
     if not args.peer_only:
         results.append(bench_jax(args, cfg, prompts))
@@ -136,10 +170,20 @@ def main(argv=None):
     for r in results:
         r["median_s"] = statistics.median(r["runs_s"])
         r["new_tokens_per_s"] = new_tokens / r["median_s"]
-        print(f"  {r['impl']}: {r['new_tokens_per_s']:,.0f} new tokens/s (median {r['median_s']:.3f} s, "
-              f"runs {', '.join(f'{x:.3f}' for x in r['runs_s'])}; first call {r['compile_and_first_run_s']:.1f} s)")
-    summary = {"shape": args.shape, "batch": args.batch, "prompt_len": args.prompt_len,
-               "new_tokens": args.new_tokens, "dtype": args.dtype, "results": results}
+        runs = ", ".join(f"{x:.3f}" for x in r["runs_s"])
+        print(
+            f"  {r['impl']}: {r['new_tokens_per_s']:,.0f} new tokens/s "
+            f"(median {r['median_s']:.3f} s, runs {runs}; "
+            f"first call {r['compile_and_first_run_s']:.1f} s)"
+        )
+    summary = {
+        "shape": args.shape,
+        "batch": args.batch,
+        "prompt_len": args.prompt_len,
+        "new_tokens": args.new_tokens,
+        "dtype": args.dtype,
+        "results": results,
+    }
     if len(results) == 2:
         ratio = results[0]["new_tokens_per_s"] / results[1]["new_tokens_per_s"]
         summary["ratio_jax_over_transformers"] = ratio

@@ -32,8 +32,14 @@ def _content_text(message: Mapping[str, Any], index: int) -> str:
     if isinstance(content, list):  # OpenAI content parts
         texts = []
         for part in content:
-            if not isinstance(part, Mapping) or part.get("type") != "text" or not isinstance(part.get("text"), str):
-                raise ValueError(f"message {index}: only text content parts are supported, got {part!r}")
+            if (
+                not isinstance(part, Mapping)
+                or part.get("type") != "text"
+                or not isinstance(part.get("text"), str)
+            ):
+                raise ValueError(
+                    f"message {index}: only text content parts are supported, got {part!r}"
+                )
             texts.append(part["text"])
         return "".join(texts)
     raise ValueError(f"message {index}: content must be a string or a list of text parts")
@@ -54,8 +60,9 @@ def validate_messages(messages: Sequence[Mapping[str, Any]]) -> list[tuple[str, 
     return out
 
 
-def render_chatml(messages, *, add_generation_prompt: bool = True, system: str | None = None,
-                  bos: str = "") -> str:
+def render_chatml(
+    messages, *, add_generation_prompt: bool = True, system: str | None = None, bos: str = ""
+) -> str:
     """The ChatML text of ``messages`` (content as given, as the SFT data is rendered).
 
     ``system`` adds a system message when the conversation has none.
@@ -89,8 +96,14 @@ def special_token_ids(tokenizer) -> dict[str, int]:
     return ids
 
 
-def encode_chat(tokenizer, messages, *, add_generation_prompt: bool = True, add_bos: bool = True,
-                system: str | None = None) -> list[int]:
+def encode_chat(
+    tokenizer,
+    messages,
+    *,
+    add_generation_prompt: bool = True,
+    add_bos: bool = True,
+    system: str | None = None,
+) -> list[int]:
     """ChatML token ids for ``messages`` (BOS first when ``add_bos``).
 
     Uses the tokenizer's own ``render_chat`` when it has one (``eurollm_jax.tokenizer``:
@@ -100,11 +113,18 @@ def encode_chat(tokenizer, messages, *, add_generation_prompt: bool = True, add_
     if system is not None and turns[0][0] != "system":
         turns = [("system", system)] + turns
     if hasattr(tokenizer, "render_chat"):
-        ids, _ = tokenizer.render_chat([{"role": r, "content": c} for r, c in turns], add_bos=add_bos,
-                                       add_generation_prompt=add_generation_prompt)
+        ids, _ = tokenizer.render_chat(
+            [{"role": r, "content": c} for r, c in turns],
+            add_bos=add_bos,
+            add_generation_prompt=add_generation_prompt,
+        )
         return [int(i) for i in ids]
-    text = render_chatml([{"role": r, "content": c} for r, c in turns], add_generation_prompt=add_generation_prompt)
-    return tok_lib.encode_with_special_tokens(tokenizer, text, special_token_ids(tokenizer), add_bos=add_bos)
+    text = render_chatml(
+        [{"role": r, "content": c} for r, c in turns], add_generation_prompt=add_generation_prompt
+    )
+    return tok_lib.encode_with_special_tokens(
+        tokenizer, text, special_token_ids(tokenizer), add_bos=add_bos
+    )
 
 
 def chat_stop_ids(tokenizer) -> list[int]:
@@ -116,8 +136,15 @@ def chat_stop_ids(tokenizer) -> list[int]:
     return ids
 
 
-def generate_chat(model, conversations, *, tokenizer=None, max_new_tokens: int = 256, system: str | None = None,
-                  **kwargs):
+def generate_chat(
+    model,
+    conversations,
+    *,
+    tokenizer=None,
+    max_new_tokens: int = 256,
+    system: str | None = None,
+    **kwargs,
+):
     """Assistant replies for a batch of conversations (lists of messages); stops on
     <|im_end|>. Other keyword arguments as for ``generate``."""
     from eurollm_jax.inference.engine import Engine
@@ -129,4 +156,6 @@ def generate_chat(model, conversations, *, tokenizer=None, max_new_tokens: int =
         raise ValueError("chat generation needs a tokenizer")
     prompts = [encode_chat(engine.tokenizer, c, system=system) for c in conversations]
     stop_ids = list(kwargs.pop("stop_token_ids", None) or []) + chat_stop_ids(engine.tokenizer)
-    return engine.generate(prompts, max_new_tokens=max_new_tokens, stop_token_ids=stop_ids, **kwargs)
+    return engine.generate(
+        prompts, max_new_tokens=max_new_tokens, stop_token_ids=stop_ids, **kwargs
+    )

@@ -26,7 +26,7 @@ import dataclasses
 import functools
 import logging
 import math
-from typing import Any, Sequence
+from typing import Sequence
 
 import jax
 import jax.numpy as jnp
@@ -93,8 +93,18 @@ class Completion(list):
       logits: [n, V] float32 raw logits per generated token when requested, else None.
     """
 
-    def __init__(self, token_ids, *, logprobs=(), text=None, finish_reason="length", stop=None,
-                 prompt_ids=(), top_logprobs=None, logits=None):
+    def __init__(
+        self,
+        token_ids,
+        *,
+        logprobs=(),
+        text=None,
+        finish_reason="length",
+        stop=None,
+        prompt_ids=(),
+        top_logprobs=None,
+        logits=None,
+    ):
         super().__init__(int(t) for t in token_ids)
         self.logprobs = [float(x) for x in logprobs]
         self.text = text
@@ -109,8 +119,10 @@ class Completion(list):
         return list(self)
 
     def __repr__(self):
-        return (f"Completion(token_ids={list(self)!r}, text={self.text!r}, "
-                f"finish_reason={self.finish_reason!r})")
+        return (
+            f"Completion(token_ids={list(self)!r}, text={self.text!r}, "
+            f"finish_reason={self.finish_reason!r})"
+        )
 
 
 def bucket_length(n: int, minimum: int = 16) -> int:
@@ -196,24 +208,35 @@ def _record(st, logits_BV, samp, *, mode: str, top_n: int, keep_logits: bool):
     logits_BV = logits_BV.astype(jnp.float32)
     keys = sampling_lib.row_keys(samp["seed"], samp["stream"], step)
     tok_B = sampling_lib.sample_tokens(
-        logits_BV, temperature_B=samp["temperature"], top_k_B=samp["top_k"],
-        top_p_B=samp["top_p"], keys_B2=keys, mode=mode,
+        logits_BV,
+        temperature_B=samp["temperature"],
+        top_k_B=samp["top_k"],
+        top_p_B=samp["top_p"],
+        keys_B2=keys,
+        mode=mode,
     )
     logp_BV = jax.nn.log_softmax(logits_BV, axis=-1)
     lp_B = jnp.take_along_axis(logp_BV, tok_B[:, None], axis=-1)[:, 0]
     active_B = ~st["done"]
     new = dict(st)
     new["tokens"] = jax.lax.dynamic_update_slice_in_dim(
-        st["tokens"], jnp.where(active_B, tok_B, PAD_ID)[:, None], step, axis=1)
+        st["tokens"], jnp.where(active_B, tok_B, PAD_ID)[:, None], step, axis=1
+    )
     new["logprobs"] = jax.lax.dynamic_update_slice_in_dim(
-        st["logprobs"], jnp.where(active_B, lp_B, 0.0)[:, None], step, axis=1)
+        st["logprobs"], jnp.where(active_B, lp_B, 0.0)[:, None], step, axis=1
+    )
     if top_n:
         top_lp, top_id = jax.lax.top_k(logp_BV, top_n)
         new["top_ids"] = jax.lax.dynamic_update_slice_in_dim(
-            st["top_ids"], top_id[:, None].astype(jnp.int32), step, axis=1)
-        new["top_lps"] = jax.lax.dynamic_update_slice_in_dim(st["top_lps"], top_lp[:, None], step, axis=1)
+            st["top_ids"], top_id[:, None].astype(jnp.int32), step, axis=1
+        )
+        new["top_lps"] = jax.lax.dynamic_update_slice_in_dim(
+            st["top_lps"], top_lp[:, None], step, axis=1
+        )
     if keep_logits:
-        new["logits"] = jax.lax.dynamic_update_slice_in_dim(st["logits"], logits_BV[:, None], step, axis=1)
+        new["logits"] = jax.lax.dynamic_update_slice_in_dim(
+            st["logits"], logits_BV[:, None], step, axis=1
+        )
     is_stop_B = jnp.any(tok_B[:, None] == samp["stop_ids"], axis=-1)
     new["n_gen"] = st["n_gen"] + active_B.astype(jnp.int32)
     new["done"] = st["done"] | (active_B & (is_stop_B | (step + 1 >= samp["max_new"])))
@@ -222,10 +245,21 @@ def _record(st, logits_BV, samp, *, mode: str, top_n: int, keep_logits: bool):
     return new
 
 
-@functools.partial(
-    jax.jit, static_argnames=("graphdef", "n_new", "mode", "top_n", "keep_logits"))
-def _prefill(graphdef, params, tokens_BP, lengths_B, samp, interventions, intervention_scale, *,
-             n_new: int, mode: str, top_n: int, keep_logits: bool):
+@functools.partial(jax.jit, static_argnames=("graphdef", "n_new", "mode", "top_n", "keep_logits"))
+def _prefill(
+    graphdef,
+    params,
+    tokens_BP,
+    lengths_B,
+    samp,
+    interventions,
+    intervention_scale,
+    *,
+    n_new: int,
+    mode: str,
+    top_n: int,
+    keep_logits: bool,
+):
     model = nnx.merge(graphdef, params)
     b, p = tokens_BP.shape
     pad_B = p - lengths_B
@@ -234,8 +268,15 @@ def _prefill(graphdef, params, tokens_BP, lengths_B, samp, interventions, interv
     positions_BP = jnp.maximum(slot_P[None, :] - pad_B[:, None], 0)
     cache = model.init_cache(b, p + n_new)
     out = model.forward(
-        tokens_BP, segment_ids=segments_BP, positions=positions_BP, cache=cache, cache_index=0,
-        interventions=interventions, intervention_scale=intervention_scale, logits="last")
+        tokens_BP,
+        segment_ids=segments_BP,
+        positions=positions_BP,
+        cache=cache,
+        cache_index=0,
+        interventions=interventions,
+        intervention_scale=intervention_scale,
+        logits="last",
+    )
     st = {
         "cache": out.cache,
         "tokens": jnp.full((b, n_new), PAD_ID, jnp.int32),
@@ -255,10 +296,24 @@ def _prefill(graphdef, params, tokens_BP, lengths_B, samp, interventions, interv
 
 
 @functools.partial(
-    jax.jit, static_argnames=("graphdef", "prompt_len", "mode", "top_n", "keep_logits"),
-    donate_argnames=("st",))
-def _decode(graphdef, params, st, samp, interventions, intervention_scale, until, *,
-            prompt_len: int, mode: str, top_n: int, keep_logits: bool):
+    jax.jit,
+    static_argnames=("graphdef", "prompt_len", "mode", "top_n", "keep_logits"),
+    donate_argnames=("st",),
+)
+def _decode(
+    graphdef,
+    params,
+    st,
+    samp,
+    interventions,
+    intervention_scale,
+    until,
+    *,
+    prompt_len: int,
+    mode: str,
+    top_n: int,
+    keep_logits: bool,
+):
     model = nnx.merge(graphdef, params)
     n_new = st["tokens"].shape[1]
     until = jnp.minimum(until, n_new)
@@ -270,10 +325,15 @@ def _decode(graphdef, params, st, samp, interventions, intervention_scale, until
         step = s["step"]
         b = s["last"].shape[0]
         out = model.forward(
-            s["last"][:, None], segment_ids=jnp.ones((b, 1), jnp.int32),
-            positions=(s["lengths"] + step - 1)[:, None], cache=s["cache"],
-            cache_index=prompt_len + step - 1, interventions=interventions,
-            intervention_scale=intervention_scale, logits="last")
+            s["last"][:, None],
+            segment_ids=jnp.ones((b, 1), jnp.int32),
+            positions=(s["lengths"] + step - 1)[:, None],
+            cache=s["cache"],
+            cache_index=prompt_len + step - 1,
+            interventions=interventions,
+            intervention_scale=intervention_scale,
+            logits="last",
+        )
         s = dict(s, cache=out.cache)
         return _record(s, out.logits[:, 0], samp, mode=mode, top_n=top_n, keep_logits=keep_logits)
 
@@ -288,8 +348,16 @@ class Engine:
     are cached per shape bucket across calls and across engines of the same model.
     """
 
-    def __init__(self, model, tokenizer=None, *, mesh=None, stop_check_interval: int = 16,
-                 min_prompt_bucket: int = 16, min_new_bucket: int = 16):
+    def __init__(
+        self,
+        model,
+        tokenizer=None,
+        *,
+        mesh=None,
+        stop_check_interval: int = 16,
+        min_prompt_bucket: int = 16,
+        min_new_bucket: int = 16,
+    ):
         if tokenizer is not None:
             tok_lib.check_tokenizer(tokenizer)
         self.model = model
@@ -317,7 +385,9 @@ class Engine:
         ids = [int(t) for t in prompt]
         bad = [t for t in ids if not 0 <= t < self.cfg.vocab_size]
         if bad:
-            raise ValueError(f"token ids {bad[:5]} are outside the vocabulary [0, {self.cfg.vocab_size})")
+            raise ValueError(
+                f"token ids {bad[:5]} are outside the vocabulary [0, {self.cfg.vocab_size})"
+            )
         return ids
 
     def _batch_interventions(self, interventions, n_rows: int, b_pad: int):
@@ -328,43 +398,85 @@ class Engine:
         arr = np.asarray(interventions, np.float32)
         cfg = self.cfg
         if arr.ndim not in (2, 3) or arr.shape[0] != cfg.num_layers or arr.shape[-1] != cfg.d_model:
-            raise ValueError(f"interventions must be [layers={cfg.num_layers}, d_model={cfg.d_model}] or "
-                             f"[layers, prompts, d_model], got {arr.shape}")
+            raise ValueError(
+                f"interventions must be [layers={cfg.num_layers}, d_model={cfg.d_model}] or "
+                f"[layers, prompts, d_model], got {arr.shape}"
+            )
         if arr.ndim == 2:
             arr = np.broadcast_to(arr[:, None, :], (arr.shape[0], n_rows, arr.shape[1]))
         if arr.shape[1] != n_rows:
-            raise ValueError(f"per-row interventions have batch {arr.shape[1]} but there are {n_rows} prompts")
-        return np.concatenate([arr, np.zeros((arr.shape[0], b_pad - n_rows, arr.shape[2]), np.float32)], 1)
+            raise ValueError(
+                f"per-row interventions have batch {arr.shape[1]} but there are {n_rows} prompts"
+            )
+        return np.concatenate(
+            [arr, np.zeros((arr.shape[0], b_pad - n_rows, arr.shape[2]), np.float32)], 1
+        )
 
     # ------------------------------------------------------------ generation
-    def generate(self, prompts, *, max_new_tokens: int = 16, temperature: float = 0.0,
-                 top_k: int = 0, top_p: float = 1.0, seed: int = 0,
-                 stop_token_ids: Sequence[int] | None = None,
-                 stop_strings: Sequence[str] | str | None = None, ignore_eos: bool = False,
-                 add_bos: bool = True, sampling: Sequence[SamplingParams] | SamplingParams | None = None,
-                 interventions=None, intervention_scale=None, top_logprobs: int = 0,
-                 return_logits: bool = False) -> list[Completion]:
+    def generate(
+        self,
+        prompts,
+        *,
+        max_new_tokens: int = 16,
+        temperature: float = 0.0,
+        top_k: int = 0,
+        top_p: float = 1.0,
+        seed: int = 0,
+        stop_token_ids: Sequence[int] | None = None,
+        stop_strings: Sequence[str] | str | None = None,
+        ignore_eos: bool = False,
+        add_bos: bool = True,
+        sampling: Sequence[SamplingParams] | SamplingParams | None = None,
+        interventions=None,
+        intervention_scale=None,
+        top_logprobs: int = 0,
+        return_logits: bool = False,
+    ) -> list[Completion]:
         """Continue each prompt; see ``generate`` (module level) for the arguments."""
         if isinstance(prompts, str) or (len(prompts) and isinstance(prompts[0], (int, np.integer))):
-            raise TypeError("prompts must be a list of prompts (each a string or a list of token ids)")
+            raise TypeError(
+                "prompts must be a list of prompts (each a string or a list of token ids)"
+            )
         prompt_ids = [self.encode(p, add_bos=add_bos) for p in prompts]
         if sampling is None:
             sampling = SamplingParams(
-                max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p,
-                seed=seed, stop_token_ids=tuple(stop_token_ids or ()),
-                stop_strings=(stop_strings,) if isinstance(stop_strings, str) else tuple(stop_strings or ()),
-                ignore_eos=ignore_eos)
+                max_new_tokens=max_new_tokens,
+                temperature=temperature,
+                top_k=top_k,
+                top_p=top_p,
+                seed=seed,
+                stop_token_ids=tuple(stop_token_ids or ()),
+                stop_strings=(
+                    (stop_strings,) if isinstance(stop_strings, str) else tuple(stop_strings or ())
+                ),
+                ignore_eos=ignore_eos,
+            )
         if isinstance(sampling, SamplingParams):
-            sampling = [dataclasses.replace(sampling, stream=sampling.stream + i) for i in range(len(prompt_ids))]
+            sampling = [
+                dataclasses.replace(sampling, stream=sampling.stream + i)
+                for i in range(len(prompt_ids))
+            ]
         if len(sampling) != len(prompt_ids):
             raise ValueError(f"{len(sampling)} sampling settings for {len(prompt_ids)} prompts")
-        return self.generate_ids(prompt_ids, list(sampling), interventions=interventions,
-                                 intervention_scale=intervention_scale, top_logprobs=top_logprobs,
-                                 return_logits=return_logits)
+        return self.generate_ids(
+            prompt_ids,
+            list(sampling),
+            interventions=interventions,
+            intervention_scale=intervention_scale,
+            top_logprobs=top_logprobs,
+            return_logits=return_logits,
+        )
 
-    def generate_ids(self, prompt_ids: list[list[int]], sampling: list[SamplingParams], *,
-                     interventions=None, intervention_scale=None, top_logprobs: int = 0,
-                     return_logits: bool = False) -> list[Completion]:
+    def generate_ids(
+        self,
+        prompt_ids: list[list[int]],
+        sampling: list[SamplingParams],
+        *,
+        interventions=None,
+        intervention_scale=None,
+        top_logprobs: int = 0,
+        return_logits: bool = False,
+    ) -> list[Completion]:
         """Generate for token-id prompts with per-row settings (one batched decode)."""
         n = len(prompt_ids)
         if n == 0:
@@ -375,11 +487,15 @@ class Engine:
             need = len(p) + sampling[i].max_new_tokens
             if need > self.cfg.max_seq_len:
                 raise ValueError(
-                    f"prompt {i} has {len(p)} tokens + max_new_tokens {sampling[i].max_new_tokens} = "
+                    f"prompt {i} has {len(p)} tokens + max_new_tokens "
+                    f"{sampling[i].max_new_tokens} = "
                     f"{need} > the model's max_seq_len {self.cfg.max_seq_len}; shorten the prompt "
-                    f"(keep its last tokens) or ask for fewer new tokens")
+                    f"(keep its last tokens) or ask for fewer new tokens"
+                )
         if any(s.stop_strings for s in sampling) and self.tokenizer is None:
-            raise ValueError("stop strings need a tokenizer (Engine(model, tokenizer) / generate(tokenizer=...))")
+            raise ValueError(
+                "stop strings need a tokenizer (Engine(model, tokenizer) / generate(tokenizer=...))"
+            )
         eos = self.eos_id
         mesh = self.mesh
         b = _bucket_batch(n, _data_parallel_size(mesh))
@@ -390,7 +506,7 @@ class Engine:
         tokens = np.full((b, p_len), PAD_ID, np.int32)
         lengths = np.ones((b,), np.int32)
         for i, p in enumerate(prompt_ids):
-            tokens[i, p_len - len(p):] = p
+            tokens[i, p_len - len(p) :] = p
             lengths[i] = len(p)
         stops = []
         for s in sampling:
@@ -401,7 +517,7 @@ class Engine:
         stop_width = bucket_length(max([len(x) for x in stops] + [1]), 4)
         stop_ids = np.full((b, stop_width), -1, np.int32)
         for i, ids in enumerate(stops):
-            stop_ids[i, :len(ids)] = ids
+            stop_ids[i, : len(ids)] = ids
         pad = SamplingParams(max_new_tokens=0)
         rows = list(sampling) + [pad] * (b - n)
         samp_np = {
@@ -413,24 +529,48 @@ class Engine:
             "max_new": np.asarray([s.max_new_tokens for s in rows], np.int32),
             "stop_ids": stop_ids,
         }
-        mode = sampling_lib.sampling_mode(samp_np["temperature"][:n], samp_np["top_k"][:n], samp_np["top_p"][:n])
+        mode = sampling_lib.sampling_mode(
+            samp_np["temperature"][:n], samp_np["top_k"][:n], samp_np["top_p"][:n]
+        )
         samp = {k: _put_batch(v, mesh) for k, v in samp_np.items()}
         iv = self._batch_interventions(interventions, n, b)
         iv = _put_replicated(iv, mesh)
-        iscale = _put_replicated(None if intervention_scale is None else np.asarray(intervention_scale, np.float32), mesh)
-        statics = dict(mode=mode, top_n=_top_n_bucket(top_logprobs), keep_logits=bool(return_logits))
+        iscale = _put_replicated(
+            None if intervention_scale is None else np.asarray(intervention_scale, np.float32), mesh
+        )
+        statics = dict(
+            mode=mode, top_n=_top_n_bucket(top_logprobs), keep_logits=bool(return_logits)
+        )
         row_stops = [s.stop_strings for s in rows]
         has_stop_strings = any(row_stops)
 
         with _MeshScope(mesh):
-            st = _prefill(self.graphdef, self.params, _put_batch(tokens, mesh), _put_batch(lengths, mesh),
-                          samp, iv, iscale, n_new=n_new, **statics)
+            st = _prefill(
+                self.graphdef,
+                self.params,
+                _put_batch(tokens, mesh),
+                _put_batch(lengths, mesh),
+                samp,
+                iv,
+                iscale,
+                n_new=n_new,
+                **statics,
+            )
             chunk = self.stop_check_interval if has_stop_strings else n_new
             until = 0
             while True:
                 until = min(until + chunk, n_new)
-                st = _decode(self.graphdef, self.params, st, samp, iv, iscale, np.int32(until),
-                             prompt_len=p_len, **statics)
+                st = _decode(
+                    self.graphdef,
+                    self.params,
+                    st,
+                    samp,
+                    iv,
+                    iscale,
+                    np.int32(until),
+                    prompt_len=p_len,
+                    **statics,
+                )
                 done = np.asarray(st["done"])
                 if has_stop_strings:
                     toks = np.asarray(st["tokens"])
@@ -438,7 +578,9 @@ class Engine:
                     hit = done.copy()
                     for i in range(n):
                         if not done[i] and row_stops[i]:
-                            text = tok_lib.decode_continuation(self.tokenizer, prompt_ids[i], toks[i, :n_gen[i]])
+                            text = tok_lib.decode_continuation(
+                                self.tokenizer, prompt_ids[i], toks[i, : n_gen[i]]
+                            )
                             if tok_lib.find_stop_string(text, row_stops[i]):
                                 hit[i] = True
                     if (hit != done).any():
@@ -447,8 +589,10 @@ class Engine:
                 if done.all() or until >= n_new:
                     break
         host = jax.device_get({k: v for k, v in st.items() if k != "cache"})
-        return [self._completion(i, prompt_ids[i], sampling[i], stops[i], host, int(top_logprobs))
-                for i in range(n)]
+        return [
+            self._completion(i, prompt_ids[i], sampling[i], stops[i], host, int(top_logprobs))
+            for i in range(n)
+        ]
 
     def _completion(self, i, prompt, s: SamplingParams, stop_ids, host, top_n: int) -> Completion:
         count = int(host["n_gen"][i])
@@ -456,8 +600,10 @@ class Engine:
         lps = [float(x) for x in host["logprobs"][i, :count]]
         top = None
         if "top_ids" in host and top_n:
-            top = [(host["top_ids"][i, j, :top_n].tolist(), host["top_lps"][i, j, :top_n].tolist())
-                   for j in range(count)]
+            top = [
+                (host["top_ids"][i, j, :top_n].tolist(), host["top_lps"][i, j, :top_n].tolist())
+                for j in range(count)
+            ]
         logits = host["logits"][i, :count] if "logits" in host else None
         finish, stop = "length", None
         if toks and toks[-1] in stop_ids:
@@ -473,28 +619,51 @@ class Engine:
                 while lo < hi:
                     mid = (lo + hi) // 2
                     if tok_lib.find_stop_string(
-                            tok_lib.decode_continuation(self.tokenizer, prompt, toks[:mid]), s.stop_strings):
+                        tok_lib.decode_continuation(self.tokenizer, prompt, toks[:mid]),
+                        s.stop_strings,
+                    ):
                         hi = mid
                     else:
                         lo = mid + 1
                 toks, lps = toks[:lo], lps[:lo]
-                text = text[:found[0]]
+                text = text[: found[0]]
                 finish, stop = "stop", found[1]
         if top is not None:
-            top = top[:len(toks)]
+            top = top[: len(toks)]
         if logits is not None:
-            logits = logits[:len(toks) + (1 if finish == "stop" and isinstance(stop, int) else 0)]
-        return Completion(toks, logprobs=lps, text=text, finish_reason=finish, stop=stop,
-                          prompt_ids=prompt, top_logprobs=top, logits=logits)
+            logits = logits[: len(toks) + (1 if finish == "stop" and isinstance(stop, int) else 0)]
+        return Completion(
+            toks,
+            logprobs=lps,
+            text=text,
+            finish_reason=finish,
+            stop=stop,
+            prompt_ids=prompt,
+            top_logprobs=top,
+            logits=logits,
+        )
 
 
-def generate(model, prompts, *, max_new_tokens: int, temperature: float = 0.0, top_k: int = 0,
-             top_p: float = 1.0, seed: int = 0, stop_token_ids: Sequence[int] | None = None,
-             stop_strings: Sequence[str] | str | None = None, ignore_eos: bool = False,
-             tokenizer=None, add_bos: bool = True,
-             sampling: Sequence[SamplingParams] | SamplingParams | None = None,
-             interventions=None, intervention_scale=None, top_logprobs: int = 0,
-             return_logits: bool = False) -> list[Completion]:
+def generate(
+    model,
+    prompts,
+    *,
+    max_new_tokens: int,
+    temperature: float = 0.0,
+    top_k: int = 0,
+    top_p: float = 1.0,
+    seed: int = 0,
+    stop_token_ids: Sequence[int] | None = None,
+    stop_strings: Sequence[str] | str | None = None,
+    ignore_eos: bool = False,
+    tokenizer=None,
+    add_bos: bool = True,
+    sampling: Sequence[SamplingParams] | SamplingParams | None = None,
+    interventions=None,
+    intervention_scale=None,
+    top_logprobs: int = 0,
+    return_logits: bool = False,
+) -> list[Completion]:
     """Continue a batch of prompts with the model's KV cache; one compiled decode loop.
 
     Args:
@@ -522,7 +691,19 @@ def generate(model, prompts, *, max_new_tokens: int, temperature: float = 0.0, t
     if tokenizer is not None and engine.tokenizer is None:
         engine = Engine(engine.model, tokenizer, mesh=engine.mesh)
     return engine.generate(
-        prompts, max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p,
-        seed=seed, stop_token_ids=stop_token_ids, stop_strings=stop_strings, ignore_eos=ignore_eos,
-        add_bos=add_bos, sampling=sampling, interventions=interventions,
-        intervention_scale=intervention_scale, top_logprobs=top_logprobs, return_logits=return_logits)
+        prompts,
+        max_new_tokens=max_new_tokens,
+        temperature=temperature,
+        top_k=top_k,
+        top_p=top_p,
+        seed=seed,
+        stop_token_ids=stop_token_ids,
+        stop_strings=stop_strings,
+        ignore_eos=ignore_eos,
+        add_bos=add_bos,
+        sampling=sampling,
+        interventions=interventions,
+        intervention_scale=intervention_scale,
+        top_logprobs=top_logprobs,
+        return_logits=return_logits,
+    )

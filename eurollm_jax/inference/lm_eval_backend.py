@@ -60,11 +60,26 @@ class EuroLLMJaxLM(TemplateLM):
       seed: sampling seed for generate_until with do_sample.
     """
 
-    def __init__(self, pretrained: str | None = None, *, model=None, tokenizer=None, preset: str | None = None,
-                 mesh: str | None = None, compute_dtype: str | None = None, param_dtype: str = "float32",
-                 batch_size: int | str | None = 16, max_batch_size: int | None = None, device: Any = None,
-                 max_length: int | None = None, max_gen_toks: int = 256, add_bos_token: bool = True,
-                 max_batch_tokens: int = 8192, seed: int = 0, **kwargs):
+    def __init__(
+        self,
+        pretrained: str | None = None,
+        *,
+        model=None,
+        tokenizer=None,
+        preset: str | None = None,
+        mesh: str | None = None,
+        compute_dtype: str | None = None,
+        param_dtype: str = "float32",
+        batch_size: int | str | None = 16,
+        max_batch_size: int | None = None,
+        device: Any = None,
+        max_length: int | None = None,
+        max_gen_toks: int = 256,
+        add_bos_token: bool = True,
+        max_batch_tokens: int = 8192,
+        seed: int = 0,
+        **kwargs,
+    ):
         super().__init__()
         if kwargs:
             logger.warning("eurollm_jax backend ignores unknown arguments %s", sorted(kwargs))
@@ -75,19 +90,37 @@ class EuroLLMJaxLM(TemplateLM):
                     tokenizer = tok_lib.load_tokenizer(tokenizer) if tokenizer else None
                 engine = Engine(model, tokenizer)
             elif tokenizer is not None and engine.tokenizer is None:
-                engine = Engine(engine.model, tokenizer if not isinstance(tokenizer, str)
-                                else tok_lib.load_tokenizer(tokenizer), mesh=engine.mesh)
+                engine = Engine(
+                    engine.model,
+                    (
+                        tokenizer
+                        if not isinstance(tokenizer, str)
+                        else tok_lib.load_tokenizer(tokenizer)
+                    ),
+                    mesh=engine.mesh,
+                )
         else:
             from eurollm_jax.inference.loading import load_for_inference
 
             if pretrained is None and preset is None:
-                raise ValueError("eurollm_jax backend: pass pretrained=<checkpoint dir> (or model=...)")
-            loaded, tok = load_for_inference(pretrained, preset=preset, mesh=mesh, compute_dtype=compute_dtype,
-                                             param_dtype=param_dtype,
-                                             tokenizer=tokenizer if isinstance(tokenizer, str) else None)
-            engine = Engine(loaded, tok if tokenizer is None or isinstance(tokenizer, str) else tokenizer)
+                raise ValueError(
+                    "eurollm_jax backend: pass pretrained=<checkpoint dir> (or model=...)"
+                )
+            loaded, tok = load_for_inference(
+                pretrained,
+                preset=preset,
+                mesh=mesh,
+                compute_dtype=compute_dtype,
+                param_dtype=param_dtype,
+                tokenizer=tokenizer if isinstance(tokenizer, str) else None,
+            )
+            engine = Engine(
+                loaded, tok if tokenizer is None or isinstance(tokenizer, str) else tokenizer
+            )
         if engine.tokenizer is None:
-            raise ValueError("eurollm_jax backend needs a tokenizer (tokenizer=<path to tokenizer.model>)")
+            raise ValueError(
+                "eurollm_jax backend needs a tokenizer (tokenizer=<path to tokenizer.model>)"
+            )
         self.engine = engine
         self.tokenizer = engine.tokenizer
         self._max_length = int(max_length) if max_length else int(engine.cfg.max_seq_len)
@@ -116,9 +149,13 @@ class EuroLLMJaxLM(TemplateLM):
 
     @property
     def tokenizer_name(self) -> str:
-        return str(getattr(self.tokenizer, "model_file", type(self.tokenizer).__name__)).replace("/", "__")
+        return str(getattr(self.tokenizer, "model_file", type(self.tokenizer).__name__)).replace(
+            "/", "__"
+        )
 
-    def tok_encode(self, string: str, add_special_tokens: bool | None = None, **kwargs) -> list[int]:
+    def tok_encode(
+        self, string: str, add_special_tokens: bool | None = None, **kwargs
+    ) -> list[int]:
         ids = tok_lib.encode_with_special_tokens(self.tokenizer, string, self._specials)
         if add_special_tokens and (not ids or ids[0] != self.prefix_token_id):
             ids = [self.prefix_token_id] + ids
@@ -135,8 +172,9 @@ class EuroLLMJaxLM(TemplateLM):
     # ------------------------------------------------------------ requests
     def _loglikelihood_tokens(self, requests, disable_tqdm: bool = False, **kwargs):
         pairs = [(self._with_bos(ctx), list(cont)) for _, ctx, cont in requests]
-        scored = scoring.loglikelihood(self.engine, pairs, max_length=self.max_length,
-                                       max_batch_tokens=self.max_batch_tokens)
+        scored = scoring.loglikelihood(
+            self.engine, pairs, max_length=self.max_length, max_batch_tokens=self.max_batch_tokens
+        )
         out = []
         for (key, _, _), res in zip(requests, scored):
             answer = (res.logprob, res.is_greedy)
@@ -147,8 +185,13 @@ class EuroLLMJaxLM(TemplateLM):
 
     def loglikelihood_rolling(self, requests, disable_tqdm: bool = False) -> list[float]:
         docs = [self.tok_encode(req.args[0]) for req in requests]
-        scored = scoring.loglikelihood_rolling(self.engine, docs, prefix_token=self.prefix_token_id,
-                                               max_length=self.max_length, max_batch_tokens=self.max_batch_tokens)
+        scored = scoring.loglikelihood_rolling(
+            self.engine,
+            docs,
+            prefix_token=self.prefix_token_id,
+            max_length=self.max_length,
+            max_batch_tokens=self.max_batch_tokens,
+        )
         out = []
         for req, res in zip(requests, scored):
             self.cache_hook.add_partial("loglikelihood_rolling", (req.args[0],), res.logprob)
@@ -171,11 +214,20 @@ class EuroLLMJaxLM(TemplateLM):
         top_k = int(kw.pop("top_k", 0) or 0)
         for ignored in ("num_beams",):
             if int(kw.pop(ignored, 1)) != 1:
-                raise ValueError("eurollm_jax backend does not do beam search (num_beams must be 1)")
+                raise ValueError(
+                    "eurollm_jax backend does not do beam search (num_beams must be 1)"
+                )
         if kw:
             logger.debug("ignoring generation kwargs %s", sorted(kw))
-        return SamplingParams(max_new_tokens=max_gen, temperature=temperature, top_k=top_k, top_p=top_p,
-                              seed=self.seed, stream=index, stop_strings=tuple(until or ()))
+        return SamplingParams(
+            max_new_tokens=max_gen,
+            temperature=temperature,
+            top_k=top_k,
+            top_p=top_p,
+            seed=self.seed,
+            stream=index,
+            stop_strings=tuple(until or ()),
+        )
 
     def generate_until(self, requests, disable_tqdm: bool = False) -> list[str]:
         prepared = []
@@ -184,8 +236,10 @@ class EuroLLMJaxLM(TemplateLM):
             samp = self._sampling(gen_kwargs, i)
             budget = self.max_length - samp.max_new_tokens
             if budget < 1:
-                raise ValueError(f"max_gen_toks {samp.max_new_tokens} leaves no room for a context in "
-                                 f"max_length {self.max_length}")
+                raise ValueError(
+                    f"max_gen_toks {samp.max_new_tokens} leaves no room for a context in "
+                    f"max_length {self.max_length}"
+                )
             ids = self._with_bos(self.tok_encode(context))
             if len(ids) > budget:
                 ids = ids[-budget:]
@@ -193,7 +247,7 @@ class EuroLLMJaxLM(TemplateLM):
         results: list[str | None] = [None] * len(requests)
         order = sorted(prepared, key=lambda x: -len(x[1]))
         for start in range(0, len(order), self.batch_size):
-            chunk = order[start:start + self.batch_size]
+            chunk = order[start : start + self.batch_size]
             outs = self.engine.generate_ids([c[1] for c in chunk], [c[2] for c in chunk])
             for (i, _, samp), out in zip(chunk, outs):
                 results[i] = out.text
@@ -201,7 +255,9 @@ class EuroLLMJaxLM(TemplateLM):
         return results
 
     # ------------------------------------------------------------ chat
-    def apply_chat_template(self, chat_history: list[dict[str, str]], add_generation_prompt: bool = True) -> str:
+    def apply_chat_template(
+        self, chat_history: list[dict[str, str]], add_generation_prompt: bool = True
+    ) -> str:
         return chat_lib.render_chatml(chat_history, add_generation_prompt=add_generation_prompt)
 
     def chat_template(self, chat_template: bool | str = False) -> str:

@@ -24,9 +24,17 @@ def _parse_mesh(mesh):
     return create_mesh(shape)
 
 
-def load_for_inference(path: str | None = None, *, preset: str | None = None, tokenizer: str | None = None,
-                       mesh: str | Sequence[int] | None = None, compute_dtype: str | None = None,
-                       param_dtype: str = "float32", seed: int = 0, **overrides):
+def load_for_inference(
+    path: str | None = None,
+    *,
+    preset: str | None = None,
+    tokenizer: str | None = None,
+    mesh: str | Sequence[int] | None = None,
+    compute_dtype: str | None = None,
+    param_dtype: str = "float32",
+    seed: int = 0,
+    **overrides,
+):
     """(model, tokenizer or None) for inference.
 
     Args:
@@ -57,14 +65,20 @@ def load_for_inference(path: str | None = None, *, preset: str | None = None, to
     elif os.path.isdir(path) and os.path.exists(os.path.join(path, "config.json")):
         from eurollm_jax.checkpoint import load_hf_checkpoint
 
-        model = load_hf_checkpoint(path, mesh=mesh, param_dtype=param_dtype, compute_dtype=compute_dtype,
-                                   **overrides)
+        model = load_hf_checkpoint(
+            path, mesh=mesh, param_dtype=param_dtype, compute_dtype=compute_dtype, **overrides
+        )
     else:
         raise FileNotFoundError(
             f"{path!r} is neither a Hugging Face checkpoint directory (config.json) nor an Orbax "
-            f"params directory (model_config.json)")
+            f"params directory (model_config.json)"
+        )
     tok = None
-    if tokenizer is None and path is not None and os.path.exists(os.path.join(path, "tokenizer.model")):
+    if (
+        tokenizer is None
+        and path is not None
+        and os.path.exists(os.path.join(path, "tokenizer.model"))
+    ):
         tokenizer = os.path.join(path, "tokenizer.model")
     if tokenizer is not None:
         tok = tok_lib.load_tokenizer(tokenizer)
@@ -73,5 +87,6 @@ def load_for_inference(path: str | None = None, *, preset: str | None = None, to
         if vocab is not None and int(vocab) > model.cfg.vocab_size:
             raise ValueError(
                 f"tokenizer {tokenizer} has {vocab} pieces but the model's vocabulary is "
-                f"{model.cfg.vocab_size}; they do not belong together")
+                f"{model.cfg.vocab_size}; they do not belong together"
+            )
     return model, tok

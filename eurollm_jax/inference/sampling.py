@@ -60,7 +60,7 @@ def sample_tokens(logits_BV, *, temperature_B, top_k_B, top_p_B, keys_B2, mode: 
         scaled_BV = filter_logits(scaled_BV, top_k_B, top_p_B)
     elif mode != "sample":
         raise ValueError(f"unknown sampling mode {mode!r}")
-    sampled_B = jax.vmap(lambda k, l: jax.random.categorical(k, l))(keys_B2, scaled_BV)
+    sampled_B = jax.vmap(jax.random.categorical)(keys_B2, scaled_BV)
     return jnp.where(temperature_B > 0, sampled_B.astype(jnp.int32), greedy_B)
 
 

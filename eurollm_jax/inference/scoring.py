@@ -26,8 +26,15 @@ import numpy as np
 from flax import nnx
 
 from eurollm_jax.inference.engine import (
-    PAD_ID, Engine, _bucket_batch, _data_parallel_size, _MeshScope, _put_batch, _put_replicated,
-    bucket_length)
+    PAD_ID,
+    Engine,
+    _bucket_batch,
+    _data_parallel_size,
+    _MeshScope,
+    _put_batch,
+    _put_replicated,
+    bucket_length,
+)
 
 
 class LogLikelihood(NamedTuple):
@@ -45,8 +52,12 @@ class RollingLogLikelihood(NamedTuple):
 @functools.partial(jax.jit, static_argnames=("graphdef",))
 def _score(graphdef, params, inputs_BT, targets_BT, segments_BT, interventions, intervention_scale):
     model = nnx.merge(graphdef, params)
-    logits_BTV = model.forward(inputs_BT, segment_ids=segments_BT, interventions=interventions,
-                               intervention_scale=intervention_scale).logits
+    logits_BTV = model.forward(
+        inputs_BT,
+        segment_ids=segments_BT,
+        interventions=interventions,
+        intervention_scale=intervention_scale,
+    ).logits
     logp_BTV = jax.nn.log_softmax(logits_BTV.astype(jnp.float32), axis=-1)
     target_lp_BT = jnp.take_along_axis(logp_BTV, targets_BT[..., None], axis=-1)[..., 0]
     greedy_BT = jnp.argmax(logits_BTV, axis=-1) == targets_BT
@@ -57,9 +68,15 @@ def _as_engine(model) -> Engine:
     return model if isinstance(model, Engine) else Engine(model)
 
 
-def loglikelihood(model, requests: Sequence[tuple[Sequence[int], Sequence[int]]], *,
-                  max_length: int | None = None, max_batch_tokens: int = 8192,
-                  interventions=None, intervention_scale=None) -> list[LogLikelihood]:
+def loglikelihood(
+    model,
+    requests: Sequence[tuple[Sequence[int], Sequence[int]]],
+    *,
+    max_length: int | None = None,
+    max_batch_tokens: int = 8192,
+    interventions=None,
+    intervention_scale=None,
+) -> list[LogLikelihood]:
     """Score continuations given contexts (token ids); results in request order.
 
     ``max_length`` defaults to the model's ``max_seq_len``. Each context must be
@@ -71,15 +88,21 @@ def loglikelihood(model, requests: Sequence[tuple[Sequence[int], Sequence[int]]]
     for i, (ctx, cont) in enumerate(requests):
         ctx, cont = [int(t) for t in ctx], [int(t) for t in cont]
         if not ctx:
-            raise ValueError(f"request {i}: empty context; start it with a prefix token such as BOS")
+            raise ValueError(
+                f"request {i}: empty context; start it with a prefix token such as BOS"
+            )
         if not cont:
             raise ValueError(f"request {i}: empty continuation")
-        whole = (ctx + cont)[-(max_length + 1):]
+        whole = (ctx + cont)[-(max_length + 1) :]
         if len(cont) > max_length:
-            raise ValueError(f"request {i}: continuation of {len(cont)} tokens exceeds max_length {max_length}")
+            raise ValueError(
+                f"request {i}: continuation of {len(cont)} tokens exceeds max_length {max_length}"
+            )
         for t in whole:
             if not 0 <= t < engine.cfg.vocab_size:
-                raise ValueError(f"request {i}: token id {t} outside the vocabulary [0, {engine.cfg.vocab_size})")
+                raise ValueError(
+                    f"request {i}: token id {t} outside the vocabulary [0, {engine.cfg.vocab_size})"
+                )
         items.append((i, whole[:-1], whole[1:], len(cont)))
     results: list[LogLikelihood | None] = [None] * len(items)
     for batch in _batches(items, max_batch_tokens, engine):
@@ -89,14 +112,18 @@ def loglikelihood(model, requests: Sequence[tuple[Sequence[int], Sequence[int]]]
         targets = np.zeros((b, t_len), np.int32)
         segments = np.zeros((b, t_len), np.int32)
         for r, (_, inp, tgt, _) in enumerate(batch):
-            inputs[r, :len(inp)] = inp
-            targets[r, :len(tgt)] = tgt
-            segments[r, :len(inp)] = 1
-        lp, greedy = _run_score(engine, inputs, targets, segments, interventions, intervention_scale)
+            inputs[r, : len(inp)] = inp
+            targets[r, : len(tgt)] = tgt
+            segments[r, : len(inp)] = 1
+        lp, greedy = _run_score(
+            engine, inputs, targets, segments, interventions, intervention_scale
+        )
         for r, (i, inp, _, n_cont) in enumerate(batch):
             sl = slice(len(inp) - n_cont, len(inp))
             tok_lp = lp[r, sl].astype(np.float64)
-            results[i] = LogLikelihood(float(tok_lp.sum()), bool(greedy[r, sl].all()), tok_lp.tolist())
+            results[i] = LogLikelihood(
+                float(tok_lp.sum()), bool(greedy[r, sl].all()), tok_lp.tolist()
+            )
     return results
 
 
@@ -106,12 +133,22 @@ def _run_score(engine: Engine, inputs, targets, segments, interventions, interve
     if interventions is not None:
         iv = np.asarray(interventions, np.float32)
         if iv.ndim == 3:
-            raise ValueError("scoring takes shared interventions [L, D]; per-row vectors are for generate")
+            raise ValueError(
+                "scoring takes shared interventions [L, D]; per-row vectors are for generate"
+            )
     with _MeshScope(mesh):
-        lp, greedy = _score(engine.graphdef, engine.params, _put_batch(inputs, mesh), _put_batch(targets, mesh),
-                            _put_batch(segments, mesh), _put_replicated(iv, mesh),
-                            _put_replicated(None if intervention_scale is None
-                                            else np.asarray(intervention_scale, np.float32), mesh))
+        lp, greedy = _score(
+            engine.graphdef,
+            engine.params,
+            _put_batch(inputs, mesh),
+            _put_batch(targets, mesh),
+            _put_batch(segments, mesh),
+            _put_replicated(iv, mesh),
+            _put_replicated(
+                None if intervention_scale is None else np.asarray(intervention_scale, np.float32),
+                mesh,
+            ),
+        )
     return np.asarray(lp), np.asarray(greedy)
 
 
@@ -129,7 +166,9 @@ def _batches(items, max_batch_tokens: int, engine: Engine):
         yield batch
 
 
-def rolling_windows(tokens: Sequence[int], prefix_token: int, max_length: int) -> list[tuple[list[int], list[int]]]:
+def rolling_windows(
+    tokens: Sequence[int], prefix_token: int, max_length: int
+) -> list[tuple[list[int], list[int]]]:
     """Disjoint (context, continuation) windows covering ``tokens`` (lm-eval's rolling
     windows with context_len=1): every token is a continuation token exactly once, the
     first window conditions on ``prefix_token``, later ones on the preceding tokens."""
@@ -145,15 +184,22 @@ def rolling_windows(tokens: Sequence[int], prefix_token: int, max_length: int) -
     while predicted < len(tokens):
         n_pred = min(len(tokens) - predicted, max_length)
         end = predicted + n_pred
-        context = tokens[max(end - max_length - 1, 0): end - 1]
-        windows.append((context[: len(context) - (n_pred - 1)], tokens[end - n_pred: end]))
+        context = tokens[max(end - max_length - 1, 0) : end - 1]
+        windows.append((context[: len(context) - (n_pred - 1)], tokens[end - n_pred : end]))
         predicted += n_pred
     return windows
 
 
-def loglikelihood_rolling(model, documents: Sequence[Sequence[int]], *, prefix_token: int | None = None,
-                          max_length: int | None = None, max_batch_tokens: int = 8192,
-                          interventions=None, intervention_scale=None) -> list[RollingLogLikelihood]:
+def loglikelihood_rolling(
+    model,
+    documents: Sequence[Sequence[int]],
+    *,
+    prefix_token: int | None = None,
+    max_length: int | None = None,
+    max_batch_tokens: int = 8192,
+    interventions=None,
+    intervention_scale=None,
+) -> list[RollingLogLikelihood]:
     """Whole-document log-likelihoods (sum over every token, each predicted once).
 
     ``prefix_token`` (default: the model's BOS) conditions the first token; documents
@@ -164,15 +210,21 @@ def loglikelihood_rolling(model, documents: Sequence[Sequence[int]], *, prefix_t
     if prefix_token is None:
         from eurollm_jax.inference import tokenization as tok_lib
 
-        prefix_token = (tok_lib.bos_id(engine.tokenizer) if engine.tokenizer is not None else None)
+        prefix_token = tok_lib.bos_id(engine.tokenizer) if engine.tokenizer is not None else None
         prefix_token = engine.cfg.bos_token_id if prefix_token is None else prefix_token
     requests, owners = [], []
     for d, doc in enumerate(documents):
         for ctx, cont in rolling_windows(doc, prefix_token, max_length):
             requests.append((ctx, cont))
             owners.append(d)
-    scored = loglikelihood(engine, requests, max_length=max_length, max_batch_tokens=max_batch_tokens,
-                           interventions=interventions, intervention_scale=intervention_scale)
+    scored = loglikelihood(
+        engine,
+        requests,
+        max_length=max_length,
+        max_batch_tokens=max_batch_tokens,
+        interventions=interventions,
+        intervention_scale=intervention_scale,
+    )
     per_doc: list[list[float]] = [[] for _ in documents]
     for d, res in zip(owners, scored):
         per_doc[d].extend(res.token_logprobs)

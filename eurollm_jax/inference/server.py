@@ -40,13 +40,33 @@ logger = logging.getLogger(__name__)
 
 # ----------------------------------------------------------------------------- errors
 class APIError(Exception):
-    def __init__(self, status: int, message: str, *, type_: str = "invalid_request_error",
-                 param: str | None = None, code: str | None = None):
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        type_: str = "invalid_request_error",
+        param: str | None = None,
+        code: str | None = None,
+    ):
         super().__init__(message)
-        self.status, self.message, self.type, self.param, self.code = status, message, type_, param, code
+        self.status, self.message, self.type, self.param, self.code = (
+            status,
+            message,
+            type_,
+            param,
+            code,
+        )
 
     def body(self) -> dict:
-        return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
+        return {
+            "error": {
+                "message": self.message,
+                "type": self.type,
+                "param": self.param,
+                "code": self.code,
+            }
+        }
 
 
 # ----------------------------------------------------------------------------- schema
@@ -104,8 +124,14 @@ class _Job:
 class Batcher:
     """One thread that turns queued requests into batched ``generate_ids`` calls."""
 
-    def __init__(self, engine: Engine, *, max_batch_size: int = 32, batch_wait_s: float = 0.01,
-                 max_queue: int = 1024):
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        max_batch_size: int = 32,
+        batch_wait_s: float = 0.01,
+        max_queue: int = 1024,
+    ):
         self.engine = engine
         self.max_batch_size = int(max_batch_size)
         self.batch_wait_s = float(batch_wait_s)
@@ -118,13 +144,19 @@ class Batcher:
 
     def submit(self, prompts, sampling, top_logprobs: int = 0) -> concurrent.futures.Future:
         if len(prompts) > self.max_batch_size:
-            raise APIError(400, f"a request may ask for at most {self.max_batch_size} sequences "
-                                f"(prompts x n), got {len(prompts)}", param="n")
+            raise APIError(
+                400,
+                f"a request may ask for at most {self.max_batch_size} sequences "
+                f"(prompts x n), got {len(prompts)}",
+                param="n",
+            )
         future: concurrent.futures.Future = concurrent.futures.Future()
         try:
             self.queue.put_nowait(_Job(prompts, sampling, top_logprobs, future))
         except queue.Full:
-            raise APIError(503, "the server is overloaded; retry later", type_="server_error") from None
+            raise APIError(
+                503, "the server is overloaded; retry later", type_="server_error"
+            ) from None
         return future
 
     def close(self):
@@ -145,7 +177,11 @@ class Batcher:
         while rows < self.max_batch_size:
             timeout = deadline - time.monotonic()
             try:
-                job = self.queue.get(timeout=max(timeout, 0)) if timeout > 0 else self.queue.get_nowait()
+                job = (
+                    self.queue.get(timeout=max(timeout, 0))
+                    if timeout > 0
+                    else self.queue.get_nowait()
+                )
             except queue.Empty:
                 break
             if job is None:
@@ -169,7 +205,9 @@ class Batcher:
             prompts = [p for j in jobs for p in j.prompts]
             sampling = [s for j in jobs for s in j.sampling]
             try:
-                outs = self.engine.generate_ids(prompts, sampling, top_logprobs=max(j.top_logprobs for j in jobs))
+                outs = self.engine.generate_ids(
+                    prompts, sampling, top_logprobs=max(j.top_logprobs for j in jobs)
+                )
             except Exception as e:  # noqa: BLE001 - reported to every waiting request
                 logger.exception("batched generation failed")
                 for j in jobs:
@@ -181,7 +219,7 @@ class Batcher:
             self.stats["max_rows"] = max(self.stats["max_rows"], len(prompts))
             start = 0
             for j in jobs:
-                j.future.set_result(outs[start:start + len(j.prompts)])
+                j.future.set_result(outs[start : start + len(j.prompts)])
                 start += len(j.prompts)
 
 
@@ -225,11 +263,23 @@ class BodySizeLimit:
     async def _reject(self, send):
         import json
 
-        payload = json.dumps(APIError(413, f"request body exceeds the limit of {self.max_bytes} bytes",
-                                      code="request_too_large").body()).encode()
-        await send({"type": "http.response.start", "status": 413,
-                    "headers": [(b"content-type", b"application/json"),
-                                (b"content-length", str(len(payload)).encode())]})
+        payload = json.dumps(
+            APIError(
+                413,
+                f"request body exceeds the limit of {self.max_bytes} bytes",
+                code="request_too_large",
+            ).body()
+        ).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(payload)).encode()),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": payload})
 
 
@@ -248,7 +298,7 @@ class ServerConfig:
 
 def create_app(engine: Engine, config: ServerConfig | None = None):
     """The FastAPI application serving ``engine`` (which must have a tokenizer)."""
-    from fastapi import FastAPI, Request
+    from fastapi import FastAPI
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse
     from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -257,8 +307,12 @@ def create_app(engine: Engine, config: ServerConfig | None = None):
     if engine.tokenizer is None:
         raise ValueError("the server needs a tokenizer: Engine(model, tokenizer)")
     tokenizer = engine.tokenizer
-    batcher = Batcher(engine, max_batch_size=config.max_batch_size, batch_wait_s=config.batch_wait_s,
-                      max_queue=config.max_queue)
+    batcher = Batcher(
+        engine,
+        max_batch_size=config.max_batch_size,
+        batch_wait_s=config.batch_wait_s,
+        max_queue=config.max_queue,
+    )
     max_len = engine.cfg.max_seq_len
     created = int(time.time())
 
@@ -285,58 +339,102 @@ def create_app(engine: Engine, config: ServerConfig | None = None):
         loc = ".".join(str(x) for x in first.get("loc", ()) if x != "body")
         message = "; ".join(
             f"{'.'.join(str(x) for x in e.get('loc', ()) if x != 'body') or 'body'}: {e.get('msg')}"
-            for e in errors[:5])
-        return JSONResponse(APIError(400, f"invalid request: {message}", param=loc or None).body(),
-                            status_code=400)
+            for e in errors[:5]
+        )
+        return JSONResponse(
+            APIError(400, f"invalid request: {message}", param=loc or None).body(), status_code=400
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_, exc: StarletteHTTPException):
-        return JSONResponse(APIError(exc.status_code, str(exc.detail)).body(), status_code=exc.status_code)
+        return JSONResponse(
+            APIError(exc.status_code, str(exc.detail)).body(), status_code=exc.status_code
+        )
 
     @app.exception_handler(Exception)
     async def _internal_error(_, exc: Exception):
         logger.exception("internal error")
-        return JSONResponse(APIError(500, f"internal error: {type(exc).__name__}: {exc}",
-                                     type_="server_error").body(), status_code=500)
+        return JSONResponse(
+            APIError(
+                500, f"internal error: {type(exc).__name__}: {exc}", type_="server_error"
+            ).body(),
+            status_code=500,
+        )
 
     def check_common(req: _Request):
         if config.strict_model_name and req.model not in (None, "", config.model_name):
-            raise APIError(404, f"model {req.model!r} does not exist; this server serves "
-                                f"{config.model_name!r}", param="model", code="model_not_found")
+            raise APIError(
+                404,
+                f"model {req.model!r} does not exist; this server serves " f"{config.model_name!r}",
+                param="model",
+                code="model_not_found",
+            )
         if req.stream:
             raise APIError(400, "stream=true is not supported; send stream=false", param="stream")
         if req.presence_penalty or req.frequency_penalty or req.logit_bias:
-            raise APIError(400, "presence_penalty, frequency_penalty and logit_bias are not supported",
-                           param="presence_penalty")
+            raise APIError(
+                400,
+                "presence_penalty, frequency_penalty and logit_bias are not supported",
+                param="presence_penalty",
+            )
         stops = [req.stop] if isinstance(req.stop, str) else list(req.stop or [])
         if len(stops) > 16:
             raise APIError(400, "at most 16 stop strings", param="stop")
         for t in req.stop_token_ids or []:
             if not 0 <= t < engine.cfg.vocab_size:
-                raise APIError(400, f"stop_token_ids: {t} is outside the vocabulary", param="stop_token_ids")
+                raise APIError(
+                    400, f"stop_token_ids: {t} is outside the vocabulary", param="stop_token_ids"
+                )
         return stops
 
-    def sampling_for(req: _Request, prompt_len: int, max_tokens: int | None, default_max: int,
-                     stops, extra_stop_ids=()) -> list[SamplingParams]:
+    def sampling_for(
+        req: _Request,
+        prompt_len: int,
+        max_tokens: int | None,
+        default_max: int,
+        stops,
+        extra_stop_ids=(),
+    ) -> list[SamplingParams]:
         room = max_len - prompt_len
         if room <= 0:
-            raise APIError(400, f"the prompt has {prompt_len} tokens; this model's context is {max_len} "
-                                f"tokens", param="messages", code="context_length_exceeded")
+            raise APIError(
+                400,
+                f"the prompt has {prompt_len} tokens; this model's context is {max_len} " f"tokens",
+                param="messages",
+                code="context_length_exceeded",
+            )
         if max_tokens is None:
             max_tokens = min(default_max, room, config.max_tokens_limit)
         if max_tokens > config.max_tokens_limit:
-            raise APIError(400, f"max_tokens {max_tokens} exceeds this server's limit "
-                                f"{config.max_tokens_limit}", param="max_tokens")
+            raise APIError(
+                400,
+                f"max_tokens {max_tokens} exceeds this server's limit "
+                f"{config.max_tokens_limit}",
+                param="max_tokens",
+            )
         if prompt_len + max_tokens > max_len:
-            raise APIError(400, f"this model's maximum context length is {max_len} tokens; the prompt "
-                                f"has {prompt_len} and max_tokens asks for {max_tokens}",
-                           param="max_tokens", code="context_length_exceeded")
+            raise APIError(
+                400,
+                f"this model's maximum context length is {max_len} tokens; the prompt "
+                f"has {prompt_len} and max_tokens asks for {max_tokens}",
+                param="max_tokens",
+                code="context_length_exceeded",
+            )
         seed = req.seed if req.seed is not None else secrets.randbits(31)
-        return [SamplingParams(
-            max_new_tokens=max_tokens, temperature=req.temperature, top_k=max(req.top_k, 0),
-            top_p=req.top_p, seed=seed, stream=i,
-            stop_token_ids=tuple(req.stop_token_ids or ()) + tuple(extra_stop_ids),
-            stop_strings=tuple(stops), ignore_eos=req.ignore_eos) for i in range(req.n)]
+        return [
+            SamplingParams(
+                max_new_tokens=max_tokens,
+                temperature=req.temperature,
+                top_k=max(req.top_k, 0),
+                top_p=req.top_p,
+                seed=seed,
+                stream=i,
+                stop_token_ids=tuple(req.stop_token_ids or ()) + tuple(extra_stop_ids),
+                stop_strings=tuple(stops),
+                ignore_eos=req.ignore_eos,
+            )
+            for i in range(req.n)
+        ]
 
     async def run(prompts, sampling, top_logprobs) -> list[Completion]:
         future = batcher.submit(prompts, sampling, top_logprobs)
@@ -346,10 +444,15 @@ def create_app(engine: Engine, config: ServerConfig | None = None):
         return tokenizer.decode([int(t)])
 
     def usage(prompt_tokens: int, outs) -> dict:
-        completion = sum(len(o) + (1 if o.finish_reason == "stop" and isinstance(o.stop, int) else 0)
-                         for o in outs)
-        return {"prompt_tokens": prompt_tokens, "completion_tokens": completion,
-                "total_tokens": prompt_tokens + completion}
+        completion = sum(
+            len(o) + (1 if o.finish_reason == "stop" and isinstance(o.stop, int) else 0)
+            for o in outs
+        )
+        return {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion,
+            "total_tokens": prompt_tokens + completion,
+        }
 
     @app.get("/health")
     async def health():
@@ -357,9 +460,18 @@ def create_app(engine: Engine, config: ServerConfig | None = None):
 
     @app.get("/v1/models")
     async def models():
-        return {"object": "list", "data": [{
-            "id": config.model_name, "object": "model", "created": created, "owned_by": "eurollm_jax",
-            "max_model_len": max_len}]}
+        return {
+            "object": "list",
+            "data": [
+                {
+                    "id": config.model_name,
+                    "object": "model",
+                    "created": created,
+                    "owned_by": "eurollm_jax",
+                    "max_model_len": max_len,
+                }
+            ],
+        }
 
     @app.post("/v1/completions")
     async def completions(req: CompletionRequest):
@@ -397,7 +509,12 @@ def create_app(engine: Engine, config: ServerConfig | None = None):
         outs = await run(rows, samp, req.logprobs or 0)
         choices = []
         for i, o in enumerate(outs):
-            choice = {"index": i, "text": o.text, "logprobs": None, "finish_reason": o.finish_reason}
+            choice = {
+                "index": i,
+                "text": o.text,
+                "logprobs": None,
+                "finish_reason": o.finish_reason,
+            }
             if req.logprobs is not None:
                 toks = [token_str(t) for t in o]
                 offsets, pos = [], 0
@@ -406,14 +523,28 @@ def create_app(engine: Engine, config: ServerConfig | None = None):
                     pos += len(t)
                 top = None
                 if req.logprobs > 0 and o.top_logprobs is not None:
-                    top = [{token_str(t): lp for t, lp in zip(ids[:req.logprobs], lps[:req.logprobs])}
-                           for ids, lps in o.top_logprobs]
-                choice["logprobs"] = {"tokens": toks, "token_logprobs": o.logprobs,
-                                      "top_logprobs": top, "text_offset": offsets}
+                    top = [
+                        {
+                            token_str(t): lp
+                            for t, lp in zip(ids[: req.logprobs], lps[: req.logprobs])
+                        }
+                        for ids, lps in o.top_logprobs
+                    ]
+                choice["logprobs"] = {
+                    "tokens": toks,
+                    "token_logprobs": o.logprobs,
+                    "top_logprobs": top,
+                    "text_offset": offsets,
+                }
             choices.append(choice)
-        return {"id": f"cmpl-{uuid.uuid4().hex}", "object": "text_completion", "created": int(time.time()),
-                "model": config.model_name, "choices": choices,
-                "usage": usage(sum(len(x) for x in ids_list) * req.n, outs)}
+        return {
+            "id": f"cmpl-{uuid.uuid4().hex}",
+            "object": "text_completion",
+            "created": int(time.time()),
+            "model": config.model_name,
+            "choices": choices,
+            "usage": usage(sum(len(x) for x in ids_list) * req.n, outs),
+        }
 
     @app.post("/v1/chat/completions")
     async def chat_completions(req: ChatCompletionRequest):
@@ -428,9 +559,17 @@ def create_app(engine: Engine, config: ServerConfig | None = None):
             ids = chat_lib.encode_chat(tokenizer, messages)
         except ValueError as e:
             raise APIError(400, str(e), param="messages") from None
-        max_tokens = req.max_completion_tokens if req.max_completion_tokens is not None else req.max_tokens
-        samp = sampling_for(req, len(ids), max_tokens, config.max_tokens_limit, stops,
-                            extra_stop_ids=chat_lib.chat_stop_ids(tokenizer))
+        max_tokens = (
+            req.max_completion_tokens if req.max_completion_tokens is not None else req.max_tokens
+        )
+        samp = sampling_for(
+            req,
+            len(ids),
+            max_tokens,
+            config.max_tokens_limit,
+            stops,
+            extra_stop_ids=chat_lib.chat_stop_ids(tokenizer),
+        )
         n_top = (req.top_logprobs or 0) if req.logprobs else 0
         outs = await run([ids] * req.n, samp, n_top)
         choices = []
@@ -440,28 +579,59 @@ def create_app(engine: Engine, config: ServerConfig | None = None):
                 content = []
                 for j, (t, l) in enumerate(zip(o, o.logprobs)):
                     s = token_str(t)
-                    entry = {"token": s, "logprob": l, "bytes": list(s.encode("utf-8")), "top_logprobs": []}
+                    entry = {
+                        "token": s,
+                        "logprob": l,
+                        "bytes": list(s.encode("utf-8")),
+                        "top_logprobs": [],
+                    }
                     if n_top and o.top_logprobs is not None:
                         tids, tlps = o.top_logprobs[j]
                         entry["top_logprobs"] = [
-                            {"token": token_str(a), "logprob": b, "bytes": list(token_str(a).encode("utf-8"))}
-                            for a, b in zip(tids[:n_top], tlps[:n_top])]
+                            {
+                                "token": token_str(a),
+                                "logprob": b,
+                                "bytes": list(token_str(a).encode("utf-8")),
+                            }
+                            for a, b in zip(tids[:n_top], tlps[:n_top])
+                        ]
                     content.append(entry)
                 lp = {"content": content}
-            choices.append({"index": i, "message": {"role": "assistant", "content": o.text},
-                            "logprobs": lp, "finish_reason": o.finish_reason})
-        return {"id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion", "created": int(time.time()),
-                "model": config.model_name, "choices": choices, "usage": usage(len(ids) * req.n, outs)}
+            choices.append(
+                {
+                    "index": i,
+                    "message": {"role": "assistant", "content": o.text},
+                    "logprobs": lp,
+                    "finish_reason": o.finish_reason,
+                }
+            )
+        return {
+            "id": f"chatcmpl-{uuid.uuid4().hex}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": config.model_name,
+            "choices": choices,
+            "usage": usage(len(ids) * req.n, outs),
+        }
 
     return app
 
 
-def serve(engine: Engine, *, host: str = "127.0.0.1", port: int = 8000, config: ServerConfig | None = None,
-          log_level: str = "info"):
+def serve(
+    engine: Engine,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    config: ServerConfig | None = None,
+    log_level: str = "info",
+):
     """Run the server until interrupted (blocking)."""
     import uvicorn
 
     if host not in ("127.0.0.1", "localhost", "::1"):
-        logger.warning("binding %s: the server has no authentication; anyone who can reach this "
-                       "address can use it", host)
+        logger.warning(
+            "binding %s: the server has no authentication; anyone who can reach this "
+            "address can use it",
+            host,
+        )
     uvicorn.run(create_app(engine, config), host=host, port=port, log_level=log_level)

@@ -103,7 +103,9 @@ def encode_with_special_tokens(
         ids.append(bos)
     if not special_tokens:
         return ids + encode_plain(tokenizer, text)
-    pattern = "(" + "|".join(re.escape(s) for s in sorted(special_tokens, key=len, reverse=True)) + ")"
+    pattern = (
+        "(" + "|".join(re.escape(s) for s in sorted(special_tokens, key=len, reverse=True)) + ")"
+    )
     for piece in re.split(pattern, text):
         if not piece:
             continue
@@ -114,8 +116,9 @@ def encode_with_special_tokens(
     return ids
 
 
-def decode_continuation(tokenizer, prompt_ids: Sequence[int], generated_ids: Sequence[int], *,
-                        context_tokens: int = 8) -> str:
+def decode_continuation(
+    tokenizer, prompt_ids: Sequence[int], generated_ids: Sequence[int], *, context_tokens: int = 8
+) -> str:
     """Text of ``generated_ids`` as it reads after the prompt.
 
     Decodes the last few prompt tokens together with the generation and removes the
@@ -130,7 +133,7 @@ def decode_continuation(tokenizer, prompt_ids: Sequence[int], generated_ids: Seq
         head = tokenizer.decode(prefix)
         whole = tokenizer.decode(prefix + generated_ids)
         if whole.startswith(head) and "\ufffd" not in head[-1:]:
-            return whole[len(head):]
+            return whole[len(head) :]
     return tokenizer.decode(generated_ids)
 
 

@@ -45,10 +45,20 @@ def tokenizer_path(tmp_path_factory):
     d = tmp_path_factory.mktemp("spm")
     prefix = str(d / "tokenizer")
     spm.SentencePieceTrainer.train(
-        sentence_iterator=iter(_corpus()), model_prefix=prefix, vocab_size=VOCAB, model_type="unigram",
-        character_coverage=1.0, user_defined_symbols=["<|im_start|>", "<|im_end|>"],
-        unk_id=0, bos_id=1, eos_id=2, pad_id=-1, byte_fallback=False, hard_vocab_limit=True,
-        minloglevel=2, num_threads=1,
+        sentence_iterator=iter(_corpus()),
+        model_prefix=prefix,
+        vocab_size=VOCAB,
+        model_type="unigram",
+        character_coverage=1.0,
+        user_defined_symbols=["<|im_start|>", "<|im_end|>"],
+        unk_id=0,
+        bos_id=1,
+        eos_id=2,
+        pad_id=-1,
+        byte_fallback=False,
+        hard_vocab_limit=True,
+        minloglevel=2,
+        num_threads=1,
     )
     return prefix + ".model"
 
@@ -63,18 +73,39 @@ def tokenizer(tokenizer_path):
     return tok
 
 
-
-def make_hf_model(seed=0, *, vocab=VOCAB, hidden=64, layers=2, heads=4, kv_heads=2, ffn=128, init=0.15,
-                  max_pos=256, tie=False):
+def make_hf_model(
+    seed=0,
+    *,
+    vocab=VOCAB,
+    hidden=64,
+    layers=2,
+    heads=4,
+    kv_heads=2,
+    ffn=128,
+    init=0.15,
+    max_pos=256,
+    tie=False,
+):
     import torch
     import transformers
 
     torch.manual_seed(seed)
     cfg = transformers.LlamaConfig(
-        vocab_size=vocab, hidden_size=hidden, intermediate_size=ffn, num_hidden_layers=layers,
-        num_attention_heads=heads, num_key_value_heads=kv_heads, max_position_embeddings=max_pos,
-        initializer_range=init, rms_norm_eps=1e-5, bos_token_id=1, eos_token_id=2, pad_token_id=0,
-        tie_word_embeddings=tie, attn_implementation="eager")
+        vocab_size=vocab,
+        hidden_size=hidden,
+        intermediate_size=ffn,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        num_key_value_heads=kv_heads,
+        max_position_embeddings=max_pos,
+        initializer_range=init,
+        rms_norm_eps=1e-5,
+        bos_token_id=1,
+        eos_token_id=2,
+        pad_token_id=0,
+        tie_word_embeddings=tie,
+        attn_implementation="eager",
+    )
     model = transformers.LlamaForCausalLM(cfg).eval()
     with torch.no_grad():  # non-trivial norm scales so that a wrong norm shows up
         for name, p in model.named_parameters():
@@ -123,11 +154,17 @@ def hf_greedy(hf_model, prompts, max_new_tokens, *, hooks=()):
     ids = torch.zeros((len(prompts), length), dtype=torch.long)
     mask = torch.zeros_like(ids)
     for i, p in enumerate(prompts):
-        ids[i, length - len(p):] = torch.tensor(p)
-        mask[i, length - len(p):] = 1
+        ids[i, length - len(p) :] = torch.tensor(p)
+        mask[i, length - len(p) :] = 1
     with torch.no_grad():
-        out = hf_model.generate(ids, attention_mask=mask, max_new_tokens=max_new_tokens, do_sample=False,
-                                pad_token_id=0, eos_token_id=2)
+        out = hf_model.generate(
+            ids,
+            attention_mask=mask,
+            max_new_tokens=max_new_tokens,
+            do_sample=False,
+            pad_token_id=0,
+            eos_token_id=2,
+        )
     rows = []
     for r in out[:, length:].tolist():
         rows.append(r[: r.index(2) + 1] if 2 in r else r)
@@ -158,7 +195,7 @@ def full_logits(model, seqs, length=64):
     ids = np.zeros((len(seqs), length), np.int32)
     seg = np.zeros((len(seqs), length), np.int32)
     for i, s in enumerate(seqs):
-        ids[i, :len(s)] = s
-        seg[i, :len(s)] = 1
+        ids[i, : len(s)] = s
+        seg[i, : len(s)] = 1
     out = np.asarray(fwd(state, ids, seg))
-    return [out[i, :len(s)] for i, s in enumerate(seqs)]
+    return [out[i, : len(s)] for i, s in enumerate(seqs)]

@@ -6,7 +6,12 @@ import numpy as np
 import pytest
 
 from eurollm_jax.inference import (
-    capture_activations, generate, loglikelihood, residual_norms, steering_interventions)
+    capture_activations,
+    generate,
+    loglikelihood,
+    residual_norms,
+    steering_interventions,
+)
 from tests.inference.conftest import VOCAB, hf_greedy, hf_token_logprobs
 
 pytestmark = pytest.mark.torch
@@ -24,6 +29,7 @@ def hf_layer_hooks(hf_model, add=None, record=None):
 
     handles = []
     for layer_idx, layer in enumerate(hf_model.model.layers):
+
         def hook(module, inputs, output, layer_idx=layer_idx):
             hidden = output[0] if isinstance(output, tuple) else output
             if add is not None and add.get(layer_idx) is not None:
@@ -31,6 +37,7 @@ def hf_layer_hooks(hf_model, add=None, record=None):
             if record is not None:
                 record.setdefault(layer_idx, []).append(hidden.detach().clone())
             return (hidden,) + tuple(output[1:]) if isinstance(output, tuple) else hidden
+
         handles.append(layer.register_forward_hook(hook))
     try:
         yield
@@ -65,7 +72,9 @@ def test_capture_matches_transformers_hidden_states(engine, hf_model):
 
 
 def test_capture_text_prompts(engine, tokenizer):
-    acts = capture_activations(engine, ["Good morning", "The cat sat on the mat"], [1], pooling="last")
+    acts = capture_activations(
+        engine, ["Good morning", "The cat sat on the mat"], [1], pooling="last"
+    )
     ids = tokenizer.encode("Good morning")
     direct = capture_activations(engine, [ids], [1], pooling="last")
     np.testing.assert_allclose(acts[0], direct[0], atol=1e-6)
@@ -80,9 +89,16 @@ def test_steering_matches_transformers_hooks(engine, hf_model, jax_model):
     v0, v1 = rng.normal(size=64), rng.normal(size=64)
     norms = residual_norms(engine, _prompts([8, 12, 5], seed=9), [0, 1])
     assert norms.shape == (2,) and (norms > 0).all()
-    iv = steering_interventions(engine.cfg, {0: v0, -1: v1}, eps={0: 0.5, -1: 0.4}, normalize=True,
-                                reference_norms={0: norms[0], -1: norms[1]})
-    np.testing.assert_allclose(np.linalg.norm(iv, axis=1), [0.5 * norms[0], 0.4 * norms[1]], rtol=1e-5)
+    iv = steering_interventions(
+        engine.cfg,
+        {0: v0, -1: v1},
+        eps={0: 0.5, -1: 0.4},
+        normalize=True,
+        reference_norms={0: norms[0], -1: norms[1]},
+    )
+    np.testing.assert_allclose(
+        np.linalg.norm(iv, axis=1), [0.5 * norms[0], 0.4 * norms[1]], rtol=1e-5
+    )
     add = {0: iv[0], 1: iv[1]}
 
     prompts = _prompts([4, 9, 15], seed=4)
@@ -96,7 +112,7 @@ def test_steering_matches_transformers_hooks(engine, hf_model, jax_model):
     ctx, cont = prompts[2], _prompts([6], seed=5)[0][1:]
     res = loglikelihood(engine, [(ctx, cont)], interventions=iv)[0]
     with hf_layer_hooks(hf_model, add=add):
-        want = hf_token_logprobs(hf_model, ctx + cont)[len(ctx) - 1:]
+        want = hf_token_logprobs(hf_model, ctx + cont)[len(ctx) - 1 :]
     assert abs(res.logprob - sum(want)) <= 1e-4
 
     acts = capture_activations(engine, [ctx], [0, 1], pooling="all", interventions=iv)[0]
@@ -108,9 +124,15 @@ def test_per_row_interventions(engine, jax_model):
     prompts = _prompts([5, 7, 3], seed=6)
     v = np.random.default_rng(0).normal(size=64) * 3
     iv = steering_interventions(engine.cfg, {1: v})
-    per_row = np.stack([np.zeros_like(iv), iv, np.zeros_like(iv)], axis=1)  # [L, B, D]: only row 1 steered
+    per_row = np.stack(
+        [np.zeros_like(iv), iv, np.zeros_like(iv)], axis=1
+    )  # [L, B, D]: only row 1 steered
     mixed = generate(jax_model, prompts, max_new_tokens=8, interventions=per_row, ignore_eos=True)
     plain = generate(jax_model, prompts, max_new_tokens=8, ignore_eos=True)
     steered = generate(jax_model, prompts, max_new_tokens=8, interventions=iv, ignore_eos=True)
-    assert [list(mixed[0]), list(mixed[1]), list(mixed[2])] == [list(plain[0]), list(steered[1]), list(plain[2])]
+    assert [list(mixed[0]), list(mixed[1]), list(mixed[2])] == [
+        list(plain[0]),
+        list(steered[1]),
+        list(plain[2]),
+    ]
     assert list(steered[1]) != list(plain[1])

@@ -11,8 +11,25 @@ def test_decode_bench_small(tmp_path, capsys):
     from launch.bench import main
 
     out = tmp_path / "bench.json"
-    rc = main(["decode", "--batch", "2", "--prompt_len", "8", "--new_tokens", "4", "--repeats", "1",
-               "--dtype", "float32", "--torch_threads", "1", "--json", str(out)])
+    rc = main(
+        [
+            "decode",
+            "--batch",
+            "2",
+            "--prompt_len",
+            "8",
+            "--new_tokens",
+            "4",
+            "--repeats",
+            "1",
+            "--dtype",
+            "float32",
+            "--torch_threads",
+            "1",
+            "--json",
+            str(out),
+        ]
+    )
     assert rc == 0
     printed = capsys.readouterr().out
     assert "ratio eurollm_jax / transformers" in printed

@@ -7,18 +7,33 @@ from flax import nnx
 
 from eurollm_jax.inference import chat_stop_ids, encode_chat, generate_chat, render_chatml
 
-MESSAGES = [{"role": "system", "content": "You are helpful."}, {"role": "user", "content": "Good morning"}]
+MESSAGES = [
+    {"role": "system", "content": "You are helpful."},
+    {"role": "user", "content": "Good morning"},
+]
 
 
 def test_render_chatml_layout():
     assert render_chatml(MESSAGES) == (
         "<|im_start|>system\nYou are helpful.<|im_end|>\n<|im_start|>user\nGood morning<|im_end|>\n"
-        "<|im_start|>assistant\n")
+        "<|im_start|>assistant\n"
+    )
     assert render_chatml(MESSAGES[1:], add_generation_prompt=False, system="Be brief.") == (
-        "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nGood morning<|im_end|>\n")
-    parts = [{"role": "user", "content": [{"type": "text", "text": "Good "}, {"type": "text", "text": "morning"}]}]
+        "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nGood morning<|im_end|>\n"
+    )
+    parts = [
+        {
+            "role": "user",
+            "content": [{"type": "text", "text": "Good "}, {"type": "text", "text": "morning"}],
+        }
+    ]
     assert render_chatml(parts) == render_chatml(MESSAGES[1:])
-    for bad in ([], "hi", [{"role": "robot", "content": "x"}], [{"role": "user", "content": [{"type": "image"}]}]):
+    for bad in (
+        [],
+        "hi",
+        [{"role": "robot", "content": "x"}],
+        [{"role": "user", "content": [{"type": "image"}]}],
+    ):
         with pytest.raises(ValueError):
             render_chatml(bad)
 
@@ -43,13 +58,25 @@ def test_encode_chat_uses_special_ids(tokenizer):
     plain = encode_chat(_PlainTokenizer(tokenizer), MESSAGES)
     assert plain[0] == 1 and plain.count(3) == 3 and plain.count(4) == 2
     enc = lambda t: tokenizer.encode(t, add_bos=False)  # noqa: E731
-    assert plain == ([1, 3] + enc("system\nYou are helpful.") + [4] + enc("\n") + [3]
-                     + enc("user\nGood morning") + [4] + enc("\n") + [3] + enc("assistant\n"))
+    assert plain == (
+        [1, 3]
+        + enc("system\nYou are helpful.")
+        + [4]
+        + enc("\n")
+        + [3]
+        + enc("user\nGood morning")
+        + [4]
+        + enc("\n")
+        + [3]
+        + enc("assistant\n")
+    )
     assert chat_stop_ids(tokenizer) == [4, 2]
 
 
 def test_generate_chat_stops_on_im_end(jax_model, tokenizer):
-    free = generate_chat(jax_model, [MESSAGES], tokenizer=tokenizer, max_new_tokens=8, ignore_eos=True)[0]
+    free = generate_chat(
+        jax_model, [MESSAGES], tokenizer=tokenizer, max_new_tokens=8, ignore_eos=True
+    )[0]
     assert len(free) == 8 and 4 not in list(free)
     # make <|im_end|> win wherever the third reply token would: copy its output column, scaled
     graphdef, state = nnx.split(jax_model)
@@ -59,5 +86,5 @@ def test_generate_chat_stops_on_im_end(jax_model, tokenizer):
     model = nnx.merge(graphdef, state)
     out = generate_chat(model, [MESSAGES], tokenizer=tokenizer, max_new_tokens=8)[0]
     assert out.finish_reason == "stop" and out.stop == 4
-    assert len(out) <= 2 and list(out) == list(free)[:len(out)]
+    assert len(out) <= 2 and list(out) == list(free)[: len(out)]
     assert np.isfinite(out.logprobs).all()

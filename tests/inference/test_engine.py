@@ -30,18 +30,29 @@ def test_greedy_matches_transformers_generate(jax_model, hf_model):
 
 def test_cached_decode_logits_equal_full_recomputation(jax_model):
     prompts = _prompts([3, 12, 6, 16], seed=1)
-    sampled = generate(jax_model, prompts, max_new_tokens=12, return_logits=True, ignore_eos=True,
-                       temperature=1.0, top_p=0.9, seed=3)
+    sampled = generate(
+        jax_model,
+        prompts,
+        max_new_tokens=12,
+        return_logits=True,
+        ignore_eos=True,
+        temperature=1.0,
+        top_p=0.9,
+        seed=3,
+    )
     worst = 0.0
     for outs in (sampled,):
         fulls = full_logits(jax_model, [p + list(o) for p, o in zip(prompts, outs)])
         for p, o, full in zip(prompts, outs, fulls):
-            want = full[len(p) - 1: len(p) - 1 + len(o)]
+            want = full[len(p) - 1 : len(p) - 1 + len(o)]
             assert o.logits.shape == want.shape
             worst = max(worst, float(np.abs(o.logits - want).max()))
             # reported logprobs are those of the raw distribution at the chosen tokens
-            logp = want - np.log(np.exp(want - want.max(-1, keepdims=True)).sum(-1, keepdims=True)) - want.max(
-                -1, keepdims=True)
+            logp = (
+                want
+                - np.log(np.exp(want - want.max(-1, keepdims=True)).sum(-1, keepdims=True))
+                - want.max(-1, keepdims=True)
+            )
             np.testing.assert_allclose(o.logprobs, logp[np.arange(len(o)), list(o)], atol=1e-5)
     assert worst <= 1e-5, worst
 
@@ -51,8 +62,13 @@ def test_stop_ids_and_per_row_budgets(engine):
     free = engine.generate(prompts, max_new_tokens=16, ignore_eos=True)
     stop_id = free[0][4]
     budgets = [16, 7, 3]
-    outs = engine.generate_ids(prompts, [SamplingParams(max_new_tokens=b, stop_token_ids=(stop_id,), ignore_eos=True)
-                                         for b in budgets])
+    outs = engine.generate_ids(
+        prompts,
+        [
+            SamplingParams(max_new_tokens=b, stop_token_ids=(stop_id,), ignore_eos=True)
+            for b in budgets
+        ],
+    )
     for f, o, b in zip(free, outs, budgets):
         f = list(f)[:b]
         if stop_id in f:
@@ -75,9 +91,10 @@ def test_stop_strings_cut_text_and_tokens(jax_model, tokenizer):
         i = f.text.find(stop)
         if i >= 0:
             assert o.text == f.text[:i] and o.finish_reason == "stop" and o.stop == stop
-            assert list(o) == list(f)[:len(o)]
+            assert list(o) == list(f)[: len(o)]
             # the kept tokens are the shortest prefix whose text holds the stop string
             from eurollm_jax.inference.tokenization import decode_continuation
+
             assert stop in decode_continuation(tokenizer, o.prompt_ids, list(o))
             assert stop not in decode_continuation(tokenizer, o.prompt_ids, list(o)[:-1])
         else:
@@ -93,12 +110,26 @@ def test_sampling_is_seeded_and_independent_of_batch(engine):
     c = engine.generate(prompts, seed=8, **kw)
     assert [list(x) for x in a] == [list(x) for x in b]
     assert [list(x) for x in a] != [list(x) for x in c]
-    # another batch composition (rows permuted, another prompt added): same row streams, same samples
+    # another batch composition (rows permuted, one more prompt): same streams, same samples
     other = _prompts([9], seed=30)[0]
-    settings = [SamplingParams(max_new_tokens=10, temperature=0.8, top_k=40, top_p=0.95, ignore_eos=True,
-                               seed=7, stream=s) for s in (2, 1, 9, 0)]
+    settings = [
+        SamplingParams(
+            max_new_tokens=10,
+            temperature=0.8,
+            top_k=40,
+            top_p=0.95,
+            ignore_eos=True,
+            seed=7,
+            stream=s,
+        )
+        for s in (2, 1, 9, 0)
+    ]
     shuffled = engine.generate_ids([prompts[2], prompts[1], other, prompts[0]], settings)
-    assert [list(x) for x in shuffled[:2]] + [list(shuffled[3])] == [list(a[2]), list(a[1]), list(a[0])]
+    assert [list(x) for x in shuffled[:2]] + [list(shuffled[3])] == [
+        list(a[2]),
+        list(a[1]),
+        list(a[0]),
+    ]
     greedy = engine.generate(prompts, max_new_tokens=10, ignore_eos=True)
     assert [list(x) for x in a] != [list(x) for x in greedy]
 
@@ -107,8 +138,15 @@ def test_mixed_per_row_settings_in_one_batch(engine):
     prompts = _prompts([6, 6, 9, 3], seed=4)
     greedy = engine.generate(prompts, max_new_tokens=8, ignore_eos=True)
     hot = SamplingParams(max_new_tokens=8, temperature=1.5, top_k=50, ignore_eos=True)
-    mixed = engine.generate_ids(prompts, [SamplingParams(max_new_tokens=8, ignore_eos=True), hot,
-                                          SamplingParams(max_new_tokens=8, ignore_eos=True), hot])
+    mixed = engine.generate_ids(
+        prompts,
+        [
+            SamplingParams(max_new_tokens=8, ignore_eos=True),
+            hot,
+            SamplingParams(max_new_tokens=8, ignore_eos=True),
+            hot,
+        ],
+    )
     assert list(mixed[0]) == list(greedy[0]) and list(mixed[2]) == list(greedy[2])
     assert list(mixed[1]) != list(greedy[1])
 
@@ -119,7 +157,9 @@ def test_top_logprobs(engine):
     for o in outs:
         assert len(o.top_logprobs) == len(o)
         for t, lp, (ids, lps) in zip(o, o.logprobs, o.top_logprobs):
-            assert ids[0] == t and abs(lps[0] - lp) < 1e-6  # greedy: the chosen token is the most likely
+            assert (
+                ids[0] == t and abs(lps[0] - lp) < 1e-6
+            )  # greedy: the chosen token is the most likely
             assert lps[0] >= lps[1] >= lps[2]
 
 
@@ -139,7 +179,15 @@ def test_sharded_mesh_gives_same_tokens(hf_dir, jax_model):
 def test_bucketing_bounds_recompilation(engine):
     from eurollm_jax.inference import engine as engine_mod
 
-    assert [bucket_length(n) for n in (1, 16, 17, 100, 1024, 1025, 2000)] == [16, 16, 32, 128, 1024, 1536, 2048]
+    assert [bucket_length(n) for n in (1, 16, 17, 100, 1024, 1025, 2000)] == [
+        16,
+        16,
+        32,
+        128,
+        1024,
+        1536,
+        2048,
+    ]
     engine.generate(_prompts([5, 3, 2]), max_new_tokens=3)  # make sure this bucket is compiled
     before = (engine_mod._prefill._cache_size(), engine_mod._decode._cache_size())
     for lengths, n in (([5, 3, 2], 3), ([9, 1, 4], 11), ([13, 2, 8, 16], 16), ([2, 2, 2], 7)):
@@ -148,8 +196,13 @@ def test_bucketing_bounds_recompilation(engine):
 
 
 def test_text_prompts_and_bos(engine, tokenizer):
-    outs = engine.generate(["Good morning", "The cat", "Le renard"], max_new_tokens=4, ignore_eos=True)
-    assert outs[0].prompt_ids[0] == tokenizer.bos_id and outs[0].prompt_ids.count(tokenizer.bos_id) == 1
+    outs = engine.generate(
+        ["Good morning", "The cat", "Le renard"], max_new_tokens=4, ignore_eos=True
+    )
+    assert (
+        outs[0].prompt_ids[0] == tokenizer.bos_id
+        and outs[0].prompt_ids.count(tokenizer.bos_id) == 1
+    )
     assert outs[0].prompt_ids[1:] == tokenizer.encode("Good morning", add_bos=False)
     assert isinstance(outs[0].text, str)
 

@@ -25,10 +25,17 @@ MC_DOCS = [
     ("Numbers: one two", ["three", "four", "ten"]),
     ("All human beings are born", ["free", "equal", "lazy"]),
 ]
-GEN_PROMPTS = ["The cat sat", "Question: what is two plus two? Answer:", "Good morning", "De snelle",
-               "They are endowed", "Szybki"]
+GEN_PROMPTS = [
+    "The cat sat",
+    "Question: what is two plus two? Answer:",
+    "Good morning",
+    "De snelle",
+    "They are endowed",
+    "Szybki",
+]
 ROLLING_DOCS = [
-    "All human beings are born free and equal in dignity and rights. They are endowed with reason and "
+    "All human beings are born free and equal in dignity and rights. "
+    "They are endowed with reason and "
     "conscience. The quick brown fox jumps over the lazy dog. Good morning, how are you today?",
     "Le renard brun rapide saute par-dessus le chien paresseux.",
 ]
@@ -43,9 +50,9 @@ def _mc_scores(hf_model, tok, question, choices):
     for choice in choices:
         whole = _plain(tok, question + " " + choice)
         ctx = _plain(tok, question)
-        cont = whole[len(ctx):]
+        cont = whole[len(ctx) :]
         ids = [1] + ctx + cont
-        scores.append(sum(hf_token_logprobs(hf_model, ids)[len(ctx):]))
+        scores.append(sum(hf_token_logprobs(hf_model, ids)[len(ctx) :]))
     return scores
 
 
@@ -54,21 +61,33 @@ def _write_tasks(d, mc_rows, gen_rows, rolling_rows):
         with open(os.path.join(d, f"{name}.jsonl"), "w") as f:
             for r in rows:
                 f.write(json.dumps(r) + "\n")
-    common = "dataset_path: json\ndataset_kwargs:\n  data_files:\n    test: {path}\ntest_split: test\n"
+    common = (
+        "dataset_path: json\ndataset_kwargs:\n  data_files:\n    test: {path}\ntest_split: test\n"
+    )
     with open(os.path.join(d, "tiny_mc.yaml"), "w") as f:
-        f.write("task: tiny_mc\n" + common.format(path=os.path.join(d, "mc.jsonl")) +
-                "output_type: multiple_choice\ndoc_to_text: question\ndoc_to_choice: choices\n"
-                "doc_to_target: label\nmetric_list:\n  - metric: acc\n    aggregation: mean\n"
-                "    higher_is_better: true\n")
+        f.write(
+            "task: tiny_mc\n"
+            + common.format(path=os.path.join(d, "mc.jsonl"))
+            + "output_type: multiple_choice\ndoc_to_text: question\ndoc_to_choice: choices\n"
+            "doc_to_target: label\nmetric_list:\n  - metric: acc\n    aggregation: mean\n"
+            "    higher_is_better: true\n"
+        )
     with open(os.path.join(d, "tiny_gen.yaml"), "w") as f:
-        f.write("task: tiny_gen\n" + common.format(path=os.path.join(d, "gen.jsonl")) +
-                "output_type: generate_until\ndoc_to_text: prompt\ndoc_to_target: answer\n"
-                "generation_kwargs:\n  until: [\"\\n\", \".\"]\n  max_gen_toks: 6\n  do_sample: false\n"
-                "metric_list:\n  - metric: exact_match\n    aggregation: mean\n    higher_is_better: true\n")
+        f.write(
+            "task: tiny_gen\n"
+            + common.format(path=os.path.join(d, "gen.jsonl"))
+            + "output_type: generate_until\ndoc_to_text: prompt\ndoc_to_target: answer\n"
+            'generation_kwargs:\n  until: ["\\n", "."]\n  max_gen_toks: 6\n  do_sample: false\n'
+            "metric_list:\n  - metric: exact_match\n    aggregation: mean\n"
+            "    higher_is_better: true\n"
+        )
     with open(os.path.join(d, "tiny_roll.yaml"), "w") as f:
-        f.write("task: tiny_roll\n" + common.format(path=os.path.join(d, "roll.jsonl")) +
-                "output_type: loglikelihood_rolling\ndoc_to_text: \"\"\ndoc_to_target: text\n"
-                "metric_list:\n  - metric: word_perplexity\n")
+        f.write(
+            "task: tiny_roll\n"
+            + common.format(path=os.path.join(d, "roll.jsonl"))
+            + 'output_type: loglikelihood_rolling\ndoc_to_text: ""\ndoc_to_target: text\n'
+            "metric_list:\n  - metric: word_perplexity\n"
+        )
 
 
 def test_simple_evaluate_through_backend(tmp_path, hf_dir, hf_model, tokenizer):
@@ -91,29 +110,37 @@ def test_simple_evaluate_through_backend(tmp_path, hf_dir, hf_model, tokenizer):
     for i, (p, ctx, g) in enumerate(zip(GEN_PROMPTS, ctxs, gens)):
         text = decode_continuation(tokenizer, ctx, [t for t in g if t != 2])
         found = find_stop_string(text, ["\n", "."])
-        text = text[:found[0]] if found else text
+        text = text[: found[0]] if found else text
         gen_rows.append({"prompt": p, "answer": text if i % 2 == 0 else text + " wrong"})
     # expected rolling log-likelihood over windows of MAX_LENGTH
     total_ll, total_words = 0.0, 0
     for doc in ROLLING_DOCS:
         toks = _plain(tokenizer, doc)
         for ctx, cont in rolling_windows(toks, 1, MAX_LENGTH):
-            total_ll += sum(hf_token_logprobs(hf_model, ctx + cont)[len(ctx) - 1:])
+            total_ll += sum(hf_token_logprobs(hf_model, ctx + cont)[len(ctx) - 1 :])
         total_words += len(re.split(r"\s+", doc))
     assert len(_plain(tokenizer, ROLLING_DOCS[0])) > MAX_LENGTH  # several windows
     _write_tasks(str(tmp_path), mc_rows, gen_rows, [{"text": d} for d in ROLLING_DOCS])
 
     out = lm_eval.simple_evaluate(
         model="eurollm_jax",
-        model_args=f"pretrained={hf_dir[0]},compute_dtype=float32,param_dtype=float32,max_length={MAX_LENGTH}",
-        tasks=["tiny_mc", "tiny_gen", "tiny_roll"], task_manager=TaskManager(include_path=str(tmp_path),
-                                                                             include_defaults=False),
-        batch_size=8, log_samples=False, bootstrap_iters=0)
+        model_args=(
+            f"pretrained={hf_dir[0]},compute_dtype=float32,param_dtype=float32,"
+            f"max_length={MAX_LENGTH}"
+        ),
+        tasks=["tiny_mc", "tiny_gen", "tiny_roll"],
+        task_manager=TaskManager(include_path=str(tmp_path), include_defaults=False),
+        batch_size=8,
+        log_samples=False,
+        bootstrap_iters=0,
+    )
     res = out["results"]
     assert res["tiny_mc"]["acc,none"] == pytest.approx(np.mean(mc_hits))
     assert 0 < res["tiny_mc"]["acc,none"] < 1
     assert res["tiny_gen"]["exact_match,none"] == pytest.approx(0.5)
-    assert res["tiny_roll"]["word_perplexity,none"] == pytest.approx(math.exp(-total_ll / total_words), rel=1e-4)
+    assert res["tiny_roll"]["word_perplexity,none"] == pytest.approx(
+        math.exp(-total_ll / total_words), rel=1e-4
+    )
 
 
 def test_backend_from_objects(jax_model, tokenizer):

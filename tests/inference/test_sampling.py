@@ -46,9 +46,13 @@ def test_sampled_frequencies_follow_the_filtered_distribution():
     for temperature, top_k, top_p in cases:
         keys = row_keys(jnp.full((n,), 11, jnp.uint32), jnp.arange(n, dtype=jnp.uint32), 0)
         toks = sample_tokens(
-            jnp.broadcast_to(jnp.asarray(LOGITS), (n, 8)), temperature_B=jnp.full((n,), temperature),
-            top_k_B=jnp.full((n,), top_k, jnp.int32), top_p_B=jnp.full((n,), top_p), keys_B2=keys,
-            mode=sampling_mode([temperature], [top_k], [top_p]))
+            jnp.broadcast_to(jnp.asarray(LOGITS), (n, 8)),
+            temperature_B=jnp.full((n,), temperature),
+            top_k_B=jnp.full((n,), top_k, jnp.int32),
+            top_p_B=jnp.full((n,), top_p),
+            keys_B2=keys,
+            mode=sampling_mode([temperature], [top_k], [top_p]),
+        )
         freq = np.bincount(np.asarray(toks), minlength=8) / n
         want = _expected(temperature, top_k, top_p)
         assert np.all(freq[want == 0] == 0), (temperature, top_k, top_p, freq)
@@ -58,11 +62,23 @@ def test_sampled_frequencies_follow_the_filtered_distribution():
 def test_greedy_rows_and_modes():
     logits = jnp.asarray(np.stack([LOGITS, LOGITS[::-1]]))
     keys = row_keys(jnp.zeros((2,), jnp.uint32), jnp.arange(2, dtype=jnp.uint32), 3)
-    toks = sample_tokens(logits, temperature_B=jnp.asarray([0.0, 0.0]), top_k_B=jnp.zeros(2, jnp.int32),
-                         top_p_B=jnp.ones(2), keys_B2=keys, mode="greedy")
+    toks = sample_tokens(
+        logits,
+        temperature_B=jnp.asarray([0.0, 0.0]),
+        top_k_B=jnp.zeros(2, jnp.int32),
+        top_p_B=jnp.ones(2),
+        keys_B2=keys,
+        mode="greedy",
+    )
     assert np.asarray(toks).tolist() == [0, 7]
-    mixed = sample_tokens(logits, temperature_B=jnp.asarray([0.0, 5.0]), top_k_B=jnp.zeros(2, jnp.int32),
-                          top_p_B=jnp.ones(2), keys_B2=keys, mode="sample")
+    mixed = sample_tokens(
+        logits,
+        temperature_B=jnp.asarray([0.0, 5.0]),
+        top_k_B=jnp.zeros(2, jnp.int32),
+        top_p_B=jnp.ones(2),
+        keys_B2=keys,
+        mode="sample",
+    )
     assert int(mixed[0]) == 0
     assert sampling_mode([0.0, 0.0], [5, 0], [0.5, 1.0]) == "greedy"
     assert sampling_mode([0.0, 1.0], [5, 0], [0.5, 1.0]) == "sample"
@@ -70,7 +86,9 @@ def test_greedy_rows_and_modes():
 
 
 def test_row_keys_depend_on_seed_stream_and_step():
-    a = np.asarray(row_keys(jnp.asarray([1, 1, 2], jnp.uint32), jnp.asarray([0, 1, 0], jnp.uint32), 0))
+    a = np.asarray(
+        row_keys(jnp.asarray([1, 1, 2], jnp.uint32), jnp.asarray([0, 1, 0], jnp.uint32), 0)
+    )
     b = np.asarray(row_keys(jnp.asarray([1], jnp.uint32), jnp.asarray([1], jnp.uint32), 0))
     c = np.asarray(row_keys(jnp.asarray([1], jnp.uint32), jnp.asarray([1], jnp.uint32), 1))
     assert len({tuple(k) for k in a}) == 3

@@ -16,8 +16,12 @@ def _ids(n, seed):
 def test_loglikelihood_matches_transformers(engine, hf_model):
     import torch
 
-    requests = [([1] + _ids(3, 0), _ids(2, 1)), ([1] + _ids(14, 2), _ids(6, 3)), ([1], _ids(9, 4)),
-                ([1] + _ids(25, 5), _ids(1, 6))]
+    requests = [
+        ([1] + _ids(3, 0), _ids(2, 1)),
+        ([1] + _ids(14, 2), _ids(6, 3)),
+        ([1], _ids(9, 4)),
+        ([1] + _ids(25, 5), _ids(1, 6)),
+    ]
     # a continuation that is the greedy one under transformers
     ctx = [1] + _ids(6, 7)
     greedy = []
@@ -27,7 +31,7 @@ def test_loglikelihood_matches_transformers(engine, hf_model):
     requests.append((ctx, greedy))
     results = loglikelihood(engine, requests, max_batch_tokens=64)  # forces several batches
     for (c, k), res in zip(requests, results):
-        ref = hf_token_logprobs(hf_model, c + k)[len(c) - 1:]
+        ref = hf_token_logprobs(hf_model, c + k)[len(c) - 1 :]
         assert abs(res.logprob - sum(ref)) <= 1e-4
         np.testing.assert_allclose(res.token_logprobs, ref, atol=1e-4)
         with torch.no_grad():
@@ -62,7 +66,7 @@ def test_loglikelihood_rolling_matches_transformers(engine, hf_model):
     for doc, res in zip(docs, results):
         ref = []
         for ctx, cont in rolling_windows(doc, 1, 16):
-            ref += hf_token_logprobs(hf_model, ctx + cont)[len(ctx) - 1:]
+            ref += hf_token_logprobs(hf_model, ctx + cont)[len(ctx) - 1 :]
         assert res.num_tokens == len(doc) == len(ref)
         assert abs(res.logprob - sum(ref)) <= 1e-4
     # a short document is one window: log p(doc | BOS)
