@@ -1,5 +1,6 @@
 """Smoke tests: the data benchmark and the three command-line entry points."""
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -32,7 +33,8 @@ def test_command_line_entry_points(tmp_path):
     corpus = tmp_path / "corpus"
     out = run("launch.make_demo_corpus", f"--output={corpus}", "--sources=udhr,spacy",
               cwd=repo)
-    assert "sources found: spacy, udhr" in out
+    has_spacy = importlib.util.find_spec("spacy") is not None
+    assert ("sources found: spacy, udhr" if has_spacy else "sources found: udhr") in out
     model = tmp_path / "tok" / "tokenizer.model"
     out = run("launch.train_tokenizer", f"--input={corpus / 'train.jsonl'}", f"--output={model}",
               "--vocab_size=600", f"--heldout={corpus / 'heldout.jsonl'}", "--num_threads=1",

@@ -1,5 +1,6 @@
 """The offline demo corpus: real text in all 24 EU languages, deterministic, fast."""
 
+import importlib.util
 import time
 
 from eurollm_jax.data import EU_LANGUAGES, demo_corpus
@@ -20,7 +21,8 @@ def test_demo_corpus_covers_24_languages_with_real_text(demo_dir):
     assert "права" in text["bg"] and "Menschen" in text["de"]
     assert len(heldout) >= 24 and len({r["lang"] for r in heldout}) >= 20
     stats = read_json(str(demo_dir / "stats.json"))
-    assert {"udhr", "spacy"} <= set(stats["sources_found"]) and stats["missing_languages"] == []
+    expected_sources = {"udhr"} | ({"spacy"} if importlib.util.find_spec("spacy") else set())
+    assert expected_sources <= set(stats["sources_found"]) and stats["missing_languages"] == []
 
 
 def test_demo_corpus_is_deterministic_and_fast(demo_dir, tmp_path):
