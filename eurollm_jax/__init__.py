@@ -2,24 +2,37 @@
 
 The top level re-exports the few entry points most users need; each stage lives in its
 own sub-package (model, parallel, checkpoint, tokenizer, data, train, inference,
-filtering, ...).
+filtering, ...). The re-exports are resolved lazily, so ``import eurollm_jax.data`` in a
+data worker process does not pay for importing jax and flax.
 """
 
-from eurollm_jax.checkpoint import load_hf_checkpoint, load_params, save_hf_checkpoint, save_params
-from eurollm_jax.model import ModelConfig, Transformer, create_model, get_preset
-from eurollm_jax.parallel import MeshConfig, create_mesh
+import importlib
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "load_hf_checkpoint",
-    "save_hf_checkpoint",
-    "load_params",
-    "save_params",
-    "ModelConfig",
-    "Transformer",
-    "create_model",
-    "get_preset",
-    "MeshConfig",
-    "create_mesh",
-]
+_EXPORTS = {
+    "load_hf_checkpoint": "eurollm_jax.checkpoint",
+    "save_hf_checkpoint": "eurollm_jax.checkpoint",
+    "load_params": "eurollm_jax.checkpoint",
+    "save_params": "eurollm_jax.checkpoint",
+    "ModelConfig": "eurollm_jax.model",
+    "Transformer": "eurollm_jax.model",
+    "create_model": "eurollm_jax.model",
+    "get_preset": "eurollm_jax.model",
+    "MeshConfig": "eurollm_jax.parallel",
+    "create_mesh": "eurollm_jax.parallel",
+}
+
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name):
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'eurollm_jax' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + __all__)
