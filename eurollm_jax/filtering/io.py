@@ -171,6 +171,11 @@ def _read_parquet(path, name, text_key, id_key, max_doc_chars, keep_chars):
         for record in batch.to_pylist():
             row += 1
             default_id = f"{name}/{row}"
+            if isinstance(record.get("metadata"), str):  # written by ShardWriter as JSON text
+                try:
+                    record["metadata"] = json.loads(record["metadata"])
+                except ValueError:
+                    pass
             try:
                 doc = Document.from_record(record, text_key, id_key, default_id)
             except ValueError:

@@ -198,6 +198,14 @@ def run_local(inputs: str | Iterable[str], output_dir: str, config: dict[str, An
     else:
         write_json_atomic(job_path, fp)
 
+    # Temporary files of a killed run are incomplete by construction: remove them.
+    for sub in ("kept", "dropped", os.path.join("_work", "stage1"), os.path.join("_work", "stage3"),
+                "_work"):
+        d = os.path.join(output_dir, sub)
+        if os.path.isdir(d):
+            for f in os.listdir(d):
+                if ".tmp-" in f or f.endswith(".tmp"):
+                    os.remove(os.path.join(d, f))
     pool = _Pool(workers)
     try:
         return _run_stages(files, names, work, output_dir, cfg, pool, show)
