@@ -83,7 +83,8 @@ def chat_model_dir(tmp_path_factory, chat_tokenizer_path):
 
     d = str(tmp_path_factory.mktemp("tiny_chat_model"))
     cfg = get_preset("tiny", vocab_size=256, d_model=64, num_layers=2, num_heads=4,
-                     num_kv_heads=2, head_dim=16, ffn_dim=128, compute_dtype="float32")
+                     num_kv_heads=2, head_dim=16, ffn_dim=128, compute_dtype="float32",
+                     max_seq_len=2048)
     save_params(create_model(cfg, seed=0), d)
     shutil.copy(chat_tokenizer_path, os.path.join(d, "tokenizer.model"))
     return d
