@@ -2,7 +2,8 @@
 
 Greedy generation of ``--new_tokens`` tokens for ``--batch`` prompts of ``--prompt_len``
 tokens (EOS ignored, so every row makes every token), timed end to end (prefill +
-decode + host work) after one warm-up call that compiles. New tokens/s = batch x
+decode + host work) after one warm-up call that compiles; the timed runs of the two
+implementations alternate so that both see the same machine load. New tokens/s = batch x
 new_tokens / seconds; the median over ``--repeats`` runs is reported next to the
 same measurement for transformers' ``generate`` on a ``LlamaForCausalLM`` of the same
 shape and dtype (random weights; ``--no_peer`` skips it), with the ratio.
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import time
@@ -60,19 +62,8 @@ def _parse(argv):
     return args
 
 
-def _time(fn, repeats: int):
-    t0 = time.perf_counter()
-    fn()
-    warmup = time.perf_counter() - t0
-    runs = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        runs.append(time.perf_counter() - t0)
-    return warmup, runs
-
-
-def bench_jax(args, cfg, prompts):
+def setup_jax(args, cfg, prompts):
+    """(name, run) for eurollm_jax's Engine."""
     import jax
 
     from eurollm_jax.inference import Engine, SamplingParams
@@ -88,15 +79,11 @@ def bench_jax(args, cfg, prompts):
         outs = engine.generate_ids(prompts, sampling)
         assert all(len(o) == args.new_tokens for o in outs), [len(o) for o in outs]
 
-    warmup, runs = _time(run, args.repeats)
-    return {
-        "impl": f"eurollm_jax (jax {jax.__version__}, {jax.devices()[0].platform})",
-        "compile_and_first_run_s": warmup,
-        "runs_s": runs,
-    }
+    return f"eurollm_jax (jax {jax.__version__}, {jax.devices()[0].platform})", run
 
 
-def bench_transformers(args, cfg, prompts):
+def setup_transformers(args, cfg, prompts):
+    """(name, run) for transformers' generate on a LlamaForCausalLM of the same shape."""
     import torch
     import transformers
 
@@ -131,18 +118,18 @@ def bench_transformers(args, cfg, prompts):
             torch.cuda.synchronize()
         assert out.shape[1] == ids.shape[1] + args.new_tokens
 
-    warmup, runs = _time(run, args.repeats)
-    return {
-        "impl": f"transformers {transformers.__version__} generate (torch {torch.__version__}, "
-        f"{device}, {torch.get_num_threads()} threads)",
-        "compile_and_first_run_s": warmup,
-        "runs_s": runs,
-    }
+    name = (
+        f"transformers {transformers.__version__} generate (torch {torch.__version__}, "
+        f"{device}, {torch.get_num_threads()} threads)"
+    )
+    return name, run
 
 
 def main(argv=None):
     argv = list(sys.argv if argv is None else argv)
     args = _parse(argv)
+    # both frameworks share one GPU: keep JAX from preallocating most of its memory
+    os.environ.setdefault("XLA_PYTHON_CLIENT_MEM_FRACTION", "0.45")
     import numpy as np
 
     from eurollm_jax.model import get_preset
@@ -162,11 +149,23 @@ def main(argv=None):
         f"prompt {args.prompt_len}, {args.new_tokens} new tokens, median of {args.repeats}",
         flush=True,
     )
-    results = []
+    setups = []
     if not args.peer_only:
-        results.append(bench_jax(args, cfg, prompts))
+        setups.append(setup_jax(args, cfg, prompts))
     if not args.no_peer:
-        results.append(bench_transformers(args, cfg, prompts))
+        setups.append(setup_transformers(args, cfg, prompts))
+    results = []
+    for name, run in setups:  # warm-up (compilation) first, then interleaved timed runs
+        t0 = time.perf_counter()
+        run()
+        results.append(
+            {"impl": name, "compile_and_first_run_s": time.perf_counter() - t0, "runs_s": []}
+        )
+    for _ in range(args.repeats):
+        for (name, run), r in zip(setups, results):
+            t0 = time.perf_counter()
+            run()
+            r["runs_s"].append(time.perf_counter() - t0)
     for r in results:
         r["median_s"] = statistics.median(r["runs_s"])
         r["new_tokens_per_s"] = new_tokens / r["median_s"]
