@@ -38,7 +38,10 @@ def cross_entropy_sums(logits_BTV, targets_BT, weights_BT):
     """(sum of weighted NLL, sum of weighted logsumexp^2) in fp32."""
     logits = logits_BTV.astype(jnp.float32)
     lse = jax.nn.logsumexp(logits, axis=-1)
-    target_logit = jnp.take_along_axis(logits, targets_BT[..., None], axis=-1)[..., 0]
+    # A compare-and-select reduction rather than a gather: its gradient is a select, not a
+    # scatter (much faster on CPU, the same on TPU/GPU).
+    vocab = jax.lax.broadcasted_iota(jnp.int32, logits.shape, logits.ndim - 1)
+    target_logit = jnp.sum(jnp.where(vocab == targets_BT[..., None], logits, 0.0), axis=-1)
     nll = lse - target_logit
     return jnp.sum(nll * weights_BT), jnp.sum(jnp.square(lse) * weights_BT)
 
