@@ -345,7 +345,10 @@ class Engine:
     """Generation, scoring and activation capture on one model (+ optional tokenizer).
 
     Holds the split model (graphdef + parameter state) and its mesh; jitted functions
-    are cached per shape bucket across calls and across engines of the same model.
+    are cached per shape bucket across calls and across engines of the same model. The
+    parameters are captured when the engine is made: make a new engine after training on.
+    ``max_batch_size`` caps the rows of one decode; longer prompt lists run in chunks
+    (longest prompts together, results in the caller's order).
     """
 
     def __init__(
@@ -357,6 +360,7 @@ class Engine:
         stop_check_interval: int = 16,
         min_prompt_bucket: int = 16,
         min_new_bucket: int = 16,
+        max_batch_size: int = 256,
     ):
         if tokenizer is not None:
             tok_lib.check_tokenizer(tokenizer)
@@ -368,6 +372,7 @@ class Engine:
         self.stop_check_interval = int(stop_check_interval)
         self.min_prompt_bucket = int(min_prompt_bucket)
         self.min_new_bucket = int(min_new_bucket)
+        self.max_batch_size = int(max_batch_size)
 
     # ------------------------------------------------------------ helpers
     @property
@@ -477,10 +482,39 @@ class Engine:
         top_logprobs: int = 0,
         return_logits: bool = False,
     ) -> list[Completion]:
-        """Generate for token-id prompts with per-row settings (one batched decode)."""
+        """Generate for token-id prompts with per-row settings (batched decodes of at most
+        ``max_batch_size`` rows). ``interventions`` may be [L, D] or per prompt [L, n, D]."""
         n = len(prompt_ids)
         if n == 0:
             return []
+        if len(sampling) != n:
+            raise ValueError(f"{len(sampling)} sampling settings for {n} prompts")
+        if n > self.max_batch_size:
+            order = sorted(range(n), key=lambda i: -len(prompt_ids[i]))
+            per_row = interventions is not None and np.ndim(interventions) == 3
+            results: list[Completion | None] = [None] * n
+            for start in range(0, n, self.max_batch_size):
+                idx = order[start : start + self.max_batch_size]
+                iv = np.asarray(interventions)[:, idx] if per_row else interventions
+                outs = self._generate_batch(
+                    [prompt_ids[i] for i in idx],
+                    [sampling[i] for i in idx],
+                    iv,
+                    intervention_scale,
+                    top_logprobs,
+                    return_logits,
+                )
+                for i, out in zip(idx, outs):
+                    results[i] = out
+            return results
+        return self._generate_batch(
+            prompt_ids, sampling, interventions, intervention_scale, top_logprobs, return_logits
+        )
+
+    def _generate_batch(
+        self, prompt_ids, sampling, interventions, intervention_scale, top_logprobs, return_logits
+    ) -> list[Completion]:
+        n = len(prompt_ids)
         for i, p in enumerate(prompt_ids):
             if not p:
                 raise ValueError(f"prompt {i} is empty; give it at least a BOS token")

@@ -221,3 +221,14 @@ def test_errors_are_clear(jax_model, engine):
     with pytest.raises(ValueError, match="top_p"):
         SamplingParams(top_p=0.0)
     assert generate(jax_model, [[1, 7]] * 3, max_new_tokens=0)[0] == []
+
+
+def test_long_prompt_lists_run_in_chunks(jax_model):
+    prompts = _prompts([3, 9, 2, 14, 5, 7], seed=12)
+    whole = Engine(jax_model).generate(
+        prompts, max_new_tokens=5, ignore_eos=True, temperature=0.9, seed=4
+    )
+    chunked = Engine(jax_model, max_batch_size=4).generate(
+        prompts, max_new_tokens=5, ignore_eos=True, temperature=0.9, seed=4
+    )
+    assert [list(x) for x in chunked] == [list(x) for x in whole]
