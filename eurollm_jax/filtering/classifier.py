@@ -331,7 +331,7 @@ def save_classifier(model: QualityModel, directory: str, metrics: dict | None = 
     """``classifier_config.json`` + ``params.npz`` (+ ``metrics.json``), written atomically."""
     os.makedirs(directory, exist_ok=True)
     flat = {"/".join(map(str, k)): np.asarray(v)
-            for k, v in _flatten(nnx.state(model.net, nnx.Param).to_pure_dict())}
+            for k, v in _flatten(nnx.to_pure_dict(nnx.state(model.net, nnx.Param)))}
     if model.known_bigrams is not None:
         flat["__known_bigrams__"] = np.packbits(model.known_bigrams)
     if model.stats_mean is not None:
@@ -364,7 +364,7 @@ def load_classifier(directory: str) -> QualityModel:
     with open(cfg_path, encoding="utf-8") as f:
         cfg = ClassifierConfig(**json.load(f))
     model = QualityClassifier(cfg, nnx.Rngs(cfg.seed))
-    pure = nnx.state(model, nnx.Param).to_pure_dict()
+    pure = nnx.to_pure_dict(nnx.state(model, nnx.Param))
     table = None
     extra = {}
     with np.load(os.path.join(directory, "params.npz")) as z:

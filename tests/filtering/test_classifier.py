@@ -83,6 +83,13 @@ def test_save_load_and_pipeline_step(trained, splits, tmp_path):
     assert {d.drop_reason for d in dropped} <= {"quality_classifier:below_threshold"}
     with pytest.raises(FileNotFoundError, match="train one"):
         load_classifier(str(tmp_path))
+    from eurollm_jax.filtering import build_pipeline
+
+    pipe = build_pipeline({"language_id": {"enabled": False}, "heuristics": {"enabled": False},
+                           "quality": {"enabled": True, "model_dir": str(tmp_path / "clf"),
+                                       "threshold": 0.0}})
+    kept, dropped = pipe([Document("a", x[0])])
+    assert kept and "quality_score" in kept[0].metadata
 
 
 def test_f1_scores():
