@@ -5,6 +5,13 @@
 ``report.csv`` (a table: language, documents in, kept, dropped per step) and ``report.png`` (a
 stacked bar chart of the fraction of each language's documents kept and removed per step), so a
 reader sees whose text each filter removes.
+
+report.json (for the release datasheet): ``documents``, ``kept``, ``dropped``;
+``dropped_by_step`` (``{"gopher_quality": n, ...}``) and ``dropped_by_reason``
+(``{"gopher_quality:gopher_short_doc": n, ...}``); ``languages``: one row per language
+(``language``, ``documents``, ``kept``, ``kept_fraction``, ``kept_chars``, ``dropped``:
+``{reason: n}``), ``unknown`` for records rejected before language ID; ``stats``: documents and
+characters per language and outcome; ``config``: the job's full filter config.
 """
 
 from __future__ import annotations

@@ -191,3 +191,21 @@ def test_launch_serve_over_http(chat_model_dir, tmp_path):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def test_annotate_cli_against_http_server(fake_server, tmp_path):
+    url, handler = fake_server
+    inp = tmp_path / "docs.jsonl"
+    inp.write_text("\n".join(json.dumps({"id": d.id, "text": d.text}) for d in _docs(6))
+                   + "\n{broken\n", encoding="utf-8")
+    out = tmp_path / "ann"
+    cmd = [sys.executable, "-m", "launch.filter", "--job=annotate",
+           "--config=configs/filter_annotate.py", f"--input={inp}", f"--output={out}",
+           f"--config.annotate.base_url={url}", "--config.annotate.mode=completions",
+           "--config.annotate.limit=5"]
+    res = subprocess.run(cmd, cwd=REPO, env=dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS=""),
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    recs = read_annotations(str(out / "annotations.jsonl"))
+    assert [r["id"] for r in recs] == [f"d{i}" for i in range(5)]  # the broken line is skipped
+    assert len(handler.calls) == 5 and all(p == "/v1/completions" for p, _ in handler.calls)
