@@ -62,7 +62,8 @@ Explain your reasoning in at most 80 words, then finish with the line
 
 _SCORE_PATTERNS = (
     re.compile(r"educational\s+score\s*[:=]?\s*\**\s*([0-5])(?:\s*/\s*5)?\b", re.I),
-    re.compile(r"\b(?:score|points?|grade|rating|note|punkte|puntuaci[oó]n|punteggio)\s*[:=]\s*\**\s*([0-5])\b", re.I),
+    re.compile(r"\b(?:score|points?|grade|rating|note|punkte|puntuaci[oó]n|punteggio)"
+               r"\s*[:=]\s*\**\s*([0-5])\b", re.I),
     re.compile(r"\b([0-5])\s*/\s*5\b"),
     re.compile(r"\b([0-5])\s*(?:points?|out of 5)\b", re.I),
 )

@@ -43,13 +43,14 @@ def _require_beam():
     try:
         import apache_beam as beam  # noqa: F401
     except ImportError as e:
-        raise ImportError("the Beam runner needs `pip install apache-beam` (the `beam` extra)") from e
+        raise ImportError("the Beam runner needs `pip install apache-beam` "
+                          "(the `beam` extra)") from e
     return beam
 
 
 def run_beam(inputs: str | Iterable[str], output_dir: str, config: dict[str, Any] | None = None,
              beam_args: list[str] | None = None) -> dict[str, Any]:
-    """Runs the filtering job as a Beam pipeline (DirectRunner unless ``beam_args`` say otherwise)."""
+    """Runs the filtering job on Beam (DirectRunner unless ``beam_args`` say otherwise)."""
     beam = _require_beam()
     from apache_beam.options.pipeline_options import PipelineOptions
 
@@ -66,7 +67,8 @@ def run_beam(inputs: str | Iterable[str], output_dir: str, config: dict[str, Any
             index, path, name = item
             for rec in process_shard(path, index, cfg):
                 record = rec.doc.to_record()
-                sig = None if rec.signature is None else np.asarray(rec.signature, np.uint32).tobytes()
+                sig = (None if rec.signature is None
+                       else np.asarray(rec.signature, np.uint32).tobytes())
                 yield (name, rec.key, record, rec.exact, sig)
 
     def bucket_entries(row):

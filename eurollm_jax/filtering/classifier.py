@@ -17,7 +17,8 @@ trained on top (``EuroLLMFeaturizer``); the model's multilingual knowledge then 
 to languages with few annotations, at the cost of a forward pass per document.
 
 Public: ``ClassifierConfig``, ``QualityClassifier``, ``train_classifier(texts, scores, ...)``,
-``QualityModel`` (the network + its known-bigram table), ``evaluate`` (macro/weighted F1 of the binary head, MAE of the regression head),
+``QualityModel`` (the network + its known-bigram table), ``evaluate`` (macro/weighted F1 of
+the binary head, MAE of the regression head),
 ``save_classifier`` / ``load_classifier``, ``QualityFilter`` (the pipeline step: keeps
 documents whose predicted grade is >= threshold and records it in metadata), and
 ``learnable_dataset`` (clean running text vs word salad, boilerplate and repeated lines).
@@ -206,7 +207,8 @@ class QualityModel:
             return {"features_BD": np.asarray(texts_or_features, np.float32)}
         enc = encode_batch(texts_or_features, self.cfg, self.known_bigrams)
         if self.stats_mean is not None:
-            enc["stats_BS"] = ((enc["stats_BS"] - self.stats_mean) / self.stats_std).astype(np.float32)
+            z = (enc["stats_BS"] - self.stats_mean) / self.stats_std
+            enc["stats_BS"] = z.astype(np.float32)
         return enc
 
 
@@ -249,7 +251,8 @@ def predict(model: QualityModel, texts_or_features, batch_size: int = 64
     return np.concatenate(grades), np.concatenate(probs)
 
 
-def train_classifier(texts_or_features, scores: Sequence[float], cfg: ClassifierConfig | None = None,
+def train_classifier(texts_or_features, scores: Sequence[float],
+                     cfg: ClassifierConfig | None = None,
                      *, steps: int = 300, batch_size: int = 32, learning_rate: float = 2e-3,
                      weight_decay: float = 0.01, log_every: int = 0) -> QualityModel:
     """Trains a classifier on (text or pooled features, 0-5 grade) pairs; deterministic per seed."""
@@ -271,7 +274,8 @@ def train_classifier(texts_or_features, scores: Sequence[float], cfg: Classifier
     if "stats_BS" in inputs:
         qm.stats_mean = inputs["stats_BS"].mean(0)
         qm.stats_std = inputs["stats_BS"].std(0) + 1e-3
-        inputs["stats_BS"] = ((inputs["stats_BS"] - qm.stats_mean) / qm.stats_std).astype(np.float32)
+        z = (inputs["stats_BS"] - qm.stats_mean) / qm.stats_std
+        inputs["stats_BS"] = z.astype(np.float32)
     rng = np.random.default_rng(cfg.seed)
     n = len(scores)
     bs = min(batch_size, n)
@@ -323,7 +327,8 @@ def evaluate(model: QualityModel, texts_or_features, scores: Sequence[float]) ->
     metrics = f1_scores(y_true, (probs >= 0.5).astype(int))
     metrics["regression_mae"] = float(np.mean(np.abs(grades - scores))) if len(scores) else 0.0
     metrics["regression_binary_agreement"] = float(
-        np.mean((grades >= model.cfg.positive_threshold) == y_true.astype(bool))) if len(scores) else 0.0
+        np.mean((grades >= model.cfg.positive_threshold) == y_true.astype(bool))
+    ) if len(scores) else 0.0
     return metrics
 
 
@@ -397,7 +402,8 @@ class EuroLLMFeaturizer:
         self.max_tokens, self.batch_size = max_tokens, batch_size
 
     def _ids(self, text: str) -> list[int]:
-        ids = self.tokenizer.encode(text) if hasattr(self.tokenizer, "encode") else self.tokenizer(text)
+        tok = self.tokenizer
+        ids = tok.encode(text) if hasattr(tok, "encode") else tok(text)
         return list(ids)[: self.max_tokens] or [0]
 
     def __call__(self, texts: Sequence[str]) -> np.ndarray:

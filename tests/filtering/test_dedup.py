@@ -69,8 +69,8 @@ def test_recall_and_false_positives_at_jaccard_08(planted):
                                   originals, copies, distinct)
     print(f"near-dedup @J~0.8: 14x8 recall {recall_default:.3f} fp {fp_default:.4f}; "
           f"20x5+verify recall {recall_wide:.3f} fp {fp_wide:.4f}")
-    theory = collision_probability(0.8, 14, 8)
-    assert abs(recall_default - theory) < 0.06 and fp_default <= 0.01
+    theory = float(np.mean([collision_probability(j, 14, 8) for j in js]))  # ~0.93-0.95
+    assert abs(recall_default - theory) < 0.05 and fp_default <= 0.01
     assert recall_wide >= 0.95 and fp_wide <= 0.01
 
 

@@ -135,7 +135,10 @@ def test_killed_run_resumes_without_loss_or_duplicates(inputs, reference, tmp_pa
     finally:
         proc.wait(timeout=60)
     done = [f for f in os.listdir(marker_dir) if f.endswith(".done")]
-    assert 1 <= len(done) < 8, done  # killed midway through the stage
+    assert 1 <= len(done), done
+    # killed midway: stage 1 is slow enough to be cut inside; stage 3 at least before the end
+    assert len(done) < 8 if kill_at == "stage1" else not os.path.exists(
+        os.path.join(out, "report.json"))
     rerun = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert "already done" in rerun.stderr
