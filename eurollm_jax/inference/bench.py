@@ -28,6 +28,10 @@ SHAPES = {
 }
 
 
+def _rate(x: float) -> str:
+    return f"{x:,.0f}" if x >= 100 else f"{x:.2f}"
+
+
 def _parse(argv):
     p = argparse.ArgumentParser(
         prog=argv[0] if argv else "launch.bench decode",
@@ -171,7 +175,7 @@ def main(argv=None):
         r["new_tokens_per_s"] = new_tokens / r["median_s"]
         runs = ", ".join(f"{x:.3f}" for x in r["runs_s"])
         print(
-            f"  {r['impl']}: {r['new_tokens_per_s']:,.0f} new tokens/s "
+            f"  {r['impl']}: {_rate(r['new_tokens_per_s'])} new tokens/s "
             f"(median {r['median_s']:.3f} s, runs {runs}; "
             f"first call {r['compile_and_first_run_s']:.1f} s)"
         )
