@@ -7,6 +7,8 @@ from flax import nnx
 
 from eurollm_jax.inference import chat_stop_ids, encode_chat, generate_chat, render_chatml
 
+pytestmark = pytest.mark.torch  # the fixtures build a transformers model
+
 MESSAGES = [
     {"role": "system", "content": "You are helpful."},
     {"role": "user", "content": "Good morning"},

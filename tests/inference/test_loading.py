@@ -4,6 +4,8 @@ import pytest
 
 from eurollm_jax.inference import generate, load_for_inference
 
+pytestmark = pytest.mark.torch  # the fixtures build a transformers model
+
 
 def test_params_dir_and_hf_dir_give_the_same_model(tmp_path, hf_dir, jax_model, tokenizer_path):
     from eurollm_jax.checkpoint import save_params

@@ -14,6 +14,8 @@ import pytest
 
 from eurollm_jax.inference.server import ServerConfig, create_app
 
+pytestmark = pytest.mark.torch  # the fixtures build a transformers model
+
 
 def _free_port():
     with socket.socket() as s:
