@@ -9,10 +9,13 @@ import sys
 import threading
 import time
 
-import httpx
 import pytest
 
-from eurollm_jax.inference.server import ServerConfig, create_app
+httpx = pytest.importorskip("httpx")
+pytest.importorskip("fastapi")
+pytest.importorskip("uvicorn")
+
+from eurollm_jax.inference.server import ServerConfig, create_app  # noqa: E402
 
 pytestmark = pytest.mark.torch  # the fixtures build a transformers model
 
