@@ -15,7 +15,8 @@ A job config has a ``model`` section (ModelConfig fields), a ``mesh`` section
   decay_fraction, decay_shape linear | cosine | 1-sqrt, min_lr_ratio).
 - ``checkpoint``: every (steps; 0 = only at the end), keep, async_save, export_params,
   replica_parallel (split writes of replicated arrays over replicas: large DP meshes).
-- ``data``: source (synthetic | text | sft | pipeline) and its options, mixture.
+- ``data``: source (synthetic | text | sft | pipeline) and its options, mixture; for the
+  production pipeline: manifest, eval_manifest, weighting, temperature, packing, num_workers.
 - ``eval``: every (steps; 0 = never), batches.
 
 Override anything on the command line, e.g. ``--config.train.steps=100
@@ -81,6 +82,12 @@ def train_sections(config: ml_collections.ConfigDict) -> ml_collections.ConfigDi
         text_files=(),
         sft_file="",
         eval_fraction=0.1,
+        manifest="",
+        eval_manifest="",
+        weighting="proportional",
+        temperature=3.0,
+        packing="",
+        num_workers=0,
         mixture=ml_collections.ConfigDict(),
     ), type_safe=False)
     config.eval = ml_collections.ConfigDict(dict(every=0, batches=2))

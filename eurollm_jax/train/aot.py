@@ -71,7 +71,8 @@ class CompileReport:
             f"({100 * self.total_bytes / self.hbm_bytes:.0f}%)",
         ]
         if self.flops_per_chip:
-            lines.append(f"compiled FLOPs per chip per step: {self.flops_per_chip:.4g}")
+            lines.append(f"compiled FLOPs per chip per step: {self.flops_per_chip:.4g} "
+                         f"(XLA's cost analysis: a scanned layer's body counted once)")
         lines.append(f"model FLOPs per step (6N + attention): {self.model_flops_per_step:.4g}")
         if self.compile_error:
             lines.append(f"XLA: {self.compile_error}")
@@ -151,7 +152,7 @@ def compile_for_topology(config, topology: str) -> CompileReport:
             return CompileReport(argument_bytes=args, output_bytes=0, alias_bytes=0,
                                  temp_bytes=int(required), total_bytes=args + int(required),
                                  flops_per_chip=None, compile_error=str(e).splitlines()[0][:300],
-                                 **dict(common, hbm_bytes=float(available) + args))
+                                 **common)
     mem = compiled.memory_analysis()
     cost = compiled.cost_analysis()
     if isinstance(cost, (list, tuple)):

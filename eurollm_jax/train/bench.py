@@ -17,13 +17,16 @@ from absl import flags
 from ml_collections import config_flags
 
 
-def _flags():
+def _flags(argv):
     fv = flags.FlagValues()
-    config_flags.DEFINE_config_file("config", "configs/tiny.py", "job config", flag_values=fv)
+    config_flags.DEFINE_config_file("config", "configs/tiny.py", "job config", flag_values=fv,
+                                    sys_argv=list(argv))
     flags.DEFINE_enum("peer", "none", ["none", "hf"], "also time a peer implementation", flag_values=fv)
     flags.DEFINE_integer("steps", 20, "timed steps", flag_values=fv)
     flags.DEFINE_integer("warmup", 3, "untimed steps (after compilation)", flag_values=fv)
     flags.DEFINE_bool("peer_bf16", False, "torch peer under bf16 autocast", flag_values=fv)
+    flags.DEFINE_bool("fast_compile", False, "XLA's cheapest pipeline (smoke tests; slower steps)",
+                      flag_values=fv)
     return fv
 
 
@@ -113,9 +116,12 @@ def time_hf(config, steps: int, warmup: int, bf16: bool = False) -> dict:
 
 
 def main(argv) -> int:
-    fv = _flags()
+    fv = _flags(argv)
     fv(list(argv))
     config = fv["config"].value
+    if fv["fast_compile"].value:
+        config.train.compiler_options = {"xla_backend_optimization_level": 0,
+                                         "xla_llvm_disable_expensive_passes": True}
     t = config.train
     print(f"train_step: model d_model={config.model.d_model} layers={config.model.num_layers} "
           f"heads={config.model.num_heads}/{config.model.num_kv_heads} ffn={config.model.ffn_dim} "

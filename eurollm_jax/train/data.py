@@ -104,18 +104,48 @@ def make_iterator(config, *, split: str = "train", mixture: Mapping[str, float] 
     return S.batch_iterator(ds, batch_size, shard_index, shard_count)
 
 
-def _pipeline_iterator(config, **kwargs):
-    try:
-        from eurollm_jax import data as pipeline  # noqa: F401
-    except ImportError as e:  # pragma: no cover
-        raise DataConfigError("data.source='pipeline' needs eurollm_jax.data (issue 4)") from e
-    make = getattr(pipeline, "make_train_iterator", None)
-    if make is None:
+def _pipeline_iterator(config, *, split, mixture, shard_index, shard_count, batch_size):
+    """The production pipeline (``eurollm_jax.data``) over a tokenized manifest.
+
+    ``data.manifest`` (train) / ``data.eval_manifest`` (held-out; read once per evaluation),
+    ``data.mixture`` ({"<lang>/<source>": weight}) or ``data.weighting`` ("proportional",
+    "temperature" with ``data.temperature``, "uniform") when no mixture is given,
+    ``data.packing`` ("" = from the manifest kind), ``data.num_workers``, ``data.seed``.
+    """
+    from eurollm_jax.data import PipelineConfig
+    from eurollm_jax.data import make_iterator as make_pipeline
+
+    d = config.data
+    manifest = d.get("manifest", "") if split == "train" else d.get("eval_manifest", "")
+    if not manifest:
+        key = "data.manifest" if split == "train" else "data.eval_manifest"
         raise DataConfigError(
-            "data.source='pipeline': eurollm_jax.data does not provide make_train_iterator yet; "
-            "use data.source='text' or 'synthetic' meanwhile"
+            f"data.source='pipeline' needs {key}: the manifest.json (or directory) written by "
+            f"`python -m launch.tokenize`"
         )
-    return make(config, **kwargs)
+    weights = mixture if mixture else (dict(d.get("mixture") or {}) or d.get("weighting", "proportional"))
+    pc = PipelineConfig(
+        manifest=manifest, batch_size=int(batch_size), seq_len=int(config.train.seq_len),
+        mixture=weights, temperature=float(d.get("temperature", 3.0)),
+        packing=d.get("packing", "") or None, num_epochs=None if split == "train" else 1,
+        seed=int(d.get("seed", 0)) + int(config.seed) * 1000, num_workers=int(d.get("num_workers", 0)),
+        shard_index=shard_index, shard_count=shard_count,
+    )
+    try:
+        return make_pipeline(pc)
+    except (FileNotFoundError, ValueError) as e:
+        raise DataConfigError(f"data.source='pipeline': {e}") from e
+
+
+def switch_mixture(iterator, config, mixture, *, shard_index: int, shard_count: int):
+    """The iterator for a new phase: the same pipeline with new weights (documents keep
+    flowing from where they were), or a fresh in-memory source with the phase's mixture."""
+    if mixture and hasattr(iterator, "set_mixture_weights"):
+        iterator.set_mixture_weights(mixture)
+        return iterator
+    if not mixture and config.data.source == "pipeline":
+        return iterator
+    return make_iterator(config, mixture=mixture, shard_index=shard_index, shard_count=shard_count)
 
 
 def corpus_unigram_entropy(config, split: str = "train") -> float:

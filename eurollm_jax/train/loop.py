@@ -226,7 +226,11 @@ def evaluate(job: Job, eval_fn, params, shard_index: int, shard_count: int) -> d
     sharding = batch_sharding(job.mesh, 2)
     nll = count = 0.0
     for _ in range(int(cfg.eval.batches)):
-        out = jax.device_get(eval_fn(params, _global_batch(next(it), sharding)))
+        try:
+            local = next(it)
+        except StopIteration:  # a finite held-out set smaller than eval.batches
+            break
+        out = jax.device_get(eval_fn(params, _global_batch(local, sharding)))
         nll += float(out["nll"])
         count += float(out["targets"])
     loss = nll / max(count, 1.0)
@@ -276,13 +280,17 @@ def train(config, workdir: str, *, on_step: Callable[[int], None] | None = None,
         state, data_item, _ = checkpointer.restore(latest, spec.abstract)
         saved_phase = int(data_item.get("phase", 0))
         iters = data_item.get("iterators", [])
-        if saved_phase == start_phase:
+        pipeline = config.data.source == "pipeline"
+        if saved_phase == start_phase or pipeline:
             if len(iters) != nproc:
                 raise TrainConfigError(
                     f"checkpoint {latest} holds data iterator states of {len(iters)} processes but "
                     f"this run has {nproc}; resume with the same process count"
                 )
             it.set_state(iters[pid])
+            if saved_phase != start_phase:  # saved right at a phase boundary
+                it = data_lib.switch_mixture(it, config, job.phases[start_phase].mixture,
+                                             shard_index=pid, shard_count=nproc)
         log.info("resumed from step %d (phase %d)", latest, start_phase)
     else:
         state = init_state(job.model_cfg, job.tx, mesh, spec, seed=int(config.seed), params=init_params,
@@ -327,8 +335,8 @@ def train(config, workdir: str, *, on_step: Callable[[int], None] | None = None,
                 p = phase_index(job.phases, step)
                 if p != phase:
                     phase = p
-                    it = data_lib.make_iterator(config, mixture=job.phases[p].mixture,
-                                                shard_index=pid, shard_count=nproc)
+                    it = data_lib.switch_mixture(it, config, job.phases[p].mixture,
+                                                 shard_index=pid, shard_count=nproc)
                     log.info("phase %d (%s) from step %d", p, job.phases[p].name, step)
                 local = next(it)
                 problem = batch_problem(local, local_batch, int(t.seq_len))

@@ -75,7 +75,7 @@ def test_bench_times_the_step_and_the_transformers_peer(capsys):
     pytest.importorskip("transformers")
     from eurollm_jax.train import bench
 
-    flags = ["bench", "--config=configs/tiny.py", "--peer=hf", "--steps=2", "--warmup=1",
+    flags = ["bench", "--config=configs/tiny.py", "--peer=hf", "--steps=2", "--warmup=1", "--fast_compile",
              "--config.model.vocab_size=384", "--config.model.d_model=64", "--config.model.num_layers=2",
              "--config.model.ffn_dim=128", "--config.model.num_heads=4", "--config.model.head_dim=16",
              "--config.train.seq_len=32", "--config.train.batch_size=8"]

@@ -40,7 +40,8 @@ def _cli_flags(workdir, mesh=(2, 2, 2), steps=4, **extra):
         flags.append(f"--config.mesh.{k}={v}")
     values = {"train.steps": steps, "train.batch_size": 8, "train.seq_len": 32, "train.log_every": 1,
               "checkpoint.every": 2, "checkpoint.export_params": False, "data.num_docs": 128,
-              "optimizer.warmup_steps": 2, "optimizer.lr": 3e-3}
+              "optimizer.warmup_steps": 2, "optimizer.lr": 3e-3, "optimizer.decay_fraction": 0.1,
+              "data.source": "synthetic", "eval.every": 0}
     values.update(extra)
     flags += [f"--config.{k}={v}" for k, v in values.items()]
     return flags
