@@ -89,7 +89,10 @@ class Attention(nnx.Module):
         self.v_proj = _stacked_param(rngs, init, (d, k, hd), ("embed", "kv_heads", "head_dim"), pd, stack)
         self.o_proj = _stacked_param(rngs, init, (h, hd, d), ("q_heads", "head_dim", "embed"), pd, stack)
 
-    def __call__(self, x_BTD, cos, sin, mask: AttentionMask, layer_cache=None, cache_index=None):
+    def __call__(self, x_BTD, cos, sin, mask: AttentionMask, kv_cache=None, cache_index=None,
+                 layer_index=None):
+        """``kv_cache``: the whole cache {"k", "v": [L, B, S, K, Dh]}; only this layer's new
+        slots are written (in place under jit), and the updated cache is returned."""
         cfg = self.cfg
         dt = cfg.dtype
         q = jnp.einsum("btd,dhk->bthk", x_BTD, self.q_proj[...].astype(dt))
@@ -102,12 +105,14 @@ class Attention(nnx.Module):
         k = checkpoint_name(apply_rope(k, cos, sin), "key")
         v = checkpoint_name(v, "value")
         new_cache = None
-        if layer_cache is not None:
-            ck = jax.lax.dynamic_update_slice_in_dim(layer_cache["k"], k.astype(layer_cache["k"].dtype), cache_index, axis=1)
-            cv = jax.lax.dynamic_update_slice_in_dim(layer_cache["v"], v.astype(layer_cache["v"].dtype), cache_index, axis=1)
+        if kv_cache is not None:
+            start = (layer_index, 0, cache_index, 0, 0)
+            ck = jax.lax.dynamic_update_slice(kv_cache["k"], k.astype(kv_cache["k"].dtype)[None], start)
+            cv = jax.lax.dynamic_update_slice(kv_cache["v"], v.astype(kv_cache["v"].dtype)[None], start)
             new_cache = {"k": ck, "v": cv}
-            k, v = ck.astype(dt), cv.astype(dt)
-        out = attention(q, k, v, mask, impl=cfg.attention_impl, is_self_attention=layer_cache is None)
+            k = jax.lax.dynamic_index_in_dim(ck, layer_index, axis=0, keepdims=False).astype(dt)
+            v = jax.lax.dynamic_index_in_dim(cv, layer_index, axis=0, keepdims=False).astype(dt)
+        out = attention(q, k, v, mask, impl=cfg.attention_impl, is_self_attention=kv_cache is None)
         out = checkpoint_name(out, "attn_out")
         out = constrain(out, ("act_batch", "act_seq", "act_heads", "act_head_dim"))
         y = jnp.einsum("bthk,hkd->btd", out, self.o_proj[...].astype(dt))
@@ -143,8 +148,10 @@ class DecoderLayer(nnx.Module):
         self.post_attention_layernorm = RMSNorm(cfg.d_model, cfg.norm_eps, pd, rngs=rngs, stack=stack)
         self.mlp = MLP(cfg, rngs=rngs, stack=stack)
 
-    def __call__(self, x_BTD, cos, sin, mask, layer_cache=None, cache_index=None):
-        h, new_cache = self.self_attn(self.input_layernorm(x_BTD), cos, sin, mask, layer_cache, cache_index)
+    def __call__(self, x_BTD, cos, sin, mask, kv_cache=None, cache_index=None, layer_index=None):
+        h, new_cache = self.self_attn(
+            self.input_layernorm(x_BTD), cos, sin, mask, kv_cache, cache_index, layer_index
+        )
         x_BTD = constrain(x_BTD + h, ("act_batch", "act_seq", "act_embed"))
         x_BTD = x_BTD + self.mlp(self.post_attention_layernorm(x_BTD))
         return constrain(x_BTD, ("act_batch", "act_seq", "act_embed")), new_cache
@@ -261,30 +268,36 @@ class Transformer(nnx.Module):
             interventions = interventions.astype(jnp.float32) * scale[:, None, None]
 
         layer_graph, layer_state = nnx.split(self.layers)
-        layer_caches = None if cache is None else {"k": cache["k"], "v": cache["v"]}
+        kv_cache = None if cache is None else {"k": cache["k"], "v": cache["v"]}
 
-        def body(x, xs):
-            state_l, cache_l, delta_l = xs
+        # The KV cache rides in the scan carry, so each layer writes only its new slots in
+        # place instead of the scan re-stacking the whole cache every decode step.
+        def body(carry, xs):
+            x, kv = carry
+            state_l, index_l, delta_l = xs
             layer = nnx.merge(layer_graph, state_l)
-            y, cache_out = layer(x, cos, sin, mask, cache_l, cache_index)
+            y, kv = layer(x, cos, sin, mask, kv, cache_index, index_l)
             if delta_l is not None:
                 y = (y.astype(jnp.float32) + delta_l[:, None, :]).astype(y.dtype)
-            return y, (cache_out, y if capture_hidden else None)
+            return (y, kv), (y if capture_hidden else None)
 
         policy = _REMAT[cfg.remat_policy]
         if cfg.remat_policy != "none":
             body = jax.checkpoint(body, policy=policy, prevent_cse=not cfg.scan_layers)
 
-        xs = (layer_state, layer_caches, interventions)
+        layer_indices = jnp.arange(cfg.num_layers, dtype=jnp.int32)
         if cfg.scan_layers:
-            x, (caches_out, hidden) = jax.lax.scan(body, x, xs)
+            xs = (layer_state, layer_indices, interventions)
+            (x, kv_cache), hidden = jax.lax.scan(body, (x, kv_cache), xs)
         else:
-            ys = []
+            hidden_list = []
             for i in range(cfg.num_layers):
-                x, y = body(x, jax.tree.map(lambda a: a[i], xs))
-                ys.append(y)
-            caches_out, hidden = jax.tree.map(lambda *a: jnp.stack(a), *ys) if ys else (None, None)
-
+                xs_i = (jax.tree.map(lambda a: a[i], layer_state), i,
+                        None if interventions is None else interventions[i])
+                (x, kv_cache), h = body((x, kv_cache), xs_i)
+                hidden_list.append(h)
+            hidden = jnp.stack(hidden_list) if capture_hidden else None
+        caches_out = kv_cache
         if new_cache is not None:
             new_cache.update(caches_out)
         x = self.norm(x)
