@@ -102,19 +102,38 @@ def input_stem(spec: str) -> str:
     return base
 
 
+def record_field(record: dict, name: str, default=None):
+    """``record[name]``; a dotted name walks nested objects ("metadata.lang"), and a plain
+    name missing at the top level is looked up in ``record["metadata"]``, where the
+    filtering stage (``launch.filter``) keeps a document's original fields."""
+    if "." in name:
+        value: Any = record
+        for part in name.split("."):
+            if not isinstance(value, dict) or part not in value:
+                return default
+            value = value[part]
+        return value
+    if name in record:
+        return record[name]
+    metadata = record.get("metadata")
+    if isinstance(metadata, dict) and name in metadata:
+        return metadata[name]
+    return default
+
+
 def _to_document(
     record: Any, path: str, line: int, config: ReaderConfig, report: BadInputReport
 ) -> Document | None:
     if not isinstance(record, dict):
         report.add(path, line, "not a JSON object")
         return None
-    lang = record.get(config.lang_field, config.default_lang)
+    lang = record_field(record, config.lang_field, config.default_lang)
     if isinstance(lang, bytes):
         lang = lang.decode("utf-8", "replace")
     if not isinstance(lang, str) or not lang:
         report.add(path, line, f"missing language field {config.lang_field!r}")
         return None
-    source = record.get(config.source_field) or config.default_source or input_stem(path)
+    source = record_field(record, config.source_field) or config.default_source or input_stem(path)
     if isinstance(source, bytes):
         source = source.decode("utf-8", "replace")
     source = str(source)

@@ -102,3 +102,15 @@ def test_tfds_builder_gives_random_access_offline(demo_dir, tmp_path):
                                ReaderConfig(tfds_data_dir=str(tmp_path))))
     assert sorted((d.text, d.lang, d.source) for d in docs) == sorted(
         (r["text"], r["lang"], r["source"]) for r in expected)
+
+
+def test_fields_are_found_in_filter_output_metadata(tmp_path):
+    """launch.filter keeps a document's original fields under "metadata"."""
+    from eurollm_jax.data.readers import record_field
+
+    path = tmp_path / "kept.jsonl"
+    path.write_text(json.dumps({"id": "1", "text": "Bonġu", "metadata": {"lang": "mt", "source": "udhr"}}) + "\n")
+    report = BadInputReport()
+    docs = list(iter_documents(str(path), ReaderConfig(), report))
+    assert [(d.lang, d.source) for d in docs] == [("mt", "udhr")]
+    assert record_field({"a": {"b": 3}}, "a.b") == 3 and record_field({"a": 1}, "a.b", "x") == "x"
