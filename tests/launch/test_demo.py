@@ -1,0 +1,59 @@
+"""The end-to-end demo (small version) and the Colab notebook run to completion."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _env():
+    env = dict(os.environ)
+    env.pop("XLA_FLAGS", None)  # the entry points set their own device count
+    env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+@pytest.mark.torch
+def test_small_demo_runs_end_to_end(tmp_path):
+    pytest.importorskip("transformers")
+    work = tmp_path / "demo"
+    proc = subprocess.run(["bash", os.path.join(ROOT, "launch", "demo.sh"), "--small", f"--workdir={work}"],
+                          cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads((work / "summary.json").read_text())
+    assert summary["train"]["first_stopped_early"] and summary["train"]["final_step"] == summary["size"]["steps"]
+    assert summary["export"]["max_abs_logit_diff"] < 1e-4
+    assert len(summary["evaluate"]) == 24 and all(v["bits_per_byte"] > 0 for v in summary["evaluate"].values())
+    report = (work / "report" / "report.md").read_text()
+    for heading in ("## Filtering", "## Tokenizer fertility", "## Training", "## Held-out loss", "## Samples",
+                    "## Hugging Face export"):
+        assert heading in report
+    for png in ("loss.png", "fertility.png", "report.png", "bits_per_byte.png"):
+        assert (work / "report" / png).stat().st_size > 1000
+    metrics = [json.loads(line) for line in (work / "train" / "metrics.jsonl").read_text().splitlines()]
+    assert metrics[-1]["loss"] < metrics[0]["loss"]
+
+
+@pytest.mark.torch
+def test_notebook_executes(tmp_path):
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    pytest.importorskip("ipykernel")
+    pytest.importorskip("transformers")
+    nb = nbformat.read(os.path.join(ROOT, "launch", "pipeline_walkthrough.ipynb"), as_version=4)
+    env = _env()
+    env["EUROLLM_NOTEBOOK_WORKDIR"] = str(tmp_path / "nb")
+    old = dict(os.environ)
+    os.environ.clear()
+    os.environ.update(env)  # the kernel inherits this process's environment
+    try:
+        nbclient.NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": ROOT}}).execute()
+    finally:
+        os.environ.clear()
+        os.environ.update(old)
+    outputs = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
+    assert "LlamaForCausalLM" in outputs and "bits per byte" in outputs
