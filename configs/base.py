@@ -35,61 +35,71 @@ def model_section(preset: str, **overrides) -> ml_collections.ConfigDict:
 
 def train_sections(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     """Add the trainer's sections with defaults (EuroLLM's recipe where it is known)."""
-    config.train = ml_collections.ConfigDict(dict(
-        steps=1000,
-        batch_size=8,
-        seq_len=256,
-        micro_batches=1,
-        log_every=10,
-        z_loss=0.0,
-        max_nonfinite=5,
-        stop_after=0,
-        init_params="",
-        freeze=(),
-        trainable=(),
-        phases=(),
-        loss_chunk=0,
-        compiler_options=ml_collections.ConfigDict(),
-    ), type_safe=False)
-    config.optimizer = ml_collections.ConfigDict(dict(
-        name="adamw",
-        lr=3e-4,
-        b1=0.9,
-        b2=0.95,
-        eps=1e-8,
-        weight_decay=0.1,
-        no_decay=("norm",),
-        clip_norm=1.0,
-        schedule="wsd",
-        warmup_steps=-1,
-        warmup_fraction=0.01,
-        decay_fraction=0.1,
-        decay_shape="linear",
-        min_lr_ratio=0.0,
-    ))
-    config.checkpoint = ml_collections.ConfigDict(dict(
-        every=500,
-        keep=3,
-        async_save=True,
-        export_params=True,
-        replica_parallel=False,
-    ))
-    config.data = ml_collections.ConfigDict(dict(
-        source="synthetic",
-        seed=0,
-        num_docs=512,
-        languages=(),
-        text_files=(),
-        sft_file="",
-        eval_fraction=0.1,
-        manifest="",
-        eval_manifest="",
-        weighting="proportional",
-        temperature=3.0,
-        packing="",
-        num_workers=0,
-        mixture=ml_collections.ConfigDict(),
-    ), type_safe=False)
+    config.train = ml_collections.ConfigDict(
+        dict(
+            steps=1000,
+            batch_size=8,
+            seq_len=256,
+            micro_batches=1,
+            log_every=10,
+            z_loss=0.0,
+            max_nonfinite=5,
+            stop_after=0,
+            init_params="",
+            freeze=(),
+            trainable=(),
+            phases=(),
+            loss_chunk=0,
+            compiler_options=ml_collections.ConfigDict(),
+        ),
+        type_safe=False,
+    )
+    config.optimizer = ml_collections.ConfigDict(
+        dict(
+            name="adamw",
+            lr=3e-4,
+            b1=0.9,
+            b2=0.95,
+            eps=1e-8,
+            weight_decay=0.1,
+            no_decay=("norm",),
+            clip_norm=1.0,
+            schedule="wsd",
+            warmup_steps=-1,
+            warmup_fraction=0.01,
+            decay_fraction=0.1,
+            decay_shape="linear",
+            min_lr_ratio=0.0,
+        )
+    )
+    config.checkpoint = ml_collections.ConfigDict(
+        dict(
+            every=500,
+            keep=3,
+            async_save=True,
+            export_params=True,
+            replica_parallel=False,
+        )
+    )
+    config.data = ml_collections.ConfigDict(
+        dict(
+            source="synthetic",
+            seed=0,
+            num_docs=512,
+            languages=(),
+            text_files=(),
+            sft_file="",
+            eval_fraction=0.1,
+            manifest="",
+            eval_manifest="",
+            weighting="proportional",
+            temperature=3.0,
+            packing="",
+            num_workers=0,
+            mixture=ml_collections.ConfigDict(),
+        ),
+        type_safe=False,
+    )
     config.eval = ml_collections.ConfigDict(dict(every=0, batches=2))
     return config
 

@@ -1,6 +1,7 @@
 """The eurollm-1.7b preset, trained with the same recipe as the 9B (scaled: 4M-token batches).
 
-Also the GPU benchmark shape of DESIGN.md: ``--config.train.batch_size=4 --config.train.seq_len=4096``.
+Also the GPU benchmark shape of DESIGN.md:
+``--config.train.batch_size=4 --config.train.seq_len=4096``.
 """
 
 from configs.base import base_config

@@ -22,12 +22,24 @@ def get_config():
     t.log_every = 50
     t.loss_chunk = 1024
     t.phases = (
-        {"name": "web", "steps": 245_000, "mixture": {"web": 0.85, "parallel": 0.05, "code_math": 0.10},
-         "lr": {"start": 1.0, "end": 1.0, "warmup_steps": 3_500}},
-        {"name": "quality", "steps": 70_000, "mixture": {"web": 0.60, "web_edu": 0.20, "parallel": 0.08, "code_math": 0.12},
-         "lr": {"start": 1.0, "end": 1.0}},
-        {"name": "anneal", "steps": 35_000, "mixture": {"web_edu": 0.55, "parallel": 0.15, "code_math": 0.15, "instruct": 0.15},
-         "lr": {"start": 1.0, "end": 0.0, "shape": "linear"}},
+        {
+            "name": "web",
+            "steps": 245_000,
+            "mixture": {"web": 0.85, "parallel": 0.05, "code_math": 0.10},
+            "lr": {"start": 1.0, "end": 1.0, "warmup_steps": 3_500},
+        },
+        {
+            "name": "quality",
+            "steps": 70_000,
+            "mixture": {"web": 0.60, "web_edu": 0.20, "parallel": 0.08, "code_math": 0.12},
+            "lr": {"start": 1.0, "end": 1.0},
+        },
+        {
+            "name": "anneal",
+            "steps": 35_000,
+            "mixture": {"web_edu": 0.55, "parallel": 0.15, "code_math": 0.15, "instruct": 0.15},
+            "lr": {"start": 1.0, "end": 0.0, "shape": "linear"},
+        },
     )
     config.optimizer.lr = 3e-4
     config.checkpoint.every = 1000

@@ -1,4 +1,5 @@
-"""``python -m launch.compile_tpu --config=configs/eurollm_9b.py --topology=v5p:4x4x4 [--mesh=1,-1,1]``
+"""Fit check for TPU pods, e.g.
+``python -m launch.compile_tpu --config=configs/eurollm_9b.py --topology=v5p:4x4x4 --mesh=1,-1,1``
 
 Compiles the real train step ahead of time for a TPU topology on this (CPU) host and prints
 per-chip memory against HBM and the step's FLOPs; exits 1 when it does not fit, 2 on errors.
@@ -17,7 +18,9 @@ from ml_collections import config_flags  # noqa: E402
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "job config file (configs/*.py)")
 _TOPOLOGY = flags.DEFINE_string("topology", None, "TPU topology, e.g. v5e:4x4, v5p:4x4x4, v5e-256")
-_MESH = flags.DEFINE_string("mesh", None, "data,fsdp,tensor sizes (one may be -1); default: config.mesh")
+_MESH = flags.DEFINE_string(
+    "mesh", None, "data,fsdp,tensor sizes (one may be -1); default: config.mesh"
+)
 
 
 def main(argv):
@@ -36,7 +39,10 @@ def main(argv):
         try:
             data, fsdp, tensor = (int(x) for x in _MESH.value.split(","))
         except ValueError:
-            print(f"error: --mesh must be three integers data,fsdp,tensor, got {_MESH.value!r}", file=sys.stderr)
+            print(
+                f"error: --mesh must be three integers data,fsdp,tensor, got {_MESH.value!r}",
+                file=sys.stderr,
+            )
             return 2
         config.mesh.data, config.mesh.fsdp, config.mesh.tensor = data, fsdp, tensor
     try:

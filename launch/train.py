@@ -14,7 +14,9 @@ from ml_collections import config_flags
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "job config file (configs/*.py)")
 _WORKDIR = flags.DEFINE_string("workdir", None, "run directory (checkpoints, metrics)")
-_EXPORT = flags.DEFINE_string("export_params", None, "export the latest checkpoint's params here and exit")
+_EXPORT = flags.DEFINE_string(
+    "export_params", None, "export the latest checkpoint's params here and exit"
+)
 
 
 def main(argv):

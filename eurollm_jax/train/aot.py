@@ -18,13 +18,31 @@ from eurollm_jax.train.metrics import chip_info
 
 # Slice names (accelerator types) -> topology names. v5p/v4 count TensorCores (2 per chip).
 ACCELERATOR_TOPOLOGIES = {
-    "v5e-1": "v5e:1x1", "v5e-4": "v5e:2x2", "v5e-8": "v5e:2x4", "v5e-16": "v5e:4x4",
-    "v5e-32": "v5e:4x8", "v5e-64": "v5e:8x8", "v5e-128": "v5e:8x16", "v5e-256": "v5e:16x16",
-    "v6e-1": "v6e:1x1", "v6e-4": "v6e:2x2", "v6e-8": "v6e:2x4", "v6e-16": "v6e:4x4",
-    "v6e-64": "v6e:8x8", "v6e-256": "v6e:16x16",
-    "v5p-8": "v5p:2x2x1", "v5p-16": "v5p:2x2x2", "v5p-32": "v5p:2x2x4", "v5p-64": "v5p:2x4x4",
-    "v5p-128": "v5p:4x4x4", "v5p-256": "v5p:4x4x8", "v5p-512": "v5p:4x8x8",
-    "v4-8": "v4:2x2x1", "v4-16": "v4:2x2x2", "v4-32": "v4:2x2x4", "v4-64": "v4:2x4x4",
+    "v5e-1": "v5e:1x1",
+    "v5e-4": "v5e:2x2",
+    "v5e-8": "v5e:2x4",
+    "v5e-16": "v5e:4x4",
+    "v5e-32": "v5e:4x8",
+    "v5e-64": "v5e:8x8",
+    "v5e-128": "v5e:8x16",
+    "v5e-256": "v5e:16x16",
+    "v6e-1": "v6e:1x1",
+    "v6e-4": "v6e:2x2",
+    "v6e-8": "v6e:2x4",
+    "v6e-16": "v6e:4x4",
+    "v6e-64": "v6e:8x8",
+    "v6e-256": "v6e:16x16",
+    "v5p-8": "v5p:2x2x1",
+    "v5p-16": "v5p:2x2x2",
+    "v5p-32": "v5p:2x2x4",
+    "v5p-64": "v5p:2x4x4",
+    "v5p-128": "v5p:4x4x4",
+    "v5p-256": "v5p:4x4x8",
+    "v5p-512": "v5p:4x8x8",
+    "v4-8": "v4:2x2x1",
+    "v4-16": "v4:2x2x2",
+    "v4-32": "v4:2x2x4",
+    "v4-64": "v4:2x4x4",
     "v4-128": "v4:4x4x4",
 }
 
@@ -61,18 +79,22 @@ class CompileReport:
         gib = 2**30
         lines = [
             f"topology {self.topology}: {self.num_chips} x {self.chip} chips, mesh {self.mesh}",
-            f"step: batch {self.batch_size} x {self.seq_len} tokens, {self.micro_batches} micro-batch(es), "
+            f"step: batch {self.batch_size} x {self.seq_len} tokens, "
+            f"{self.micro_batches} micro-batch(es), "
             f"{self.params / 1e9:.3f}B params",
             "per-chip memory:",
-            f"  arguments    {self.argument_bytes / gib:9.2f} GiB  (params + optimizer state + batch)",
-            f"  outputs      {(self.output_bytes - self.alias_bytes) / gib:9.2f} GiB  (not aliased to donated inputs)",
+            f"  arguments    {self.argument_bytes / gib:9.2f} GiB  (params, optimizer, batch)",
+            f"  outputs      {(self.output_bytes - self.alias_bytes) / gib:9.2f} GiB  (fresh)",
             f"  temporaries  {self.temp_bytes / gib:9.2f} GiB  (activations, gradients, workspace)",
-            f"  total        {self.total_bytes / gib:9.2f} GiB  of {self.hbm_bytes / gib:.2f} GiB HBM "
+            f"  total        {self.total_bytes / gib:9.2f} GiB  of "
+            f"{self.hbm_bytes / gib:.2f} GiB HBM "
             f"({100 * self.total_bytes / self.hbm_bytes:.0f}%)",
         ]
         if self.flops_per_chip:
-            lines.append(f"compiled FLOPs per chip per step: {self.flops_per_chip:.4g} "
-                         f"(XLA's cost analysis: a scanned layer's body counted once)")
+            lines.append(
+                f"compiled FLOPs per chip per step: {self.flops_per_chip:.4g} "
+                f"(XLA's cost analysis: a scanned layer's body counted once)"
+            )
         lines.append(f"model FLOPs per step (6N + attention): {self.model_flops_per_step:.4g}")
         if self.compile_error:
             lines.append(f"XLA: {self.compile_error}")
@@ -132,10 +154,15 @@ def compile_for_topology(config, topology: str) -> CompileReport:
     mcfg = job.model_cfg
     tokens = int(t.batch_size) * int(t.seq_len)
     common = dict(
-        topology=name, chip=info[0], num_chips=len(devices),
+        topology=name,
+        chip=info[0],
+        num_chips=len(devices),
         mesh={k: int(v) for k, v in job.mesh.shape.items()},
-        batch_size=int(t.batch_size), seq_len=int(t.seq_len), micro_batches=int(t.micro_batches),
-        hbm_bytes=info[2], model_flops_per_step=mcfg.train_flops_per_token(int(t.seq_len)) * tokens,
+        batch_size=int(t.batch_size),
+        seq_len=int(t.seq_len),
+        micro_batches=int(t.micro_batches),
+        hbm_bytes=info[2],
+        model_flops_per_step=mcfg.train_flops_per_token(int(t.seq_len)) * tokens,
         params=mcfg.param_count(),
     )
     with jax.set_mesh(job.mesh):
@@ -149,10 +176,16 @@ def compile_for_topology(config, topology: str) -> CompileReport:
             required, available = oom
             # XLA stops at the temporaries; arguments are known from the abstract state.
             args = _bytes_per_device(spec.abstract) + _bytes_per_device(batch)
-            return CompileReport(argument_bytes=args, output_bytes=0, alias_bytes=0,
-                                 temp_bytes=int(required), total_bytes=args + int(required),
-                                 flops_per_chip=None, compile_error=str(e).splitlines()[0][:300],
-                                 **common)
+            return CompileReport(
+                argument_bytes=args,
+                output_bytes=0,
+                alias_bytes=0,
+                temp_bytes=int(required),
+                total_bytes=args + int(required),
+                flops_per_chip=None,
+                compile_error=str(e).splitlines()[0][:300],
+                **common,
+            )
     mem = compiled.memory_analysis()
     cost = compiled.cost_analysis()
     if isinstance(cost, (list, tuple)):
@@ -161,8 +194,15 @@ def compile_for_topology(config, topology: str) -> CompileReport:
     args, outs = int(mem.argument_size_in_bytes), int(mem.output_size_in_bytes)
     alias, temps = int(mem.alias_size_in_bytes), int(mem.temp_size_in_bytes)
     total = args + outs - alias + temps
-    return CompileReport(argument_bytes=args, output_bytes=outs, alias_bytes=alias, temp_bytes=temps,
-                         total_bytes=total, flops_per_chip=flops, **common)
+    return CompileReport(
+        argument_bytes=args,
+        output_bytes=outs,
+        alias_bytes=alias,
+        temp_bytes=temps,
+        total_bytes=total,
+        flops_per_chip=flops,
+        **common,
+    )
 
 
 def _parse_oom(message: str):
@@ -171,7 +211,9 @@ def _parse_oom(message: str):
 
     if "RESOURCE_EXHAUSTED" not in message and "Ran out of memory" not in message:
         return None
-    m = re.search(r"temporaries \(([\d.]+)([KMGT])\) exceeds available HBM \(([\d.]+)([KMGT])\)", message)
+    m = re.search(
+        r"temporaries \(([\d.]+)([KMGT])\) exceeds available HBM \(([\d.]+)([KMGT])\)", message
+    )
     if not m:
         return float("nan"), float("nan")
     scale = {"K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}

@@ -19,14 +19,14 @@ from __future__ import annotations
 
 import json
 import logging
-
-log = logging.getLogger(__name__)
 import os
 from typing import Any
 
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
+
+log = logging.getLogger(__name__)
 
 ITEMS = ("state", "data", "config")
 
@@ -38,7 +38,9 @@ class CheckpointMismatchError(ValueError):
 def _flat(tree) -> dict[str, Any]:
     out = {}
     for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
-        key = "/".join(str(getattr(k, "key", getattr(k, "name", getattr(k, "idx", k)))) for k in path)
+        key = "/".join(
+            str(getattr(k, "key", getattr(k, "name", getattr(k, "idx", k)))) for k in path
+        )
         out[key] = leaf
     return out
 
@@ -81,8 +83,14 @@ def _restore_args(abstract, partial: bool = False):
 class Checkpointer:
     """Keeps the last ``keep`` checkpoints of a run under ``directory``."""
 
-    def __init__(self, directory: str, *, keep: int = 3, async_save: bool = True,
-                 replica_parallel: bool = False):
+    def __init__(
+        self,
+        directory: str,
+        *,
+        keep: int = 3,
+        async_save: bool = True,
+        replica_parallel: bool = False,
+    ):
         self.directory = os.path.abspath(directory)
         options = ocp.CheckpointManagerOptions(
             max_to_keep=keep,
@@ -95,7 +103,9 @@ class Checkpointer:
             "data": ocp.JsonCheckpointHandler(),
             "config": ocp.JsonCheckpointHandler(),
         }
-        self.manager = ocp.CheckpointManager(self.directory, options=options, item_handlers=handlers)
+        self.manager = ocp.CheckpointManager(
+            self.directory, options=options, item_handlers=handlers
+        )
 
     # ------------------------------------------------------------------ queries
     def latest_step(self) -> int | None:
@@ -126,13 +136,16 @@ class Checkpointer:
             params_first = sorted(problems, key=lambda p: (not p.startswith("params/"), p))
             raise CheckpointMismatchError(
                 f"checkpoint {self.directory}/{step} does not match this model/optimizer "
-                f"({len(problems)} tensors):\n  " + "\n  ".join(params_first[:40])
+                f"({len(problems)} tensors):\n  "
+                + "\n  ".join(params_first[:40])
                 + "\nUse the model config the checkpoint was trained with (see its config item), "
-                  "or a fresh workdir."
+                "or a fresh workdir."
             )
 
     # ------------------------------------------------------------------ save / restore
-    def save(self, step: int, state, data_state: dict, config: dict, *, force: bool = False) -> bool:
+    def save(
+        self, step: int, state, data_state: dict, config: dict, *, force: bool = False
+    ) -> bool:
         """Start saving (returns once arrays are copied off the devices)."""
         args = ocp.args.Composite(
             state=ocp.args.PyTreeSave(state),
@@ -157,7 +170,11 @@ class Checkpointer:
         """Only the parameters (e.g. to export them), in the given shardings."""
         saved = self.saved_shapes(step)
         expected = {f"params/{k}": tuple(v.shape) for k, v in _flat(abstract_params).items()}
-        bad = [f"{k}: checkpoint {saved.get(k)} vs model {v}" for k, v in expected.items() if saved.get(k) != v]
+        bad = [
+            f"{k}: checkpoint {saved.get(k)} vs model {v}"
+            for k, v in expected.items()
+            if saved.get(k) != v
+        ]
         if bad:
             raise CheckpointMismatchError("parameter mismatch:\n  " + "\n  ".join(bad))
         args = ocp.args.Composite(state=_restore_args({"params": abstract_params}, partial=True))

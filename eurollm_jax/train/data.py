@@ -38,7 +38,7 @@ class DataConfigError(ValueError):
 def _split_docs(docs: list, eval_fraction: float, split: str) -> list:
     n_eval = int(round(len(docs) * eval_fraction))
     if split == "eval":
-        return docs[len(docs) - n_eval:] if n_eval else docs[-1:]
+        return docs[len(docs) - n_eval :] if n_eval else docs[-1:]
     return docs[: len(docs) - n_eval] if n_eval < len(docs) else docs
 
 
@@ -63,9 +63,15 @@ def named_token_docs(data: Mapping[str, Any], split: str, vocab_size: int):
         )
     if source == "text":
         files = tuple(data.get("text_files", ()) or ())
-        texts = S.text_file_documents(files) if files else _udhr(tuple(data.get("languages") or S.EU_LANGUAGES))
-        return {name: ([S.byte_tokenize(t) for t in _split_docs(list(docs), frac, split)], None)
-                for name, docs in texts.items()}
+        texts = (
+            S.text_file_documents(files)
+            if files
+            else _udhr(tuple(data.get("languages") or S.EU_LANGUAGES))
+        )
+        return {
+            name: ([S.byte_tokenize(t) for t in _split_docs(list(docs), frac, split)], None)
+            for name, docs in texts.items()
+        }
     if source == "sft":
         path = data.get("sft_file", "")
         if path:
@@ -78,8 +84,15 @@ def named_token_docs(data: Mapping[str, Any], split: str, vocab_size: int):
     raise DataConfigError(f"unknown data.source {source!r}; choose one of {SOURCES}")
 
 
-def make_iterator(config, *, split: str = "train", mixture: Mapping[str, float] | None = None,
-                  shard_index: int = 0, shard_count: int = 1, batch_size: int | None = None):
+def make_iterator(
+    config,
+    *,
+    split: str = "train",
+    mixture: Mapping[str, float] | None = None,
+    shard_index: int = 0,
+    shard_count: int = 1,
+    batch_size: int | None = None,
+):
     """A process-local batch iterator for ``config`` (a full job ConfigDict)."""
     data = config.data
     train = config.train
@@ -89,10 +102,19 @@ def make_iterator(config, *, split: str = "train", mixture: Mapping[str, float] 
     if source not in SOURCES:
         raise DataConfigError(f"unknown data.source {source!r}; choose one of {SOURCES}")
     if source == "pipeline":
-        return _pipeline_iterator(config, split=split, mixture=mixture, shard_index=shard_index,
-                                  shard_count=shard_count, batch_size=batch_size)
-    named = named_token_docs(data.to_dict() if hasattr(data, "to_dict") else dict(data), split,
-                             int(config.model.vocab_size))
+        return _pipeline_iterator(
+            config,
+            split=split,
+            mixture=mixture,
+            shard_index=shard_index,
+            shard_count=shard_count,
+            batch_size=batch_size,
+        )
+    named = named_token_docs(
+        data.to_dict() if hasattr(data, "to_dict") else dict(data),
+        split,
+        int(config.model.vocab_size),
+    )
     seed = int(data.get("seed", 0)) + int(config.seed) * 1000
     datasets = {}
     for i, (name, (docs, masks)) in enumerate(sorted(named.items())):
@@ -123,13 +145,21 @@ def _pipeline_iterator(config, *, split, mixture, shard_index, shard_count, batc
             f"data.source='pipeline' needs {key}: the manifest.json (or directory) written by "
             f"`python -m launch.tokenize`"
         )
-    weights = mixture if mixture else (dict(d.get("mixture") or {}) or d.get("weighting", "proportional"))
+    weights = (
+        mixture if mixture else (dict(d.get("mixture") or {}) or d.get("weighting", "proportional"))
+    )
     pc = PipelineConfig(
-        manifest=manifest, batch_size=int(batch_size), seq_len=int(config.train.seq_len),
-        mixture=weights, temperature=float(d.get("temperature", 3.0)),
-        packing=d.get("packing", "") or None, num_epochs=None if split == "train" else 1,
-        seed=int(d.get("seed", 0)) + int(config.seed) * 1000, num_workers=int(d.get("num_workers", 0)),
-        shard_index=shard_index, shard_count=shard_count,
+        manifest=manifest,
+        batch_size=int(batch_size),
+        seq_len=int(config.train.seq_len),
+        mixture=weights,
+        temperature=float(d.get("temperature", 3.0)),
+        packing=d.get("packing", "") or None,
+        num_epochs=None if split == "train" else 1,
+        seed=int(d.get("seed", 0)) + int(config.seed) * 1000,
+        num_workers=int(d.get("num_workers", 0)),
+        shard_index=shard_index,
+        shard_count=shard_count,
     )
     try:
         return make_pipeline(pc)

@@ -7,7 +7,7 @@ Workdir layout::
                                  tokens_per_s, step_time_s, mfu, phase, [eval_loss, eval_ppl])
     WORKDIR/tensorboard/         the same scalars as TensorBoard events
     WORKDIR/checkpoints/<step>/  Orbax checkpoints (state, data iterator state, config)
-    WORKDIR/params/              params-only export at the end (``eurollm_jax.checkpoint.load_params``)
+    WORKDIR/params/              params-only export at the end (``checkpoint.load_params``)
 
 Running again with the same workdir resumes from the latest checkpoint: same parameters,
 optimizer state and data position, so the losses continue exactly as if never stopped
@@ -24,8 +24,6 @@ import collections
 import dataclasses
 import json
 import logging
-
-log = logging.getLogger(__name__)
 import math
 import os
 import signal
@@ -59,6 +57,8 @@ from eurollm_jax.train.validate import (
     check_workdir,
     model_config,
 )
+
+log = logging.getLogger(__name__)
 
 
 class TrainingAborted(RuntimeError):
@@ -109,19 +109,32 @@ def build_job(config, *, devices=None) -> Job:
     try:
         phases = parse_phases(_to_plain(t.phases), steps)
         base = make_schedule(
-            o.schedule, lr=float(o.lr), total_steps=steps, warmup_steps=int(o.warmup_steps),
-            warmup_fraction=float(o.warmup_fraction), decay_fraction=float(o.decay_fraction),
-            decay_shape=o.decay_shape, min_lr_ratio=float(o.min_lr_ratio),
+            o.schedule,
+            lr=float(o.lr),
+            total_steps=steps,
+            warmup_steps=int(o.warmup_steps),
+            warmup_fraction=float(o.warmup_fraction),
+            decay_fraction=float(o.decay_fraction),
+            decay_shape=o.decay_shape,
+            min_lr_ratio=float(o.min_lr_ratio),
         )
         schedule = phase_schedule(phases, float(o.lr), base)
         abstract_params = nnx.state(abstract_model(mcfg)).to_pure_dict()
-        tx = make_optimizer(_to_plain(o), schedule, abstract_params,
-                            freeze=tuple(t.freeze), trainable=tuple(t.trainable))
+        tx = make_optimizer(
+            _to_plain(o),
+            schedule,
+            abstract_params,
+            freeze=tuple(t.freeze),
+            trainable=tuple(t.trainable),
+        )
     except ValueError as e:
         raise TrainConfigError(str(e)) from e
     spec = state_spec(mcfg, tx, mesh)
-    opts = StepOptions(micro_batches=int(t.micro_batches), z_loss=float(t.z_loss),
-                       loss_chunk=int(t.get("loss_chunk", 0) or 0))
+    opts = StepOptions(
+        micro_batches=int(t.micro_batches),
+        z_loss=float(t.z_loss),
+        loss_chunk=int(t.get("loss_chunk", 0) or 0),
+    )
     copts = _to_plain(t.get("compiler_options", None)) or None
     return Job(config, mesh, mcfg, phases, schedule, tx, spec, opts, copts)
 
@@ -131,30 +144,54 @@ def build_job(config, *, devices=None) -> Job:
 # key holds everything the step depends on; the values are pure functions of it.
 _JOB_CACHE: "collections.OrderedDict[str, tuple]" = collections.OrderedDict()
 _JOB_CACHE_SIZE = 4
-_STEP_KEYS = ("steps", "batch_size", "seq_len", "micro_batches", "z_loss", "freeze", "trainable",
-              "phases", "loss_chunk", "compiler_options")
+_STEP_KEYS = (
+    "steps",
+    "batch_size",
+    "seq_len",
+    "micro_batches",
+    "z_loss",
+    "freeze",
+    "trainable",
+    "phases",
+    "loss_chunk",
+    "compiler_options",
+)
 
 
 def _compiled_job(config, devices=None):
     devices = list(jax.devices() if devices is None else devices)
-    key = json.dumps({
-        "model": _to_plain(config.model), "optimizer": _to_plain(config.optimizer),
-        "mesh": _to_plain(config.mesh), "train": {k: _to_plain(config.train.get(k)) for k in _STEP_KEYS},
-        "eval": int(config.eval.every) > 0, "devices": [d.id for d in devices],
-    }, sort_keys=True, default=str)
+    key = json.dumps(
+        {
+            "model": _to_plain(config.model),
+            "optimizer": _to_plain(config.optimizer),
+            "mesh": _to_plain(config.mesh),
+            "train": {k: _to_plain(config.train.get(k)) for k in _STEP_KEYS},
+            "eval": int(config.eval.every) > 0,
+            "devices": [d.id for d in devices],
+        },
+        sort_keys=True,
+        default=str,
+    )
     if key in _JOB_CACHE:
         _JOB_CACHE.move_to_end(key)
         job, train_fn, eval_fn = _JOB_CACHE[key]
         return dataclasses.replace(job, config=config), train_fn, eval_fn
     job = build_job(config, devices=devices)
     spec = job.spec
-    train_fn = jit_train_step(make_train_step(spec.graphdef, job.model_cfg, job.tx, job.schedule,
-                                              job.step_opts), spec, job.mesh,
-                              compiler_options=job.compiler_options)
+    train_fn = jit_train_step(
+        make_train_step(spec.graphdef, job.model_cfg, job.tx, job.schedule, job.step_opts),
+        spec,
+        job.mesh,
+        compiler_options=job.compiler_options,
+    )
     eval_fn = None
     if int(config.eval.every) > 0:
-        eval_fn = jit_eval_step(make_eval_step(spec.graphdef, job.model_cfg, job.step_opts), spec,
-                                job.mesh, compiler_options=job.compiler_options)
+        eval_fn = jit_eval_step(
+            make_eval_step(spec.graphdef, job.model_cfg, job.step_opts),
+            spec,
+            job.mesh,
+            compiler_options=job.compiler_options,
+        )
     _JOB_CACHE[key] = (job, train_fn, eval_fn)
     while len(_JOB_CACHE) > _JOB_CACHE_SIZE:
         _JOB_CACHE.popitem(last=False)
@@ -173,21 +210,29 @@ def _load_init_params(job: Job, directory: str):
     from eurollm_jax.train.checkpointing import _flat
 
     fw, fh = _flat(want), _flat(have)
-    bad = [f"{k}: checkpoint {tuple(fh[k].shape) if k in fh else 'missing'} vs model {tuple(v.shape)}"
-           for k, v in fw.items() if k not in fh or tuple(fh[k].shape) != tuple(v.shape)]
+    bad = [
+        f"{k}: checkpoint {tuple(fh[k].shape) if k in fh else 'missing'} vs model {tuple(v.shape)}"
+        for k, v in fw.items()
+        if k not in fh or tuple(fh[k].shape) != tuple(v.shape)
+    ]
     if bad:
         raise CheckpointMismatchError(
             f"train.init_params {directory} does not match config.model:\n  " + "\n  ".join(bad)
         )
-    non_shape = {k: getattr(job.model_cfg, k) for k in
-                 ("compute_dtype", "scan_layers", "remat_policy", "attention_impl")}
+    non_shape = {
+        k: getattr(job.model_cfg, k)
+        for k in ("compute_dtype", "scan_layers", "remat_policy", "attention_impl")
+    }
     model = load_params(directory, mesh=job.mesh, **non_shape)
     return nnx.state(model).to_pure_dict()
 
 
 def _global_batch(local: dict, sharding) -> dict:
-    return {k: jax.make_array_from_process_local_data(sharding, np.asarray(v, np.int32))
-            for k, v in local.items() if k in ("tokens", "segment_ids", "positions", "loss_mask", "labels")}
+    return {
+        k: jax.make_array_from_process_local_data(sharding, np.asarray(v, np.int32))
+        for k, v in local.items()
+        if k in ("tokens", "segment_ids", "positions", "loss_mask", "labels")
+    }
 
 
 class _StopFlag:
@@ -237,8 +282,9 @@ def evaluate(job: Job, eval_fn, params, shard_index: int, shard_count: int) -> d
     return {"eval_loss": loss, "eval_ppl": float(math.exp(min(loss, 50.0)))}
 
 
-def train(config, workdir: str, *, on_step: Callable[[int], None] | None = None,
-          devices=None) -> TrainResult:
+def train(
+    config, workdir: str, *, on_step: Callable[[int], None] | None = None, devices=None
+) -> TrainResult:
     """Train (or resume) ``config`` in ``workdir``. See the module docstring."""
     workdir = check_workdir(workdir)
     job, train_fn, eval_fn = _compiled_job(config, devices)
@@ -250,8 +296,12 @@ def train(config, workdir: str, *, on_step: Callable[[int], None] | None = None,
     ckpt_dir = os.path.join(workdir, "checkpoints")
     latest = None
     if os.path.isdir(ckpt_dir):
-        probe = Checkpointer(ckpt_dir, keep=int(ck.keep), async_save=bool(ck.async_save),
-                             replica_parallel=bool(ck.get("replica_parallel", False)))
+        probe = Checkpointer(
+            ckpt_dir,
+            keep=int(ck.keep),
+            async_save=bool(ck.async_save),
+            replica_parallel=bool(ck.get("replica_parallel", False)),
+        )
         latest = probe.latest_step()
         if latest is not None:
             probe.check_compatible(latest, spec.abstract)
@@ -267,8 +317,12 @@ def train(config, workdir: str, *, on_step: Callable[[int], None] | None = None,
 
     # ---------------------------------------------------------------- commit: files from here
     os.makedirs(workdir, exist_ok=True)
-    checkpointer = Checkpointer(ckpt_dir, keep=int(ck.keep), async_save=bool(ck.async_save),
-                             replica_parallel=bool(ck.get("replica_parallel", False)))
+    checkpointer = Checkpointer(
+        ckpt_dir,
+        keep=int(ck.keep),
+        async_save=bool(ck.async_save),
+        replica_parallel=bool(ck.get("replica_parallel", False)),
+    )
     config_dict = _to_plain(config)
     if pid == 0:
         tmp = os.path.join(workdir, "config.json.tmp")
@@ -289,12 +343,20 @@ def train(config, workdir: str, *, on_step: Callable[[int], None] | None = None,
                 )
             it.set_state(iters[pid])
             if saved_phase != start_phase:  # saved right at a phase boundary
-                it = data_lib.switch_mixture(it, config, job.phases[start_phase].mixture,
-                                             shard_index=pid, shard_count=nproc)
+                it = data_lib.switch_mixture(
+                    it, config, job.phases[start_phase].mixture, shard_index=pid, shard_count=nproc
+                )
         log.info("resumed from step %d (phase %d)", latest, start_phase)
     else:
-        state = init_state(job.model_cfg, job.tx, mesh, spec, seed=int(config.seed), params=init_params,
-                           compiler_options=job.compiler_options)
+        state = init_state(
+            job.model_cfg,
+            job.tx,
+            mesh,
+            spec,
+            seed=int(config.seed),
+            params=init_params,
+            compiler_options=job.compiler_options,
+        )
     step = int(jax.device_get(state["step"]))
 
     metrics_path = os.path.join(workdir, "metrics.jsonl")
@@ -303,7 +365,6 @@ def train(config, workdir: str, *, on_step: Callable[[int], None] | None = None,
         metrics_lib.truncate_jsonl(metrics_path, step)
         writer = metrics_lib.JsonlWriter(metrics_path)
         tb = metrics_lib.TensorBoardWriter(os.path.join(workdir, "tensorboard"))
-
 
     total = int(t.steps)
     stop_after = int(t.stop_after or 0)
@@ -335,8 +396,9 @@ def train(config, workdir: str, *, on_step: Callable[[int], None] | None = None,
                 p = phase_index(job.phases, step)
                 if p != phase:
                     phase = p
-                    it = data_lib.switch_mixture(it, config, job.phases[p].mixture,
-                                                 shard_index=pid, shard_count=nproc)
+                    it = data_lib.switch_mixture(
+                        it, config, job.phases[p].mixture, shard_index=pid, shard_count=nproc
+                    )
                     log.info("phase %d (%s) from step %d", p, job.phases[p].name, step)
                 local = next(it)
                 problem = batch_problem(local, local_batch, int(t.seq_len))
@@ -358,7 +420,9 @@ def train(config, workdir: str, *, on_step: Callable[[int], None] | None = None,
                     )
                 if int(m["skipped"]):
                     log.warning("step %d: non-finite loss/gradient, update skipped", step)
-                do_eval = eval_fn is not None and (step % int(config.eval.every) == 0 or step == total)
+                do_eval = eval_fn is not None and (
+                    step % int(config.eval.every) == 0 or step == total
+                )
                 if step % log_every == 0 or step == run_end or do_eval:
                     rec = {k: float(v) for k, v in m.items() if k not in ("nonfinite",)}
                     rec["step"] = step
@@ -368,7 +432,9 @@ def train(config, workdir: str, *, on_step: Callable[[int], None] | None = None,
                         dt = (now - interval_start) / interval_steps
                         rec["step_time_s"] = dt
                         rec["tokens_per_s"] = tokens_per_step / dt
-                        u = metrics_lib.mfu(flops_per_token, rec["tokens_per_s"], device_kind, jax.device_count())
+                        u = metrics_lib.mfu(
+                            flops_per_token, rec["tokens_per_s"], device_kind, jax.device_count()
+                        )
                         if u is not None:
                             rec["mfu"] = u
                     if do_eval:
@@ -379,7 +445,9 @@ def train(config, workdir: str, *, on_step: Callable[[int], None] | None = None,
                     if pid == 0:
                         writer.write(rec)
                         tb.scalars(step, {k: v for k, v in rec.items() if k != "step"})
-                        per_step = rec.get("step_time_s", (now - run_start) / max(step - first_step, 1))
+                        per_step = rec.get(
+                            "step_time_s", (now - run_start) / max(step - first_step, 1)
+                        )
                         eta = per_step * (total - step)
                         print(metrics_lib.progress_line(step, total, rec, eta), flush=True)
                     reset_interval = True
@@ -406,7 +474,9 @@ def train(config, workdir: str, *, on_step: Callable[[int], None] | None = None,
         if writer is not None:
             writer.close()
             tb.close()
-    return TrainResult(step=step, stopped_early=stopped_early, last_metrics=last_metrics, workdir=workdir)
+    return TrainResult(
+        step=step, stopped_early=stopped_early, last_metrics=last_metrics, workdir=workdir
+    )
 
 
 def export_params(job: Job, params, directory: str) -> str:

@@ -66,5 +66,7 @@ def chunked_cross_entropy_sums(hidden_BTD, kernel_DV, targets_BT, weights_BT, ch
         return (carry[0] + nll, carry[1] + z), None
 
     zero = jnp.zeros((), jnp.float32)
-    (nll, z), _ = jax.lax.scan(one, (zero, zero), (split(hidden_BTD), split(targets_BT), split(weights_BT)))
+    (nll, z), _ = jax.lax.scan(
+        one, (zero, zero), (split(hidden_BTD), split(targets_BT), split(weights_BT))
+    )
     return nll, z

@@ -12,7 +12,6 @@ import math
 import os
 import struct
 import time
-import zlib
 from typing import Any, Mapping
 
 # Dense bf16 peak FLOP/s and HBM bytes per chip. Matched against jax's device_kind
@@ -46,7 +45,9 @@ def peak_flops(device_kind: str) -> float | None:
     return None if info is None else info[1]
 
 
-def mfu(flops_per_token: float, tokens_per_s: float, device_kind: str, num_devices: int) -> float | None:
+def mfu(
+    flops_per_token: float, tokens_per_s: float, device_kind: str, num_devices: int
+) -> float | None:
     peak = peak_flops(device_kind)
     if peak is None or num_devices <= 0:
         return None
@@ -189,13 +190,20 @@ class TensorBoardWriter:
 
     def _write(self, data: bytes) -> None:
         header = struct.pack("<Q", len(data))
-        self._f.write(header + struct.pack("<I", _masked_crc(header)) + data
-                      + struct.pack("<I", _masked_crc(data)))
+        self._f.write(
+            header
+            + struct.pack("<I", _masked_crc(header))
+            + data
+            + struct.pack("<I", _masked_crc(data))
+        )
         self._f.flush()
 
     def scalars(self, step: int, values: Mapping[str, float]) -> None:
-        values = {k: float(v) for k, v in values.items()
-                  if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(float(v))}
+        values = {
+            k: float(v)
+            for k, v in values.items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(float(v))
+        }
         if values:
             self._write(_event(time.time(), int(step), scalars=values))
 
@@ -210,12 +218,12 @@ def read_tensorboard_scalars(path: str) -> list[tuple[int, dict[str, float]]]:
         data = f.read()
     pos = 0
     while pos < len(data):
-        header = data[pos:pos + 8]
+        header = data[pos : pos + 8]
         (length,) = struct.unpack("<Q", header)
-        if struct.unpack("<I", data[pos + 8:pos + 12])[0] != _masked_crc(header):
+        if struct.unpack("<I", data[pos + 8 : pos + 12])[0] != _masked_crc(header):
             raise ValueError("bad length CRC")
-        body = data[pos + 12:pos + 12 + length]
-        if struct.unpack("<I", data[pos + 12 + length:pos + 16 + length])[0] != _masked_crc(body):
+        body = data[pos + 12 : pos + 12 + length]
+        if struct.unpack("<I", data[pos + 12 + length : pos + 16 + length])[0] != _masked_crc(body):
             raise ValueError("bad data CRC")
         pos += 16 + length
         step, scalars = _parse_event(body)
@@ -243,12 +251,12 @@ def _parse_fields(b: bytes):
         if wire == 0:
             v, i = _read_varint(b, i)
         elif wire == 1:
-            v, i = b[i:i + 8], i + 8
+            v, i = b[i : i + 8], i + 8
         elif wire == 5:
-            v, i = b[i:i + 4], i + 4
+            v, i = b[i : i + 4], i + 4
         elif wire == 2:
             n, i = _read_varint(b, i)
-            v, i = b[i:i + n], i + n
+            v, i = b[i : i + n], i + n
         else:
             raise ValueError(f"unsupported wire type {wire}")
         yield num, v

@@ -78,7 +78,9 @@ def make_schedule(
     if not 0.0 <= decay_fraction <= 1.0:
         raise ScheduleError(f"decay_fraction must be in [0, 1], got {decay_fraction}")
     floor = min_lr_ratio * lr
-    decay_steps = int(round(decay_fraction * total_steps)) if kind == "wsd" else total_steps - warmup
+    decay_steps = (
+        int(round(decay_fraction * total_steps)) if kind == "wsd" else total_steps - warmup
+    )
     decay_start = total_steps - decay_steps
 
     def schedule(step):
@@ -121,21 +123,35 @@ def parse_phases(phases: Sequence[Mapping[str, Any]] | None, total_steps: int) -
         p = dict(p)
         unknown = set(p) - {"name", "steps", "mixture", "lr"}
         if unknown:
-            raise ScheduleError(f"phase {i}: unknown keys {sorted(unknown)}; known: name, steps, mixture, lr")
+            raise ScheduleError(
+                f"phase {i}: unknown keys {sorted(unknown)}; known: name, steps, mixture, lr"
+            )
         steps = int(p.get("steps", 0))
         if steps <= 0:
-            raise ScheduleError(f"phase {i} ({p.get('name', i)}): steps must be positive, got {steps}")
+            raise ScheduleError(
+                f"phase {i} ({p.get('name', i)}): steps must be positive, got {steps}"
+            )
         lr = p.get("lr")
         if lr is not None:
             lr = dict(lr)
             bad = set(lr) - {"start", "end", "shape", "warmup_steps"}
             if bad:
-                raise ScheduleError(f"phase {i}: unknown lr keys {sorted(bad)}; known: start, end, shape, warmup_steps")
+                raise ScheduleError(
+                    f"phase {i}: unknown lr keys {sorted(bad)}; "
+                    "known: start, end, shape, warmup_steps"
+                )
             if lr.get("shape", "linear") not in DECAY_SHAPES:
                 raise ScheduleError(f"phase {i}: lr shape must be one of {DECAY_SHAPES}")
         mixture = p.get("mixture")
-        out.append(Phase(str(p.get("name", f"phase{i}")), start, steps,
-                         dict(mixture) if mixture else None, lr))
+        out.append(
+            Phase(
+                str(p.get("name", f"phase{i}")),
+                start,
+                steps,
+                dict(mixture) if mixture else None,
+                lr,
+            )
+        )
         start += steps
     if start != total_steps:
         raise ScheduleError(

@@ -38,11 +38,30 @@ BYTE_VOCAB = 256 + BYTE_OFFSET
 
 # The 24 official EU languages (ISO 639-1) and their gflanguages keys.
 EU_LANGUAGES = {
-    "bg": "bg_Cyrl", "cs": "cs_Latn", "da": "da_Latn", "de": "de_Latn", "el": "el_Grek",
-    "en": "en_Latn", "es": "es_Latn", "et": "et_Latn", "fi": "fi_Latn", "fr": "fr_Latn",
-    "ga": "ga_Latn", "hr": "hr_Latn", "hu": "hu_Latn", "it": "it_Latn", "lt": "lt_Latn",
-    "lv": "lv_Latn", "mt": "mt_Latn", "nl": "nl_Latn", "pl": "pl_Latn", "pt": "pt_Latn",
-    "ro": "ro_Latn", "sk": "sk_Latn", "sl": "sl_Latn", "sv": "sv_Latn",
+    "bg": "bg_Cyrl",
+    "cs": "cs_Latn",
+    "da": "da_Latn",
+    "de": "de_Latn",
+    "el": "el_Grek",
+    "en": "en_Latn",
+    "es": "es_Latn",
+    "et": "et_Latn",
+    "fi": "fi_Latn",
+    "fr": "fr_Latn",
+    "ga": "ga_Latn",
+    "hr": "hr_Latn",
+    "hu": "hu_Latn",
+    "it": "it_Latn",
+    "lt": "lt_Latn",
+    "lv": "lv_Latn",
+    "mt": "mt_Latn",
+    "nl": "nl_Latn",
+    "pl": "pl_Latn",
+    "pt": "pt_Latn",
+    "ro": "ro_Latn",
+    "sk": "sk_Latn",
+    "sl": "sl_Latn",
+    "sv": "sv_Latn",
 }
 
 
@@ -113,9 +132,9 @@ def pack_documents(
                 flush()
             take = min(len(doc), seq_len - fill)
             nseg += 1
-            tok[fill:fill + take] = doc[:take]
-            seg[fill:fill + take] = nseg
-            msk[fill:fill + take] = mask[:take]
+            tok[fill : fill + take] = doc[:take]
+            seg[fill : fill + take] = nseg
+            msk[fill : fill + take] = mask[:take]
             fill += take
             doc, mask = doc[take:], mask[take:]
             if fill == seq_len:
@@ -202,16 +221,26 @@ def language_conversations(languages: Sequence[str] = tuple(EU_LANGUAGES)) -> li
     convs = []
     for code in languages:
         lang = langs[EU_LANGUAGES.get(code, code)]
-        convs.append([
-            {"role": "system", "content": "You are a helpful multilingual assistant."},
-            {"role": "user", "content": f"What do speakers of {lang.name} call their language?"},
-            {"role": "assistant", "content": f"{lang.autonym}."},
-        ])
+        convs.append(
+            [
+                {"role": "system", "content": "You are a helpful multilingual assistant."},
+                {
+                    "role": "user",
+                    "content": f"What do speakers of {lang.name} call their language?",
+                },
+                {"role": "assistant", "content": f"{lang.autonym}."},
+            ]
+        )
         if texts[code]:
-            convs.append([
-                {"role": "user", "content": f"Quote the first sentence of the UDHR in {lang.name}."},
-                {"role": "assistant", "content": texts[code][0]},
-            ])
+            convs.append(
+                [
+                    {
+                        "role": "user",
+                        "content": f"Quote the first sentence of the UDHR in {lang.name}.",
+                    },
+                    {"role": "assistant", "content": texts[code][0]},
+                ]
+            )
     return convs
 
 
@@ -256,7 +285,9 @@ def mixture_dataset(named: Mapping[str, grain.MapDataset], weights: Mapping[str,
     return grain.MapDataset.mix([named[n] for n in names], w)
 
 
-def batch_iterator(ds: grain.MapDataset, batch_size: int, shard_index: int = 0, shard_count: int = 1):
+def batch_iterator(
+    ds: grain.MapDataset, batch_size: int, shard_index: int = 0, shard_count: int = 1
+):
     """Process-local batches of ``batch_size // shard_count`` rows, as a Grain iterator."""
     if batch_size % shard_count:
         raise SourceError(

@@ -46,10 +46,17 @@ def param_shardings(cfg: ModelConfig, mesh):
 def opt_state_shardings(tx, abstract_params, p_shardings, mesh):
     abstract_opt = jax.eval_shape(tx.init, abstract_params)
     masked = lambda x: isinstance(x, optax.MaskedNode)  # noqa: E731  (frozen leaves: no state)
-    return optax.tree_map_params(
-        tx, lambda leaf, s: leaf if masked(leaf) else s, abstract_opt, p_shardings,
-        transform_non_params=lambda _: replicated(mesh), is_leaf=masked,
-    ), abstract_opt
+    return (
+        optax.tree_map_params(
+            tx,
+            lambda leaf, s: leaf if masked(leaf) else s,
+            abstract_opt,
+            p_shardings,
+            transform_non_params=lambda _: replicated(mesh),
+            is_leaf=masked,
+        ),
+        abstract_opt,
+    )
 
 
 def state_spec(cfg: ModelConfig, tx, mesh) -> StateSpec:
@@ -83,21 +90,28 @@ def init_params(cfg: ModelConfig, mesh, shardings, *, seed: int, compiler_option
         return nnx.state(Transformer(cfg, rngs=nnx.Rngs(seed))).to_pure_dict()
 
     with jax.set_mesh(mesh):
-        return jax.jit(build, out_shardings=shardings,
-                       compiler_options=dict(compiler_options) if compiler_options else None)()
+        return jax.jit(
+            build,
+            out_shardings=shardings,
+            compiler_options=dict(compiler_options) if compiler_options else None,
+        )()
 
 
-def init_state(cfg: ModelConfig, tx, mesh, spec: StateSpec, *, seed: int, params=None,
-               compiler_options=None) -> dict:
+def init_state(
+    cfg: ModelConfig, tx, mesh, spec: StateSpec, *, seed: int, params=None, compiler_options=None
+) -> dict:
     """A fresh sharded state: random parameters (or ``params``), a zero optimizer state."""
     if params is None:
-        params = init_params(cfg, mesh, spec.shardings["params"], seed=seed,
-                             compiler_options=compiler_options)
+        params = init_params(
+            cfg, mesh, spec.shardings["params"], seed=seed, compiler_options=compiler_options
+        )
     else:
         params = jax.device_put(params, spec.shardings["params"])
     opts = dict(compiler_options) if compiler_options else None
     with jax.set_mesh(mesh):
-        opt_state = jax.jit(tx.init, out_shardings=spec.shardings["opt_state"], compiler_options=opts)(params)
+        opt_state = jax.jit(
+            tx.init, out_shardings=spec.shardings["opt_state"], compiler_options=opts
+        )(params)
     rep = replicated(mesh)
     rng = jax.random.key_data(jax.random.key(seed)).astype(jnp.uint32)
     return {

@@ -41,16 +41,22 @@ class StepOptions:
 
 
 def loss_sums(graphdef, cfg: ModelConfig, params, mb, loss_chunk: int = 0):
-    """(NLL sum, z sum) of one (micro-)batch holding tokens/segment_ids/positions/targets/weights."""
+    """(NLL sum, z sum) of one (micro-)batch: tokens, segment_ids, positions, targets, weights."""
     model = params_to_model(graphdef, params)
     if loss_chunk:
-        out = model.forward(mb["tokens"], segment_ids=mb["segment_ids"], positions=mb["positions"], logits="none")
+        out = model.forward(
+            mb["tokens"], segment_ids=mb["segment_ids"], positions=mb["positions"], logits="none"
+        )
         if cfg.tie_embeddings:
             kernel = params["embed_tokens"].astype(cfg.dtype).T
         else:
             kernel = params["lm_head"].astype(cfg.dtype)
-        return chunked_cross_entropy_sums(out.final_hidden, kernel, mb["targets"], mb["weights"], loss_chunk)
-    logits = model.forward(mb["tokens"], segment_ids=mb["segment_ids"], positions=mb["positions"]).logits
+        return chunked_cross_entropy_sums(
+            out.final_hidden, kernel, mb["targets"], mb["weights"], loss_chunk
+        )
+    logits = model.forward(
+        mb["tokens"], segment_ids=mb["segment_ids"], positions=mb["positions"]
+    ).logits
     return cross_entropy_sums(logits, mb["targets"], mb["weights"])
 
 

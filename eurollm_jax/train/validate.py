@@ -38,7 +38,9 @@ def check_train_config(config, num_devices: int, process_count: int = 1) -> tupl
     """Validate the train section against the mesh; returns the resolved mesh shape."""
     t = config.train
     try:
-        shape = resolve_mesh_shape((config.mesh.data, config.mesh.fsdp, config.mesh.tensor), num_devices)
+        shape = resolve_mesh_shape(
+            (config.mesh.data, config.mesh.fsdp, config.mesh.tensor), num_devices
+        )
     except ValueError as e:
         raise TrainConfigError(f"config.mesh: {e}") from e
     for name in ("steps", "batch_size", "seq_len", "micro_batches", "log_every"):
@@ -47,15 +49,20 @@ def check_train_config(config, num_devices: int, process_count: int = 1) -> tupl
     data_par = shape[0] * shape[1]
     b, m = int(t.batch_size), int(t.micro_batches)
     if b % m:
-        raise TrainConfigError(f"train.batch_size ({b}) must be divisible by train.micro_batches ({m})")
+        raise TrainConfigError(
+            f"train.batch_size ({b}) must be divisible by train.micro_batches ({m})"
+        )
     if (b // m) % data_par:
         raise TrainConfigError(
-            f"each micro-batch ({b} / {m} = {b // m} sequences) must divide over the data axes of the "
+            f"each micro-batch ({b} / {m} = {b // m} sequences) must divide over the data axes "
+            f"of the "
             f"mesh (data x fsdp = {shape[0]} x {shape[1]} = {data_par}); choose train.batch_size a "
             f"multiple of {m * data_par} or change the mesh"
         )
     if b % process_count:
-        raise TrainConfigError(f"train.batch_size ({b}) must divide over the {process_count} processes")
+        raise TrainConfigError(
+            f"train.batch_size ({b}) must divide over the {process_count} processes"
+        )
     mc = model_config(config)
     if int(t.seq_len) > mc.max_seq_len:
         raise TrainConfigError(
@@ -63,7 +70,9 @@ def check_train_config(config, num_devices: int, process_count: int = 1) -> tupl
         )
     chunk = int(t.get("loss_chunk", 0) or 0)
     if chunk and int(t.seq_len) % chunk:
-        raise TrainConfigError(f"train.loss_chunk ({chunk}) must divide train.seq_len ({t.seq_len})")
+        raise TrainConfigError(
+            f"train.loss_chunk ({chunk}) must divide train.seq_len ({t.seq_len})"
+        )
     if int(t.max_nonfinite) <= 0:
         raise TrainConfigError("train.max_nonfinite must be positive")
     if int(config.checkpoint.keep) <= 0:
@@ -80,8 +89,10 @@ def batch_problem(batch, batch_size: int, seq_len: int) -> str | None:
     for k in required:
         shape = tuple(batch[k].shape)
         if shape != (batch_size, seq_len):
-            return (f"batch[{k!r}] has shape {shape}, expected the process-local batch "
-                    f"({batch_size}, {seq_len}) = (train.batch_size / processes, train.seq_len)")
+            return (
+                f"batch[{k!r}] has shape {shape}, expected the process-local batch "
+                f"({batch_size}, {seq_len}) = (train.batch_size / processes, train.seq_len)"
+            )
     return None
 
 
@@ -91,6 +102,3 @@ def tokens_per_step(config) -> int:
 
 def ceil_div(a: int, b: int) -> int:
     return -(-a // b) if b else 0
-
-
-

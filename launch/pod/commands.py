@@ -29,12 +29,30 @@ def _scope(s: Slice) -> list[str]:
 
 
 def describe(s: Slice) -> list[str]:
-    return ["gcloud", "compute", "tpus", "tpu-vm", "describe", s.name, *_scope(s), "--format=value(state)"]
+    return [
+        "gcloud",
+        "compute",
+        "tpus",
+        "tpu-vm",
+        "describe",
+        s.name,
+        *_scope(s),
+        "--format=value(state)",
+    ]
 
 
 def create(s: Slice) -> list[str]:
-    cmd = ["gcloud", "compute", "tpus", "tpu-vm", "create", s.name, *_scope(s),
-           f"--accelerator-type={s.accelerator}", f"--version={s.version}"]
+    cmd = [
+        "gcloud",
+        "compute",
+        "tpus",
+        "tpu-vm",
+        "create",
+        s.name,
+        *_scope(s),
+        f"--accelerator-type={s.accelerator}",
+        f"--version={s.version}",
+    ]
     if s.spot:
         cmd.append("--spot")
     return cmd
@@ -46,20 +64,41 @@ def delete(s: Slice) -> list[str]:
 
 def ssh_all(s: Slice, command: str) -> list[str]:
     """Run ``command`` on every worker of the slice at once."""
-    return ["gcloud", "compute", "tpus", "tpu-vm", "ssh", s.name, *_scope(s), "--worker=all",
-            f"--command={command}"]
+    return [
+        "gcloud",
+        "compute",
+        "tpus",
+        "tpu-vm",
+        "ssh",
+        s.name,
+        *_scope(s),
+        "--worker=all",
+        f"--command={command}",
+    ]
 
 
 def copy_repo(s: Slice, local_dir: str = ".") -> list[str]:
-    return ["gcloud", "compute", "tpus", "tpu-vm", "scp", "--recurse", local_dir,
-            f"{s.name}:{REMOTE_DIR}", *_scope(s), "--worker=all"]
+    return [
+        "gcloud",
+        "compute",
+        "tpus",
+        "tpu-vm",
+        "scp",
+        "--recurse",
+        local_dir,
+        f"{s.name}:{REMOTE_DIR}",
+        *_scope(s),
+        "--worker=all",
+    ]
 
 
 def setup_command() -> str:
     return f"cd {REMOTE_DIR} && python3 -m pip install -q -e '.[tpu]'"
 
 
-def train_command(module_args: Sequence[str], module: str = "launch.train", env: dict | None = None) -> str:
+def train_command(
+    module_args: Sequence[str], module: str = "launch.train", env: dict | None = None
+) -> str:
     """The shell command every worker runs (jax.distributed discovers the slice itself)."""
     env = {"EUROLLM_AUTO_DISTRIBUTED": "1", **(env or {})}
     exports = " ".join(f"{k}={shlex.quote(str(v))}" for k, v in sorted(env.items()))
@@ -67,11 +106,27 @@ def train_command(module_args: Sequence[str], module: str = "launch.train", env:
     return f"cd {REMOTE_DIR} && {exports} python3 -m {module} {args}"
 
 
-def xpk_create(cluster: str, workload: str, tpu_type: str, num_slices: int, image: str,
-               command: str, project: str | None = None, zone: str | None = None) -> list[str]:
-    cmd = ["xpk", "workload", "create", f"--cluster={cluster}", f"--workload={workload}",
-           f"--tpu-type={tpu_type}", f"--num-slices={num_slices}", f"--docker-image={image}",
-           f"--command={command}"]
+def xpk_create(
+    cluster: str,
+    workload: str,
+    tpu_type: str,
+    num_slices: int,
+    image: str,
+    command: str,
+    project: str | None = None,
+    zone: str | None = None,
+) -> list[str]:
+    cmd = [
+        "xpk",
+        "workload",
+        "create",
+        f"--cluster={cluster}",
+        f"--workload={workload}",
+        f"--tpu-type={tpu_type}",
+        f"--num-slices={num_slices}",
+        f"--docker-image={image}",
+        f"--command={command}",
+    ]
     if project:
         cmd.append(f"--project={project}")
     if zone:

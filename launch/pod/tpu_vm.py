@@ -3,10 +3,12 @@ same command on every worker, optionally delete the slice afterwards.
 
     python -m launch.pod.tpu_vm --name=eurollm-9b --zone=us-east5-a --accelerator=v5p-128 \
         --version=v2-alpha-tpuv5 --dry_run -- \
-        --config=configs/eurollm_9b.py --workdir=gs://BUCKET/eurollm-9b --config.train.batch_size=2816
+        --config=configs/eurollm_9b.py --workdir=/mnt/shared/eurollm-9b \
+        --config.train.batch_size=2816
 
 Everything after ``--`` is passed to ``python -m launch.train`` (or ``--module``) on every
-worker; ``--workdir`` should be a bucket (gs://) that all workers share. Rerunning the same
+worker; ``--workdir`` must be a directory all workers share (a gcsfuse or Filestore
+mount). Rerunning the same
 command reuses the slice and resumes from the latest checkpoint.
 """
 
@@ -19,7 +21,9 @@ from launch.pod import commands as C
 
 _NAME = flags.DEFINE_string("name", None, "TPU VM (slice) name")
 _ZONE = flags.DEFINE_string("zone", None, "GCP zone, e.g. us-east5-a")
-_ACCEL = flags.DEFINE_string("accelerator", "v5p-8", "accelerator type, e.g. v5p-128, v5litepod-256")
+_ACCEL = flags.DEFINE_string(
+    "accelerator", "v5p-8", "accelerator type, e.g. v5p-128, v5litepod-256"
+)
 _VERSION = flags.DEFINE_string("version", "v2-alpha-tpuv5", "TPU VM runtime version")
 _PROJECT = flags.DEFINE_string("project", None, "GCP project (default: gcloud's)")
 _SPOT = flags.DEFINE_bool("spot", False, "create a Spot (preemptible) slice")
@@ -47,8 +51,11 @@ def main(argv):
         print("error: --name and --zone are required", file=sys.stderr)
         return 2
     if not job_args:
-        print("error: pass the job's flags after --, e.g. -- --config=configs/tiny.py --workdir=gs://b/run",
-              file=sys.stderr)
+        print(
+            "error: pass the job's flags after --, e.g. "
+            "-- --config=configs/tiny.py --workdir=/mnt/shared/run",
+            file=sys.stderr,
+        )
         return 2
     s = C.Slice(_NAME.value, _ZONE.value, _ACCEL.value, _VERSION.value, _PROJECT.value, _SPOT.value)
     if _DRY.value:
@@ -57,8 +64,14 @@ def main(argv):
     else:
         exists = subprocess.run(C.describe(s), capture_output=True).returncode == 0
         print(f"slice {s.name}: {'reusing' if exists else 'creating'}")
-    for cmd in plan(s, job_args, exists=exists, setup=not _SKIP_SETUP.value,
-                    delete_after=_DELETE.value, module=_MODULE.value):
+    for cmd in plan(
+        s,
+        job_args,
+        exists=exists,
+        setup=not _SKIP_SETUP.value,
+        delete_after=_DELETE.value,
+        module=_MODULE.value,
+    ):
         C.run(cmd, _DRY.value)
     return 0
 

@@ -2,7 +2,7 @@
 
     python -m launch.pod.xpk --cluster=my-cluster --workload=eurollm-9b --tpu_type=v5p-128 \
         --image=us-docker.pkg.dev/PROJECT/eurollm/eurollm_jax:latest --dry_run -- \
-        --config=configs/eurollm_9b.py --workdir=gs://BUCKET/eurollm-9b
+        --config=configs/eurollm_9b.py --workdir=/mnt/shared/eurollm-9b
 
 The image must contain this repository installed with the ``tpu`` extra.
 """
@@ -26,13 +26,25 @@ _DRY = flags.DEFINE_bool("dry_run", False, "print the command instead of running
 
 def main(argv):
     job_args = argv[1:]
-    missing = [n for n, f in (("cluster", _CLUSTER), ("workload", _WORKLOAD), ("image", _IMAGE)) if not f.value]
+    missing = [
+        n
+        for n, f in (("cluster", _CLUSTER), ("workload", _WORKLOAD), ("image", _IMAGE))
+        if not f.value
+    ]
     if missing or not job_args:
         print(f"error: --{', --'.join(missing) or 'job flags after --'} required", file=sys.stderr)
         return 2
     command = C.train_command(job_args, module=_MODULE.value).replace(f"cd {C.REMOTE_DIR} && ", "")
-    cmd = C.xpk_create(_CLUSTER.value, _WORKLOAD.value, _TPU.value, _SLICES.value, _IMAGE.value,
-                       command, _PROJECT.value, _ZONE.value)
+    cmd = C.xpk_create(
+        _CLUSTER.value,
+        _WORKLOAD.value,
+        _TPU.value,
+        _SLICES.value,
+        _IMAGE.value,
+        command,
+        _PROJECT.value,
+        _ZONE.value,
+    )
     C.run(cmd, _DRY.value)
     return 0
 

@@ -5,8 +5,16 @@ import ml_collections
 from configs.base import base_config
 
 SMALL_MODEL = dict(
-    vocab_size=384, d_model=64, num_layers=2, num_heads=4, num_kv_heads=2, head_dim=16,
-    ffn_dim=128, max_seq_len=256, compute_dtype="float32", param_dtype="float32",
+    vocab_size=384,
+    d_model=64,
+    num_layers=2,
+    num_heads=4,
+    num_kv_heads=2,
+    head_dim=16,
+    ffn_dim=128,
+    max_seq_len=256,
+    compute_dtype="float32",
+    param_dtype="float32",
     attention_impl="xla",
 )
 

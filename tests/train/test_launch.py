@@ -21,20 +21,46 @@ def _env(**extra):
 
 
 @pytest.mark.tpu
-@pytest.mark.skipif(importlib.util.find_spec("libtpu") is None, reason="needs libtpu (the tpu extra)")
+@pytest.mark.skipif(
+    importlib.util.find_spec("libtpu") is None, reason="needs libtpu (the tpu extra)"
+)
 def test_compile_tiny_for_a_small_tpu_topology():
-    small = ["--config.model.vocab_size=1024", "--config.model.d_model=128", "--config.model.num_layers=2",
-             "--config.model.ffn_dim=256", "--config.train.seq_len=128"]
-    cmd = [sys.executable, "-m", "launch.compile_tpu", "--config=configs/tiny.py", "--topology=v5e:2x2"]
-    ok = subprocess.run(cmd + small, cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=600)
+    small = [
+        "--config.model.vocab_size=1024",
+        "--config.model.d_model=128",
+        "--config.model.num_layers=2",
+        "--config.model.ffn_dim=256",
+        "--config.train.seq_len=128",
+    ]
+    cmd = [
+        sys.executable,
+        "-m",
+        "launch.compile_tpu",
+        "--config=configs/tiny.py",
+        "--topology=v5e:2x2",
+    ]
+    ok = subprocess.run(
+        cmd + small, cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=600
+    )
     assert ok.returncode == 0, ok.stdout + ok.stderr[-3000:]
     assert "4 x v5e chips" in ok.stdout and "FITS" in ok.stdout and "of 16.00 GiB HBM" in ok.stdout
     assert "compiled FLOPs per chip per step" in ok.stdout
     assert ok.stderr.strip() == "", ok.stderr[-2000:]  # libtpu stays quiet
     # A batch that cannot fit a chip: exit code 1 and the reason.
-    big = subprocess.run(cmd + small + ["--config.train.batch_size=4096", "--config.train.seq_len=512",
-                                        "--config.model.max_seq_len=512"],
-                         cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=600)
+    big = subprocess.run(
+        cmd
+        + small
+        + [
+            "--config.train.batch_size=4096",
+            "--config.train.seq_len=512",
+            "--config.model.max_seq_len=512",
+        ],
+        cwd=ROOT,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert big.returncode == 1, big.stdout + big.stderr[-3000:]
     assert "DOES NOT FIT" in big.stdout
 
@@ -46,8 +72,12 @@ def test_tpu_vm_plan_creates_or_reuses_and_runs_everywhere():
     assert fresh[0][:6] == ["gcloud", "compute", "tpus", "tpu-vm", "create", "run1"]
     assert "--accelerator-type=v5p-128" in fresh[0] and "--project=proj" in fresh[0]
     run = fresh[-2]
-    assert "--worker=all" in run and run[-1].startswith("--command=cd ~/eurollm_jax && EUROLLM_AUTO_DISTRIBUTED=1")
-    assert run[-1].endswith("python3 -m launch.train --config=configs/eurollm_9b.py --workdir=/mnt/shared/run1")
+    assert "--worker=all" in run and run[-1].startswith(
+        "--command=cd ~/eurollm_jax && EUROLLM_AUTO_DISTRIBUTED=1"
+    )
+    assert run[-1].endswith(
+        "python3 -m launch.train --config=configs/eurollm_9b.py --workdir=/mnt/shared/run1"
+    )
     assert fresh[-1][4] == "delete"
     reuse = plan(s, job, exists=True, setup=False, delete_after=False, module="launch.train")
     assert len(reuse) == 1 and reuse[0][4] == "ssh"
@@ -55,19 +85,52 @@ def test_tpu_vm_plan_creates_or_reuses_and_runs_everywhere():
 
 def test_pod_dry_runs_print_the_commands():
     out = subprocess.run(
-        [sys.executable, "-m", "launch.pod.tpu_vm", "--name=n", "--zone=z", "--accelerator=v5litepod-256",
-         "--dry_run", "--", "--config=configs/eurollm_9b.py", "--workdir=/mnt/run"],
-        cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=120)
+        [
+            sys.executable,
+            "-m",
+            "launch.pod.tpu_vm",
+            "--name=n",
+            "--zone=z",
+            "--accelerator=v5litepod-256",
+            "--dry_run",
+            "--",
+            "--config=configs/eurollm_9b.py",
+            "--workdir=/mnt/run",
+        ],
+        cwd=ROOT,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr
     lines = out.stdout.strip().splitlines()
     assert all(line.startswith("[dry-run] gcloud compute tpus tpu-vm") for line in lines)
     assert any("--worker=all" in line and "launch.train" in line for line in lines)
     out = subprocess.run(
-        [sys.executable, "-m", "launch.pod.xpk", "--cluster=c", "--workload=w", "--tpu_type=v5p-128",
-         "--image=img", "--num_slices=2", "--dry_run", "--", "--config=configs/eurollm_9b.py"],
-        cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=120)
+        [
+            sys.executable,
+            "-m",
+            "launch.pod.xpk",
+            "--cluster=c",
+            "--workload=w",
+            "--tpu_type=v5p-128",
+            "--image=img",
+            "--num_slices=2",
+            "--dry_run",
+            "--",
+            "--config=configs/eurollm_9b.py",
+        ],
+        cwd=ROOT,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr
-    assert out.stdout.startswith("[dry-run] xpk workload create --cluster=c --workload=w --tpu-type=v5p-128 --num-slices=2")
+    assert out.stdout.startswith(
+        "[dry-run] xpk workload create --cluster=c --workload=w --tpu-type=v5p-128 --num-slices=2"
+    )
 
 
 @pytest.mark.torch
@@ -75,10 +138,22 @@ def test_bench_times_the_step_and_the_transformers_peer(capsys):
     pytest.importorskip("transformers")
     from eurollm_jax.train import bench
 
-    flags = ["bench", "--config=configs/tiny.py", "--peer=hf", "--steps=2", "--warmup=1", "--fast_compile",
-             "--config.model.vocab_size=384", "--config.model.d_model=64", "--config.model.num_layers=2",
-             "--config.model.ffn_dim=128", "--config.model.num_heads=4", "--config.model.head_dim=16",
-             "--config.train.seq_len=32", "--config.train.batch_size=8"]
+    flags = [
+        "bench",
+        "--config=configs/tiny.py",
+        "--peer=hf",
+        "--steps=2",
+        "--warmup=1",
+        "--fast_compile",
+        "--config.model.vocab_size=384",
+        "--config.model.d_model=64",
+        "--config.model.num_layers=2",
+        "--config.model.ffn_dim=128",
+        "--config.model.num_heads=4",
+        "--config.model.head_dim=16",
+        "--config.train.seq_len=32",
+        "--config.train.batch_size=8",
+    ]
     assert bench.main(flags) == 0
     out = capsys.readouterr().out
     assert "eurollm_jax:" in out and "tokens/s" in out

@@ -17,11 +17,20 @@ from tests.train.helpers import override, small_config
 
 def _text_config(steps=40):
     config = small_config(mesh=(2, 2, 2), steps=steps)
-    override(config, **{
-        "data.source": "text", "train.seq_len": 128, "train.log_every": 5,
-        "checkpoint.every": 0, "checkpoint.export_params": True, "eval.every": steps,
-        "optimizer.lr": 5e-3, "optimizer.warmup_steps": 4, "optimizer.decay_fraction": 0.25,
-    })
+    override(
+        config,
+        **{
+            "data.source": "text",
+            "train.seq_len": 128,
+            "train.log_every": 5,
+            "checkpoint.every": 0,
+            "checkpoint.export_params": True,
+            "eval.every": steps,
+            "optimizer.lr": 5e-3,
+            "optimizer.warmup_steps": 4,
+            "optimizer.decay_fraction": 0.25,
+        },
+    )
     return config
 
 
@@ -73,10 +82,17 @@ def test_sigterm_checkpoints_and_exits_cleanly(tmp_path):
 def test_sft_from_exported_params_trains_only_the_head(pretrained, tmp_path):
     pre_dir, _ = pretrained
     config = small_config(mesh=(2, 2, 2), steps=3)
-    override(config, **{
-        "data.source": "sft", "train.seq_len": 128, "train.init_params": os.path.join(pre_dir, "params"),
-        "train.trainable": ("lm_head",), "checkpoint.every": 0, "optimizer.lr": 1e-3,
-    })
+    override(
+        config,
+        **{
+            "data.source": "sft",
+            "train.seq_len": 128,
+            "train.init_params": os.path.join(pre_dir, "params"),
+            "train.trainable": ("lm_head",),
+            "checkpoint.every": 0,
+            "optimizer.lr": 1e-3,
+        },
+    )
     workdir = str(tmp_path / "sft")
     result = train(config, workdir)
     assert result.step == 3
@@ -94,7 +110,9 @@ def test_sft_from_exported_params_trains_only_the_head(pretrained, tmp_path):
     for x, y in zip(jax.tree.leaves(after["layers"]), jax.tree.leaves(pre["layers"])):
         np.testing.assert_array_equal(x, y)
     assert np.abs(after["lm_head"] - pre["lm_head"]).max() > 1e-4
-    counts = [int(x) for x in jax.tree.leaves(jax.device_get(state["opt_state"])) if np.ndim(x) == 0]
+    counts = [
+        int(x) for x in jax.tree.leaves(jax.device_get(state["opt_state"])) if np.ndim(x) == 0
+    ]
     assert counts and all(c == 3 for c in counts)  # a fresh optimizer: 3 updates
     assert saved_config["train"]["trainable"] == ["lm_head"]
 

@@ -19,17 +19,26 @@ def manifest(tmp_path_factory):
 
     texts = udhr_texts(("en", "de"))
     out = str(tmp_path_factory.mktemp("tokens"))
-    write_token_corpus(out, {f"{lang}/udhr": [byte_tokenize(s) for s in sents] for lang, sents in texts.items()})
+    write_token_corpus(
+        out, {f"{lang}/udhr": [byte_tokenize(s) for s in sents] for lang, sents in texts.items()}
+    )
     return out
 
 
 def _config(manifest):
     config = small_config(steps=4)
-    override(config, **{
-        "checkpoint.every": 2, "data.source": "pipeline", "data.manifest": manifest,
-        "train.phases": ({"name": "en", "steps": 2, "mixture": {"en/udhr": 1.0}},
-                         {"name": "de", "steps": 2, "mixture": {"de/udhr": 1.0}}),
-    })
+    override(
+        config,
+        **{
+            "checkpoint.every": 2,
+            "data.source": "pipeline",
+            "data.manifest": manifest,
+            "train.phases": (
+                {"name": "en", "steps": 2, "mixture": {"en/udhr": 1.0}},
+                {"name": "de", "steps": 2, "mixture": {"de/udhr": 1.0}},
+            ),
+        },
+    )
     return config
 
 
@@ -38,10 +47,14 @@ def test_phase_mixture_is_applied_to_the_live_pipeline(manifest):
 
     config = _config(manifest)
     it = make_iterator(config, mixture={"en/udhr": 1.0})
-    en = bytes(int(t) - BYTE_OFFSET for t in next(it)["tokens"].ravel() if t >= BYTE_OFFSET).decode("utf-8", "replace")
+    en = bytes(int(t) - BYTE_OFFSET for t in next(it)["tokens"].ravel() if t >= BYTE_OFFSET).decode(
+        "utf-8", "replace"
+    )
     it2 = switch_mixture(it, config, {"de/udhr": 1.0}, shard_index=0, shard_count=1)
     assert it2 is it  # same iterator, new weights: sources continue where they were
-    de = bytes(int(t) - BYTE_OFFSET for t in next(it)["tokens"].ravel() if t >= BYTE_OFFSET).decode("utf-8", "replace")
+    de = bytes(int(t) - BYTE_OFFSET for t in next(it)["tokens"].ravel() if t >= BYTE_OFFSET).decode(
+        "utf-8", "replace"
+    )
     assert " the " in en and " the " not in de
     assert " und " in de or " die " in de or " der " in de
 

@@ -9,11 +9,10 @@ import sys
 
 import jax
 import numpy as np
-import pytest
 
 from eurollm_jax.train import Checkpointer, train
 from eurollm_jax.train.metrics import read_jsonl
-from tests.train.helpers import SMALL_MODEL, override, small_config
+from tests.train.helpers import SMALL_MODEL, small_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 FAST_XLA = "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
@@ -38,10 +37,20 @@ def _cli_flags(workdir, mesh=(2, 2, 2), steps=4, **extra):
         flags.append(f"--config.model.{k}={v}")
     for k, v in zip(("data", "fsdp", "tensor"), mesh):
         flags.append(f"--config.mesh.{k}={v}")
-    values = {"train.steps": steps, "train.batch_size": 8, "train.seq_len": 32, "train.log_every": 1,
-              "checkpoint.every": 2, "checkpoint.export_params": False, "data.num_docs": 128,
-              "optimizer.warmup_steps": 2, "optimizer.lr": 3e-3, "optimizer.decay_fraction": 0.1,
-              "data.source": "synthetic", "eval.every": 0}
+    values = {
+        "train.steps": steps,
+        "train.batch_size": 8,
+        "train.seq_len": 32,
+        "train.log_every": 1,
+        "checkpoint.every": 2,
+        "checkpoint.export_params": False,
+        "data.num_docs": 128,
+        "optimizer.warmup_steps": 2,
+        "optimizer.lr": 3e-3,
+        "optimizer.decay_fraction": 0.1,
+        "data.source": "synthetic",
+        "eval.every": 0,
+    }
     values.update(extra)
     flags += [f"--config.{k}={v}" for k, v in values.items()]
     return flags
@@ -57,8 +66,14 @@ def _matching_config(mesh=(2, 2, 2), steps=4):
 def test_cli_resumes_exactly(tmp_path):
     workdir = str(tmp_path / "cli")
     cmd = [sys.executable, "-m", "launch.train"] + _cli_flags(workdir)
-    first = subprocess.run(cmd + ["--config.train.stop_after=2"], env=_env(), cwd=ROOT,
-                           capture_output=True, text=True, timeout=300)
+    first = subprocess.run(
+        cmd + ["--config.train.stop_after=2"],
+        env=_env(),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert first.returncode == 0, first.stderr[-3000:]
     assert "stopped early at step 2" in first.stdout
     second = subprocess.run(cmd, env=_env(), cwd=ROOT, capture_output=True, text=True, timeout=300)
@@ -66,17 +81,29 @@ def test_cli_resumes_exactly(tmp_path):
     cli = {r["step"]: r["loss"] for r in read_jsonl(os.path.join(workdir, "metrics.jsonl"))}
     assert sorted(cli) == [1, 2, 3, 4]
 
-    bad = subprocess.run(cmd[:4] + [f"--workdir={tmp_path / 'no' / 'run'}"], env=_env(), cwd=ROOT,
-                         capture_output=True, text=True, timeout=300)
+    bad = subprocess.run(
+        cmd[:4] + [f"--workdir={tmp_path / 'no' / 'run'}"],
+        env=_env(),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert bad.returncode == 1 and "parent directory of --workdir does not exist" in bad.stderr
 
     # the same job straight through in this process (XLA options as in the subprocesses)
     config = _matching_config()
-    config.train.compiler_options = {"xla_backend_optimization_level": 0,
-                                     "xla_llvm_disable_expensive_passes": True}
+    config.train.compiler_options = {
+        "xla_backend_optimization_level": 0,
+        "xla_llvm_disable_expensive_passes": True,
+    }
     straight = train(config, str(tmp_path / "straight"))
-    ref = {r["step"]: r["loss"] for r in read_jsonl(os.path.join(straight.workdir, "metrics.jsonl"))}
-    np.testing.assert_allclose([cli[s] for s in range(1, 5)], [ref[s] for s in range(1, 5)], rtol=0, atol=1e-6)
+    ref = {
+        r["step"]: r["loss"] for r in read_jsonl(os.path.join(straight.workdir, "metrics.jsonl"))
+    }
+    np.testing.assert_allclose(
+        [cli[s] for s in range(1, 5)], [ref[s] for s in range(1, 5)], rtol=0, atol=1e-6
+    )
 
 
 KILL_SCRIPT = r"""
@@ -84,7 +111,8 @@ import os, signal, sys
 import jax, jax.numpy as jnp
 from eurollm_jax.train.checkpointing import Checkpointer
 ck = Checkpointer(sys.argv[1], keep=3, async_save=True)
-big = lambda v: {"w": jnp.full((4096, 4096), v, jnp.float32), "b": jnp.full((4096, 2048), v, jnp.float32)}
+def big(v):
+    return {"w": jnp.full((4096, 4096), v), "b": jnp.full((4096, 2048), v)}
 ck.save(1, big(1.0), {"phase": 0, "iterators": [{"next_index": 1}]}, {"step": 1})
 ck.wait()
 ck.save(2, big(2.0), {"phase": 0, "iterators": [{"next_index": 2}]}, {"step": 2})
@@ -94,17 +122,28 @@ os.kill(os.getpid(), signal.SIGKILL)  # mid-way through the background write of 
 
 def test_kill_during_async_save_keeps_the_last_good_checkpoint(tmp_path):
     directory = str(tmp_path / "checkpoints")
-    proc = subprocess.run([sys.executable, "-c", KILL_SCRIPT, directory], env=_env(devices=1),
-                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", KILL_SCRIPT, directory],
+        env=_env(devices=1),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
     names = os.listdir(directory)
     assert "1" in names and "2" not in names
     assert any(n.startswith("2.orbax-checkpoint-tmp") for n in names), names  # really interrupted
     ck = Checkpointer(directory)
     assert ck.latest_step() == 1
-    abstract = {"w": jax.ShapeDtypeStruct((4096, 4096), np.float32), "b": jax.ShapeDtypeStruct((4096, 2048), np.float32)}
+    abstract = {
+        "w": jax.ShapeDtypeStruct((4096, 4096), np.float32),
+        "b": jax.ShapeDtypeStruct((4096, 2048), np.float32),
+    }
     sharding = jax.sharding.SingleDeviceSharding(jax.devices()[0])
-    abstract = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=sharding), abstract)
+    abstract = jax.tree.map(
+        lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=sharding), abstract
+    )
     state, data, config = ck.restore(1, abstract)
     assert float(state["w"][0, 0]) == 1.0 and float(state["b"][-1, -1]) == 1.0
     assert data["iterators"] == [{"next_index": 1}] and config == {"step": 1}
@@ -123,11 +162,23 @@ def _free_port():
 def test_two_processes_log_the_same_losses_as_one(tmp_path):
     workdir = str(tmp_path / "multi")
     port = _free_port()
-    cmd = [sys.executable, "-m", "launch.train"] + _cli_flags(workdir, steps=3, **{"checkpoint.every": 3})
+    cmd = [sys.executable, "-m", "launch.train"] + _cli_flags(
+        workdir, steps=3, **{"checkpoint.every": 3}
+    )
     procs = [
-        subprocess.Popen(cmd, env=_env(devices=4, EUROLLM_COORDINATOR=f"127.0.0.1:{port}",
-                                       EUROLLM_NUM_PROCESSES="2", EUROLLM_PROCESS_ID=str(i)),
-                         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            cmd,
+            env=_env(
+                devices=4,
+                EUROLLM_COORDINATOR=f"127.0.0.1:{port}",
+                EUROLLM_NUM_PROCESSES="2",
+                EUROLLM_PROCESS_ID=str(i),
+            ),
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for i in range(2)
     ]
     outs = []
@@ -148,8 +199,12 @@ def test_two_processes_log_the_same_losses_as_one(tmp_path):
 
     config = _matching_config(steps=3)
     config.checkpoint.every = 3
-    config.train.compiler_options = {"xla_backend_optimization_level": 0,
-                                     "xla_llvm_disable_expensive_passes": True}
+    config.train.compiler_options = {
+        "xla_backend_optimization_level": 0,
+        "xla_llvm_disable_expensive_passes": True,
+    }
     single = train(config, str(tmp_path / "single"))
     ref = {r["step"]: r["loss"] for r in read_jsonl(os.path.join(single.workdir, "metrics.jsonl"))}
-    np.testing.assert_allclose([multi[s] for s in (1, 2, 3)], [ref[s] for s in (1, 2, 3)], rtol=0, atol=1e-5)
+    np.testing.assert_allclose(
+        [multi[s] for s in (1, 2, 3)], [ref[s] for s in (1, 2, 3)], rtol=0, atol=1e-5
+    )

@@ -18,14 +18,28 @@ def values(schedule, n):
 
 @pytest.mark.parametrize("shape", ["linear", "cosine", "1-sqrt"])
 def test_wsd_is_a_trapezoid(shape):
-    lr = values(make_schedule("wsd", lr=1.0, total_steps=100, warmup_steps=10, decay_fraction=0.2,
-                              decay_shape=shape, min_lr_ratio=0.1), 100)
+    lr = values(
+        make_schedule(
+            "wsd",
+            lr=1.0,
+            total_steps=100,
+            warmup_steps=10,
+            decay_fraction=0.2,
+            decay_shape=shape,
+            min_lr_ratio=0.1,
+        ),
+        100,
+    )
     np.testing.assert_allclose(lr[:10], np.arange(1, 11) / 10, rtol=1e-6)  # warm-up
     np.testing.assert_allclose(lr[10:80], 1.0)  # stable
     decay = lr[80:]
     assert np.all(np.diff(decay) < 0) and decay[0] < 1.0 and decay[-1] > 0.1
     frac = (np.arange(80, 100) - 80 + 1) / 21
-    expected = {"linear": 1 - frac, "cosine": 0.5 * (1 + np.cos(np.pi * frac)), "1-sqrt": 1 - np.sqrt(frac)}[shape]
+    expected = {
+        "linear": 1 - frac,
+        "cosine": 0.5 * (1 + np.cos(np.pi * frac)),
+        "1-sqrt": 1 - np.sqrt(frac),
+    }[shape]
     np.testing.assert_allclose(decay, 0.1 + 0.9 * expected, rtol=1e-5)
 
 
@@ -38,11 +52,19 @@ def test_cosine_and_constant():
 
 
 def test_phases_with_their_own_lr_segments():
-    phases = parse_phases([
-        {"name": "warm", "steps": 10, "lr": {"start": 1.0, "end": 1.0, "warmup_steps": 5}},
-        {"name": "stable", "steps": 20, "mixture": {"en": 1.0}},
-        {"name": "anneal", "steps": 10, "mixture": {"de": 1.0}, "lr": {"start": 1.0, "end": 0.0, "shape": "linear"}},
-    ], 40)
+    phases = parse_phases(
+        [
+            {"name": "warm", "steps": 10, "lr": {"start": 1.0, "end": 1.0, "warmup_steps": 5}},
+            {"name": "stable", "steps": 20, "mixture": {"en": 1.0}},
+            {
+                "name": "anneal",
+                "steps": 10,
+                "mixture": {"de": 1.0},
+                "lr": {"start": 1.0, "end": 0.0, "shape": "linear"},
+            },
+        ],
+        40,
+    )
     assert [p.start for p in phases] == [0, 10, 30] and phases[2].mixture == {"de": 1.0}
     fallback = make_schedule("constant", lr=0.5, total_steps=40, warmup_steps=0)
     lr = values(phase_schedule(phases, 0.5, fallback), 40)

@@ -13,10 +13,16 @@ from tests.train.helpers import FAST_COMPILE, override, small_config
 
 def _setup(config, devices=None, keys=None):
     job = build_job(config, devices=devices)
-    state = init_state(job.model_cfg, job.tx, job.mesh, job.spec, seed=0, compiler_options=FAST_COMPILE)
-    fn = jit_train_step(make_train_step(job.spec.graphdef, job.model_cfg, job.tx, job.schedule,
-                                        job.step_opts), job.spec, job.mesh,
-                        compiler_options=FAST_COMPILE, **({"keys": keys} if keys else {}))
+    state = init_state(
+        job.model_cfg, job.tx, job.mesh, job.spec, seed=0, compiler_options=FAST_COMPILE
+    )
+    fn = jit_train_step(
+        make_train_step(job.spec.graphdef, job.model_cfg, job.tx, job.schedule, job.step_opts),
+        job.spec,
+        job.mesh,
+        compiler_options=FAST_COMPILE,
+        **({"keys": keys} if keys else {}),
+    )
     return job, state, fn
 
 
@@ -37,8 +43,10 @@ def _run(job, state, fn, batches):
 
 def _max_diff(a, b):
     a, b = jax.device_get((a, b))
-    return max(float(np.max(np.abs(np.asarray(x) - np.asarray(y))))
-               for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
+    return max(
+        float(np.max(np.abs(np.asarray(x) - np.asarray(y))))
+        for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b))
+    )
 
 
 def test_micro_batches_equal_one_batch():
@@ -98,7 +106,9 @@ def test_chunked_loss_equals_full_logits():
     batches = _batches(config, 1)
     job, s, f = _setup(config)
     s, l_full = _run(job, s, f, batches)
-    jobc, sc, fc = _setup(override(small_config(mesh=(1, 2, 4), loss_chunk=8), **{"optimizer.lr": 3e-4}))
+    jobc, sc, fc = _setup(
+        override(small_config(mesh=(1, 2, 4), loss_chunk=8), **{"optimizer.lr": 3e-4})
+    )
     sc, l_chunk = _run(jobc, sc, fc, batches)
     assert abs(l_full[0] - l_chunk[0]) < 1e-5
     assert _max_diff(s["params"], sc["params"]) < 1e-5
@@ -113,9 +123,15 @@ def test_nonfinite_step_is_skipped_and_counted():
     before = jax.device_get(state)
     with jax.set_mesh(job.mesh):
         state, m = fn(state, batch)
-        assert int(m["skipped"]) == 1 and int(m["nonfinite"]) == 1 and not np.isfinite(float(m["loss"]))
+        assert (
+            int(m["skipped"]) == 1
+            and int(m["nonfinite"]) == 1
+            and not np.isfinite(float(m["loss"]))
+        )
         after = jax.device_get(state)
-        np.testing.assert_array_equal(np.isnan(after["params"]["norm"]["scale"]), np.isnan(before["params"]["norm"]["scale"]))
+        np.testing.assert_array_equal(
+            np.isnan(after["params"]["norm"]["scale"]), np.isnan(before["params"]["norm"]["scale"])
+        )
         assert _max_diff(before["opt_state"], after["opt_state"]) == 0.0
         assert int(after["step"]) == 1
         state, m = fn(state, batch)
@@ -130,11 +146,14 @@ def test_z_loss_adds_to_the_objective_only():
     batch = _batches(config, 1)[0]
     job = build_job(config, devices=jax.devices()[:1])
     host_state = jax.device_get(
-        init_state(job.model_cfg, job.tx, job.mesh, job.spec, seed=0, compiler_options=FAST_COMPILE))
+        init_state(job.model_cfg, job.tx, job.mesh, job.spec, seed=0, compiler_options=FAST_COMPILE)
+    )
     out = []
     for z in (0.0, 1e-2):
         state = host_state
-        step = make_train_step(job.spec.graphdef, job.model_cfg, job.tx, job.schedule, StepOptions(z_loss=z))
+        step = make_train_step(
+            job.spec.graphdef, job.model_cfg, job.tx, job.schedule, StepOptions(z_loss=z)
+        )
         with jax.set_mesh(job.mesh):
             new, m = jax.jit(step, compiler_options=FAST_COMPILE)(state, batch)
         out.append((float(m["loss"]), float(m["z_loss"]), float(m["grad_norm"])))
