@@ -28,6 +28,10 @@ def main(argv):
     from eurollm_jax.train.checkpointing import CheckpointMismatchError
     from eurollm_jax.train.loop import TrainingAborted
 
+    if not any(a.startswith(("--verbosity", "-v")) for a in sys.argv[1:]):
+        from absl import logging as absl_logging
+
+        absl_logging.set_verbosity(absl_logging.WARNING)  # Orbax/Grain chatter off by default
     logging.getLogger("eurollm_jax").setLevel(logging.INFO)
     config = _CONFIG.value
     if config is None:

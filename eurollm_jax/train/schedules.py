@@ -74,7 +74,10 @@ def make_schedule(
         raise ScheduleError(f"total_steps must be positive, got {total_steps}")
     warmup = resolve_warmup(total_steps, warmup_steps, warmup_fraction)
     if warmup > total_steps:
-        raise ScheduleError(f"warmup ({warmup} steps) is longer than the run ({total_steps} steps)")
+        raise ScheduleError(
+            f"warmup ({warmup} steps) is longer than the run ({total_steps} steps); lower "
+            f"optimizer.warmup_steps (e.g. --config.optimizer.warmup_steps=0)"
+        )
     if not 0.0 <= decay_fraction <= 1.0:
         raise ScheduleError(f"decay_fraction must be in [0, 1], got {decay_fraction}")
     floor = min_lr_ratio * lr
