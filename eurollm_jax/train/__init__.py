@@ -7,9 +7,12 @@ Public surface:
 - ``init_state`` / ``state_spec``: the sharded train state;
 - ``make_schedule`` / ``parse_phases``: LR schedules and phases; ``make_optimizer``;
 - ``Checkpointer``: Orbax checkpoints; ``export_from_workdir``: params-only export;
-- ``make_iterator``: the batch iterators (in-memory Grain sources until the data pipeline).
+- ``make_iterator``: batch iterators (the ``eurollm_jax.data`` pipeline, or in-memory Grain
+  sources: synthetic, real multilingual text, SFT conversations);
+- ``compile_for_topology``: AOT compilation of the train step for a TPU slice (fit check).
 """
 
+from eurollm_jax.train.aot import CompileReport, TopologyError, compile_for_topology
 from eurollm_jax.train.checkpointing import Checkpointer, CheckpointMismatchError
 from eurollm_jax.train.data import DataConfigError, make_iterator
 from eurollm_jax.train.loop import (
@@ -35,6 +38,9 @@ from eurollm_jax.train.step import (
 from eurollm_jax.train.validate import TrainConfigError
 
 __all__ = [
+    "CompileReport",
+    "TopologyError",
+    "compile_for_topology",
     "Checkpointer",
     "CheckpointMismatchError",
     "DataConfigError",
