@@ -80,7 +80,7 @@ def time_jax(cfg: ModelConfig, batch: int, seq: int, iters: int, mesh_shape=(1, 
         compile_s = time.perf_counter() - t0
         seconds = _median_time(lambda: jax.block_until_ready(step(params, tokens)), iters)
     tokens_per_s = batch * seq / seconds
-    peak = peak_flops()
+    peak = peak_flops(jax.devices()[0].device_kind)
     flops = cfg.train_flops_per_token(seq) * tokens_per_s
     return {
         "tokens_per_s": tokens_per_s,

@@ -116,8 +116,9 @@ def initialize_distributed(
         num_processes = int(os.environ["EUROLLM_NUM_PROCESSES"])
     if process_id is None and "EUROLLM_PROCESS_ID" in os.environ:
         process_id = int(os.environ["EUROLLM_PROCESS_ID"])
+    tpu_hosts = os.environ.get("TPU_WORKER_HOSTNAMES", "")
     auto = os.environ.get("EUROLLM_AUTO_DISTRIBUTED") == "1" or (
-        "TPU_WORKER_HOSTNAMES" in os.environ and "," in os.environ["TPU_WORKER_HOSTNAMES"]
+        "," in tpu_hosts and " " not in tpu_hosts  # a multi-host TPU slice names its workers
     )
     if coordinator_address is None and not auto:
         return False
