@@ -119,7 +119,7 @@ def build_job(config, *, devices=None) -> Job:
             min_lr_ratio=float(o.min_lr_ratio),
         )
         schedule = phase_schedule(phases, float(o.lr), base)
-        abstract_params = nnx.state(abstract_model(mcfg)).to_pure_dict()
+        abstract_params = nnx.to_pure_dict(nnx.state(abstract_model(mcfg)))
         tx = make_optimizer(
             _to_plain(o),
             schedule,
@@ -205,8 +205,8 @@ def _load_init_params(job: Job, directory: str):
     if not os.path.isdir(directory):
         raise TrainConfigError(f"train.init_params: {directory} is not a directory")
     saved_cfg = load_model_config(directory)
-    want = nnx.state(abstract_model(job.model_cfg)).to_pure_dict()
-    have = nnx.state(abstract_model(saved_cfg)).to_pure_dict()
+    want = nnx.to_pure_dict(nnx.state(abstract_model(job.model_cfg)))
+    have = nnx.to_pure_dict(nnx.state(abstract_model(saved_cfg)))
     from eurollm_jax.train.checkpointing import _flat
 
     fw, fh = _flat(want), _flat(have)
@@ -224,7 +224,7 @@ def _load_init_params(job: Job, directory: str):
         for k in ("compute_dtype", "scan_layers", "remat_policy", "attention_impl")
     }
     model = load_params(directory, mesh=job.mesh, **non_shape)
-    return nnx.state(model).to_pure_dict()
+    return nnx.to_pure_dict(nnx.state(model))
 
 
 def _global_batch(local: dict, sharding) -> dict:

@@ -40,7 +40,7 @@ def replicated(mesh) -> NamedSharding:
 
 def param_shardings(cfg: ModelConfig, mesh):
     graphdef, shardings = model_shardings(cfg, mesh)
-    return graphdef, shardings.to_pure_dict()
+    return graphdef, nnx.to_pure_dict(shardings)
 
 
 def opt_state_shardings(tx, abstract_params, p_shardings, mesh):
@@ -64,7 +64,7 @@ def state_spec(cfg: ModelConfig, tx, mesh) -> StateSpec:
     graphdef, p_sh = param_shardings(cfg, mesh)
     from eurollm_jax.model import abstract_model
 
-    abstract_params = nnx.state(abstract_model(cfg)).to_pure_dict()
+    abstract_params = nnx.to_pure_dict(nnx.state(abstract_model(cfg)))
     o_sh, abstract_opt = opt_state_shardings(tx, abstract_params, p_sh, mesh)
     rep = replicated(mesh)
     shardings = {"step": rep, "params": p_sh, "opt_state": o_sh, "rng": rep, "nonfinite": rep}
@@ -87,7 +87,7 @@ def init_params(cfg: ModelConfig, mesh, shardings, *, seed: int, compiler_option
     from eurollm_jax.model import Transformer
 
     def build():
-        return nnx.state(Transformer(cfg, rngs=nnx.Rngs(seed))).to_pure_dict()
+        return nnx.to_pure_dict(nnx.state(Transformer(cfg, rngs=nnx.Rngs(seed))))
 
     with jax.set_mesh(mesh):
         return jax.jit(

@@ -110,7 +110,7 @@ def make_train_step(graphdef, cfg: ModelConfig, tx, schedule, opts: StepOptions)
 
         loss = nll / total
         z_mean = z / total
-        grad_norm = optax.global_norm(grads)
+        grad_norm = optax.tree.norm(grads)
         finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm) & jnp.isfinite(z_mean)
         updates, new_opt = tx.update(grads, state["opt_state"], params)
         new_params = optax.apply_updates(params, updates)
