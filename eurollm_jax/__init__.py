@@ -21,6 +21,7 @@ _EXPORTS = {
     "get_preset": "eurollm_jax.model",
     "MeshConfig": "eurollm_jax.parallel",
     "create_mesh": "eurollm_jax.parallel",
+    "generate": "eurollm_jax.inference",
 }
 
 __all__ = list(_EXPORTS)
