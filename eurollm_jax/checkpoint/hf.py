@@ -24,6 +24,7 @@ import numpy as np
 from flax import nnx
 
 from eurollm_jax.checkpoint.safetensors_io import TensorIndex, write_sharded
+from eurollm_jax.fileio import write_json
 from eurollm_jax.model.config import ModelConfig
 from eurollm_jax.model.factory import abstract_model
 from eurollm_jax.model.transformer import Transformer
@@ -289,8 +290,7 @@ def save_hf_checkpoint(
         return []
     os.makedirs(path, exist_ok=True)
     names = write_sharded(path, specs, fetch, max_shard_bytes=max_shard_bytes)
-    with open(os.path.join(path, "config.json"), "w") as f:
-        json.dump(cfg.to_hf_config(torch_dtype=dtype), f, indent=2)
-    with open(os.path.join(path, "generation_config.json"), "w") as f:
-        json.dump({"bos_token_id": cfg.bos_token_id, "eos_token_id": cfg.eos_token_id}, f, indent=2)
+    write_json(os.path.join(path, "config.json"), cfg.to_hf_config(torch_dtype=dtype), sort_keys=False)
+    write_json(os.path.join(path, "generation_config.json"),
+               {"bos_token_id": cfg.bos_token_id, "eos_token_id": cfg.eos_token_id})
     return names

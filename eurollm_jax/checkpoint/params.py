@@ -17,6 +17,7 @@ import jax
 import orbax.checkpoint as ocp
 from flax import nnx
 
+from eurollm_jax.fileio import write_json
 from eurollm_jax.model.config import ModelConfig
 from eurollm_jax.model.factory import abstract_model
 from eurollm_jax.model.transformer import Transformer
@@ -38,8 +39,7 @@ def save_params(model: Transformer, directory: str, *, force: bool = False) -> s
         ckptr.save(target, pure, force=force)
         ckptr.wait_until_finished()
     if jax.process_index() == 0:
-        with open(os.path.join(directory, CONFIG_FILE), "w") as f:
-            json.dump(model.cfg.to_dict(), f, indent=2)
+        write_json(os.path.join(directory, CONFIG_FILE), model.cfg.to_dict())
     return directory
 
 

@@ -12,10 +12,12 @@ from __future__ import annotations
 import json
 import os
 import struct
-from typing import Callable, Iterable, Mapping
+from typing import Callable, Mapping
 
 import ml_dtypes
 import numpy as np
+
+from eurollm_jax.fileio import atomic_open, write_json
 
 _DTYPES = {
     "F64": np.dtype(np.float64),
@@ -128,8 +130,7 @@ def write_sharded(
     """Write tensors named in ``specs`` (name, dtype, shape), fetching each lazily.
 
     Returns the written file names. One file is ``model.safetensors``; more get an index.
-    Files are written under a temporary name and renamed, so an interrupted export never
-    leaves a truncated file under the final name.
+    Files are written atomically: an interrupted export never leaves a truncated file.
     """
     metadata = {"format": "pt", **(metadata or {})}
     shards: list[list[tuple[str, np.dtype, tuple[int, ...]]]] = [[]]
@@ -150,8 +151,7 @@ def write_sharded(
     weight_map, total = {}, 0
     for name, entries in zip(names, shards):
         raw, data_bytes = _header_bytes(entries, metadata)
-        tmp = os.path.join(directory, name + ".tmp")
-        with open(tmp, "wb") as f:
+        with atomic_open(os.path.join(directory, name), "wb") as f:
             f.write(struct.pack("<Q", len(raw)))
             f.write(raw)
             for tensor_name, dtype, shape in entries:
@@ -160,11 +160,10 @@ def write_sharded(
                     raise SafetensorsError(f"{tensor_name}: fetched shape {array.shape}, planned {shape}")
                 f.write(array.tobytes())
                 weight_map[tensor_name] = name
-        os.replace(tmp, os.path.join(directory, name))
         total += data_bytes
     if len(names) > 1:
-        with open(os.path.join(directory, INDEX_FILE), "w") as f:
-            json.dump({"metadata": {"total_size": total}, "weight_map": weight_map}, f, indent=2)
+        write_json(os.path.join(directory, INDEX_FILE),
+                   {"metadata": {"total_size": total}, "weight_map": weight_map}, sort_keys=False)
     elif os.path.exists(os.path.join(directory, INDEX_FILE)):
         os.remove(os.path.join(directory, INDEX_FILE))
     return names

@@ -11,7 +11,7 @@
   checkpointable state and live mixture weights; ``make_global_batch(batch, mesh)``.
 """
 
-from eurollm_jax.data.languages import EU_LANGUAGES, EUROLLM_LANGUAGES
+from eurollm_jax.languages import EU_LANGUAGES, EUROLLM_LANGUAGES
 from eurollm_jax.data.pipeline import (
     BATCH_KEYS,
     DataIterator,

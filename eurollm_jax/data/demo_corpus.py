@@ -33,8 +33,8 @@ import re
 import time
 from typing import Iterable, Sequence
 
-from eurollm_jax.data import io
-from eurollm_jax.data.languages import EU_LANGUAGES, PRIMARY_SCRIPT
+from eurollm_jax import fileio as io
+from eurollm_jax.languages import EU_LANGUAGES, gflanguages_key, load_gflanguages
 
 SOURCES: tuple[str, ...] = ("udhr", "spacy", "iso_codes", "gettext")
 DEFAULT_LOCALE_DIR = "/usr/share/locale"
@@ -66,12 +66,7 @@ def _chunk(items: Iterable[str], max_chars: int, sep: str) -> list[str]:
 
 def udhr_documents(lang: str) -> list[str]:
     """UDHR paragraphs for ``lang`` from gflanguages (unique lines, prefixes dropped)."""
-    from gflanguages import LoadLanguages  # local: parses ~1700 small protos (0.3 s)
-
-    global _GF_LANGUAGES
-    if _GF_LANGUAGES is None:
-        _GF_LANGUAGES = LoadLanguages()
-    entry = _GF_LANGUAGES.get(f"{lang}_{PRIMARY_SCRIPT.get(lang, 'Latn')}")
+    entry = load_gflanguages().get(gflanguages_key(lang))
     if entry is None:
         return []
     lines: list[str] = []
@@ -83,8 +78,6 @@ def udhr_documents(lang: str) -> list[str]:
     # Shorter fields are prefixes of longer ones (poster/specimen sizes): keep maximal lines.
     return [line for line in lines if not any(line != other and line in other for other in lines)]
 
-
-_GF_LANGUAGES = None
 
 
 def _spacy_lang_dir() -> str | None:

@@ -12,7 +12,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from eurollm_jax.data import io
+from eurollm_jax import fileio as io
 from eurollm_jax.data.records import RecordWriter
 from eurollm_jax.data.tokenize_job import MARKERS, build_manifest
 

@@ -29,7 +29,7 @@ import time
 import traceback
 from typing import Callable, Sequence
 
-from eurollm_jax.data import io
+from eurollm_jax import fileio as io
 from eurollm_jax.data.readers import BadInputReport, ReaderConfig, input_stem, iter_documents
 from eurollm_jax.data.records import DEFAULT_WRITER_OPTIONS, RecordWriter
 

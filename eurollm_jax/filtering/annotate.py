@@ -113,6 +113,11 @@ class OpenAIClient:
                  raise_errors: bool = False):
         if mode not in ("chat", "completions"):
             raise ValueError(f"mode must be 'chat' or 'completions', got {mode!r}")
+        if not base_url.startswith(("http://", "https://")):
+            raise ValueError(
+                f"base_url must be the http(s) root of an OpenAI-compatible server you run or "
+                f"trust (e.g. http://127.0.0.1:8000 from `python -m launch.serve`), got {base_url!r}"
+            )
         base = base_url.rstrip("/")
         self.base = base if base.endswith("/v1") else base + "/v1"
         self.model, self.mode, self.api_key = model, mode, api_key
@@ -121,6 +126,8 @@ class OpenAIClient:
         self.name = f"openai:{model}@{self.base}"
 
     def _request(self, prompt: str) -> str:
+        # An inference request to the user's own endpoint (base_url), not a download: no
+        # weights or data are fetched.
         if self.mode == "chat":
             url = self.base + "/chat/completions"
             body = {"model": self.model, "messages": [{"role": "user", "content": prompt}],

@@ -40,6 +40,7 @@ import numpy as np
 import optax
 from flax import nnx
 
+from eurollm_jax.fileio import atomic_open, write_json
 from eurollm_jax.filtering.core import DocumentFilter
 
 _TOKEN = re.compile(r"\w+|[^\w\s]", re.UNICODE)
@@ -341,16 +342,11 @@ def save_classifier(model: QualityModel, directory: str, metrics: dict | None = 
         flat["__known_bigrams__"] = np.packbits(model.known_bigrams)
     if model.stats_mean is not None:
         flat["__stats_mean__"], flat["__stats_std__"] = model.stats_mean, model.stats_std
-    tmp = os.path.join(directory, f"params.tmp-{os.getpid()}.npz")
-    np.savez(tmp, **flat)
-    os.replace(tmp, os.path.join(directory, "params.npz"))
+    with atomic_open(os.path.join(directory, "params.npz"), "wb") as f:
+        np.savez(f, **flat)
     for name, obj in (("classifier_config.json", model.cfg.to_dict()), ("metrics.json", metrics)):
-        if obj is None:
-            continue
-        t = os.path.join(directory, name + ".tmp")
-        with open(t, "w", encoding="utf-8") as f:
-            json.dump(obj, f, indent=1, sort_keys=True)
-        os.replace(t, os.path.join(directory, name))
+        if obj is not None:
+            write_json(os.path.join(directory, name), obj)
 
 
 def _flatten(tree, prefix=()):

@@ -259,13 +259,6 @@ class ShardWriter:
             self.abort()
 
 
-def write_json_atomic(path: str, obj: Any) -> None:
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(obj, f, ensure_ascii=False, indent=1, sort_keys=True)
-    os.replace(tmp, path)
-
-
 def read_records(path: str) -> Iterator[dict[str, Any]]:
     """Reads back what ``ShardWriter`` wrote (jsonl variants or parquet)."""
     if path.endswith(".parquet"):

@@ -23,7 +23,7 @@ import os
 from typing import Any
 
 from eurollm_jax.filtering.core import UNKNOWN_LANGUAGE
-from eurollm_jax.filtering.io import write_json_atomic
+from eurollm_jax.fileio import atomic_open, write_json, write_text
 
 KEPT = "kept"
 
@@ -138,10 +138,9 @@ def _chart(summary: dict[str, Any], path: str) -> None:
     ax.set_title("Kept and removed documents by language and filter step")
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.tight_layout()
-    tmp = path + ".tmp.png"
-    fig.savefig(tmp)
+    with atomic_open(path, "wb") as f:
+        fig.savefig(f, format="png")
     plt.close(fig)
-    os.replace(tmp, path)
 
 
 def write_report(stats: ShardStats, output_dir: str, config: dict[str, Any] | None = None
@@ -151,19 +150,14 @@ def write_report(stats: ShardStats, output_dir: str, config: dict[str, Any] | No
     summary["stats"] = stats.to_json()
     if config is not None:
         summary["config"] = config
-    write_json_atomic(os.path.join(output_dir, "report.json"), summary)
-    tmp = os.path.join(output_dir, "report.md.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(_markdown(summary))
-    os.replace(tmp, os.path.join(output_dir, "report.md"))
-    tmp = os.path.join(output_dir, "report.csv.tmp")
-    with open(tmp, "w", encoding="utf-8", newline="") as f:
+    write_json(os.path.join(output_dir, "report.json"), summary)
+    write_text(os.path.join(output_dir, "report.md"), _markdown(summary))
+    with atomic_open(os.path.join(output_dir, "report.csv")) as f:
         w = csv.writer(f)
         w.writerow(["language", "documents", "kept"] + summary["reasons"])
         for row in summary["languages"]:
             w.writerow([row["language"], row["documents"], row["kept"]]
                        + [row["dropped"].get(r, 0) for r in summary["reasons"]])
-    os.replace(tmp, os.path.join(output_dir, "report.csv"))
     _chart(summary, os.path.join(output_dir, "report.png"))
     return summary
 

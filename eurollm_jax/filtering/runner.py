@@ -32,6 +32,7 @@ from typing import Any, Callable, Iterable
 import numpy as np
 
 from eurollm_jax.filtering import report as report_lib
+from eurollm_jax.fileio import write_json
 from eurollm_jax.filtering.core import Document
 from eurollm_jax.filtering.dedup import cluster
 from eurollm_jax.filtering.io import (
@@ -40,7 +41,6 @@ from eurollm_jax.filtering.io import (
     output_suffix,
     read_records,
     shard_name,
-    write_json_atomic,
 )
 from eurollm_jax.filtering.pipeline import dedup_config, merge_config, process_shard
 
@@ -101,7 +101,7 @@ def _stage1(task: tuple[int, str, str, str, dict]) -> int:
     np.savez(tmp, **arrays)
     os.replace(tmp, os.path.join(out, f"{name}.dedup.npz"))
     writer.close()
-    write_json_atomic(os.path.join(out, f"{name}.done"), {"records": n, "kept": len(keys)})
+    write_json(os.path.join(out, f"{name}.done"), {"records": n, "kept": len(keys)})
     return n
 
 
@@ -130,8 +130,8 @@ def _stage3(task: tuple[str, str, str, str, dict]) -> int:
         raise
     kept_w.close()
     drop_w.close()
-    write_json_atomic(os.path.join(work, "stage3", f"{name}.stats.json"), stats.to_json())
-    write_json_atomic(os.path.join(work, "stage3", f"{name}.done"), {"records": n})
+    write_json(os.path.join(work, "stage3", f"{name}.stats.json"), stats.to_json())
+    write_json(os.path.join(work, "stage3", f"{name}.done"), {"records": n})
     return n
 
 
@@ -196,7 +196,7 @@ def run_local(inputs: str | Iterable[str], output_dir: str, config: dict[str, An
             raise ValueError(f"{output_dir} holds a run with other inputs or another config "
                              f"({job_path}); resume with the same arguments or use a new --output")
     else:
-        write_json_atomic(job_path, fp)
+        write_json(job_path, fp)
 
     # Temporary files of a killed run are incomplete by construction: remove them.
     for sub in ("kept", "dropped", os.path.join("_work", "stage1"), os.path.join("_work", "stage3"),
@@ -244,7 +244,7 @@ def _run_stages(files, names, work, output_dir, cfg, pool, show):
                 for rec in read_records(os.path.join(work, "stage1", f"{n}.jsonl")):
                     if rec["_key"] in wanted:
                         ids[rec["_key"]] = rec["id"]
-        write_json_atomic(decisions_path, {
+        write_json(decisions_path, {
             "decisions": {str(k): [r, ids.get(rep, str(rep))] for k, (r, rep) in decisions.items()},
             "documents": int(keys_a.size)})
         if show:

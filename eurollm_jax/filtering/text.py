@@ -23,11 +23,7 @@ import unicodedata
 
 from eurollm_jax.filtering import _rules_data as _rd
 from eurollm_jax.filtering._en_exceptions import EN_EXCEPTIONS
-
-EU_LANGUAGES = (
-    "bg", "cs", "da", "de", "el", "en", "es", "et", "fi", "fr", "ga", "hr",
-    "hu", "it", "lt", "lv", "mt", "nl", "pl", "pt", "ro", "sk", "sl", "sv",
-)
+from eurollm_jax.languages import EU_LANGUAGES  # noqa: F401  (re-exported)
 
 PUNCTUATION_SET = frozenset(_rd.PUNCTUATION) | _rd.TERMINAL_PUNCTUATION
 TERMINAL_PUNCTUATION = _rd.TERMINAL_PUNCTUATION

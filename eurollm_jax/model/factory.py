@@ -29,18 +29,30 @@ def model_shardings(cfg: ModelConfig, mesh, rules: Rules | None = None):
     return graphdef, state_shardings(state, mesh, rules)
 
 
+@functools.lru_cache(maxsize=16)
+def _constructor(cfg: ModelConfig, mesh, rules_key):
+    """(graphdef, jitted key -> state), compiled once per config, mesh and rule table."""
+    rules = dict(rules_key) if rules_key is not None else None
+    if mesh is None:
+        graphdef, _ = nnx.split(abstract_model(cfg))
+        shardings = None
+    else:
+        graphdef, shardings = model_shardings(cfg, mesh, rules)
+    init = jax.jit(lambda key: nnx.state(Transformer(cfg, rngs=nnx.Rngs(key))), out_shardings=shardings)
+    return graphdef, init
+
+
 def create_model(cfg: ModelConfig, *, mesh=None, seed: int = 0, rules: Rules | None = None) -> Transformer:
     """A randomly initialised model. With a mesh, every parameter is created directly in
-    its sharding (a jitted constructor with out_shardings), never whole on one device."""
-    if mesh is None:  # jitted too, so that a seed gives the same bits with or without a mesh
-        graphdef, _ = nnx.split(abstract_model(cfg))
-        state = jax.jit(lambda: nnx.state(Transformer(cfg, rngs=nnx.Rngs(seed))))()
-        return nnx.merge(graphdef, state)
-    graphdef, shardings = model_shardings(cfg, mesh, rules)
-
-    init = jax.jit(lambda: nnx.state(Transformer(cfg, rngs=nnx.Rngs(seed))), out_shardings=shardings)
+    its sharding (a jitted constructor with out_shardings), never whole on one device.
+    The constructor is jitted with or without a mesh, so a seed gives the same bits."""
+    rules_key = None if rules is None else tuple(sorted((k, tuple(v)) for k, v in rules.items()))
+    graphdef, init = _constructor(cfg, mesh, rules_key)
+    key = jax.random.key(seed)
+    if mesh is None:
+        return nnx.merge(graphdef, init(key))
     with jax.set_mesh(mesh):
-        state = init()
+        state = init(key)
     return nnx.merge(graphdef, state)
 
 

@@ -19,7 +19,6 @@ Optional outputs: the residual stream after every layer (``capture_hidden=True``
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 import jax

@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+
+from eurollm_jax.fileio import write_text
 from typing import Iterable, Mapping, Sequence
 
 
@@ -105,8 +107,5 @@ class RunReport:
 
     def write(self) -> str:
         path = os.path.join(self.directory, "report.md")
-        tmp = path + ".tmp"
-        with open(tmp, "w") as f:
-            f.write(f"# {self.title}\n\n" + "\n".join(self.sections))
-        os.replace(tmp, path)
+        write_text(path, f"# {self.title}\n\n" + "\n".join(self.sections))
         return path

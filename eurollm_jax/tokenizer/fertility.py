@@ -126,7 +126,7 @@ def fertility_report(
     rows = fertility_table(tokenizers, texts)
     table = format_table(rows, names)
     if output_dir:
-        from eurollm_jax.data.io import atomic_open, write_json
+        from eurollm_jax.fileio import atomic_open, write_json
 
         os.makedirs(output_dir, exist_ok=True)
         with atomic_open(os.path.join(output_dir, "fertility.md")) as f:

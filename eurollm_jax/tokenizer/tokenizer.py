@@ -85,7 +85,7 @@ class Tokenizer:
 
     def save(self, path: str) -> None:
         """Write the model proto to ``path`` atomically."""
-        from eurollm_jax.data.io import atomic_open  # local: no import cycle at load time
+        from eurollm_jax.fileio import atomic_open
 
         with atomic_open(path, "wb") as f:
             f.write(self._proto)

@@ -206,7 +206,7 @@ def train_tokenizer(
         "config": dataclasses.asdict(config),
         "sampling": dataclasses.asdict(stats),
     }
-    from eurollm_jax.data.io import write_json  # local: avoid an import cycle at load time
+    from eurollm_jax.fileio import write_json
 
     stem = output_path[: -len(".model")] if output_path.endswith(".model") else output_path
     write_json(stem + ".json", report)

@@ -24,7 +24,7 @@ from eurollm_jax.train.loop import (
     export_params,
     train,
 )
-from eurollm_jax.train.metrics import chip_info, mfu, peak_flops
+from eurollm_jax.parallel.hardware import chip_info, mfu, peak_flops
 from eurollm_jax.train.optimizer import OptimizerError, make_optimizer
 from eurollm_jax.train.schedules import Phase, ScheduleError, make_schedule, parse_phases
 from eurollm_jax.train.state import StateSpec, init_state, state_spec

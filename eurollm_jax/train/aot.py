@@ -14,7 +14,7 @@ import os
 
 import jax
 
-from eurollm_jax.train.metrics import chip_info
+from eurollm_jax.parallel.hardware import chip_info
 
 # Slice names (accelerator types) -> topology names. v5p/v4 count TensorCores (2 per chip).
 ACCELERATOR_TOPOLOGIES = {

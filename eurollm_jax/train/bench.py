@@ -41,7 +41,7 @@ def make_jax_step(config):
     from eurollm_jax.parallel import batch_sharding
     from eurollm_jax.train.data import make_iterator
     from eurollm_jax.train.loop import build_job
-    from eurollm_jax.train.metrics import mfu
+    from eurollm_jax.parallel.hardware import mfu
     from eurollm_jax.train.state import init_state
     from eurollm_jax.train.step import jit_train_step, make_train_step
 

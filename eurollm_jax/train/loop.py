@@ -35,8 +35,10 @@ import jax
 import numpy as np
 from flax import nnx
 
+from eurollm_jax.fileio import write_json
 from eurollm_jax.model import abstract_model
 from eurollm_jax.parallel import batch_sharding, create_mesh
+from eurollm_jax.parallel.hardware import mfu
 from eurollm_jax.train import data as data_lib
 from eurollm_jax.train import metrics as metrics_lib
 from eurollm_jax.train.checkpointing import Checkpointer, CheckpointMismatchError, gather_json
@@ -325,10 +327,7 @@ def train(
     )
     config_dict = _to_plain(config)
     if pid == 0:
-        tmp = os.path.join(workdir, "config.json.tmp")
-        with open(tmp, "w") as f:
-            json.dump(config_dict, f, indent=2, sort_keys=True)
-        os.replace(tmp, os.path.join(workdir, "config.json"))
+        write_json(os.path.join(workdir, "config.json"), config_dict)
 
     if latest is not None:
         state, data_item, _ = checkpointer.restore(latest, spec.abstract)
@@ -432,7 +431,7 @@ def train(
                         dt = (now - interval_start) / interval_steps
                         rec["step_time_s"] = dt
                         rec["tokens_per_s"] = tokens_per_step / dt
-                        u = metrics_lib.mfu(
+                        u = mfu(
                             flops_per_token, rec["tokens_per_s"], device_kind, jax.device_count()
                         )
                         if u is not None:

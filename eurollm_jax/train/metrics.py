@@ -14,7 +14,7 @@ import struct
 import time
 from typing import Any, Mapping
 
-from eurollm_jax.parallel.hardware import CHIPS, chip_info, mfu, peak_flops  # noqa: F401
+from eurollm_jax.fileio import write_text
 
 
 def format_duration(seconds: float) -> str:
@@ -69,10 +69,7 @@ def truncate_jsonl(path: str, max_step: int) -> None:
                 keep.append(ln)
         except json.JSONDecodeError:  # a line cut by a kill
             continue
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.writelines(keep)
-    os.replace(tmp, path)
+    write_text(path, "".join(keep))
 
 
 def read_jsonl(path: str) -> list[dict]:

@@ -32,37 +32,11 @@ from typing import Iterable, Mapping, Sequence
 import grain
 import numpy as np
 
+from eurollm_jax.languages import EU_LANGUAGES, gflanguages_key, load_gflanguages
+
 PAD, BOS, EOS, IM_START, IM_END = 0, 1, 2, 3, 4
 BYTE_OFFSET = 5
 BYTE_VOCAB = 256 + BYTE_OFFSET
-
-# The 24 official EU languages (ISO 639-1) and their gflanguages keys.
-EU_LANGUAGES = {
-    "bg": "bg_Cyrl",
-    "cs": "cs_Latn",
-    "da": "da_Latn",
-    "de": "de_Latn",
-    "el": "el_Grek",
-    "en": "en_Latn",
-    "es": "es_Latn",
-    "et": "et_Latn",
-    "fi": "fi_Latn",
-    "fr": "fr_Latn",
-    "ga": "ga_Latn",
-    "hr": "hr_Latn",
-    "hu": "hu_Latn",
-    "it": "it_Latn",
-    "lt": "lt_Latn",
-    "lv": "lv_Latn",
-    "mt": "mt_Latn",
-    "nl": "nl_Latn",
-    "pl": "pl_Latn",
-    "pt": "pt_Latn",
-    "ro": "ro_Latn",
-    "sk": "sk_Latn",
-    "sl": "sl_Latn",
-    "sv": "sv_Latn",
-}
 
 
 class SourceError(ValueError):
@@ -156,13 +130,12 @@ def _rows_list(packed: Mapping[str, np.ndarray]) -> list[dict[str, np.ndarray]]:
 def udhr_texts(languages: Sequence[str] = tuple(EU_LANGUAGES)) -> dict[str, list[str]]:
     """Per language, the distinct sentences of the UDHR passages in ``gflanguages``."""
     try:
-        import gflanguages
+        langs = load_gflanguages()
     except ImportError as e:  # pragma: no cover - depends on the install
         raise SourceError("the 'text' source's UDHR corpus needs `pip install gflanguages`") from e
-    langs = gflanguages.LoadLanguages()
     out = {}
     for code in languages:
-        key = EU_LANGUAGES.get(code, code)
+        key = gflanguages_key(code)
         if key not in langs:
             raise SourceError(f"language {code!r} ({key}) is not in gflanguages")
         st = langs[key].sample_text
@@ -214,13 +187,11 @@ def chatml_encode(messages: Sequence[Mapping[str, str]]) -> tuple[np.ndarray, np
 def language_conversations(languages: Sequence[str] = tuple(EU_LANGUAGES)) -> list[list[dict]]:
     """Small real SFT set from gflanguages metadata: ask for a language's own name and for
     the first article of the UDHR in it."""
-    import gflanguages
-
-    langs = gflanguages.LoadLanguages()
+    langs = load_gflanguages()
     texts = udhr_texts(languages)
     convs = []
     for code in languages:
-        lang = langs[EU_LANGUAGES.get(code, code)]
+        lang = langs[gflanguages_key(code)]
         convs.append(
             [
                 {"role": "system", "content": "You are a helpful multilingual assistant."},

@@ -22,7 +22,7 @@ import optax
 from flax import nnx
 from jax.sharding import NamedSharding, PartitionSpec
 
-from eurollm_jax.model import ModelConfig, model_shardings
+from eurollm_jax.model import ModelConfig, create_model, model_shardings
 
 
 @dataclasses.dataclass
@@ -81,20 +81,10 @@ def state_spec(cfg: ModelConfig, tx, mesh) -> StateSpec:
     return StateSpec(graphdef=graphdef, shardings=shardings, abstract=abstract)
 
 
-def init_params(cfg: ModelConfig, mesh, shardings, *, seed: int, compiler_options=None) -> dict:
-    """Random parameters (the model's own initialisers, ``create_model``'s values) created
-    directly in their shardings by one jitted constructor."""
-    from eurollm_jax.model import Transformer
-
-    def build():
-        return nnx.to_pure_dict(nnx.state(Transformer(cfg, rngs=nnx.Rngs(seed))))
-
-    with jax.set_mesh(mesh):
-        return jax.jit(
-            build,
-            out_shardings=shardings,
-            compiler_options=dict(compiler_options) if compiler_options else None,
-        )()
+def init_params(cfg: ModelConfig, mesh, *, seed: int) -> dict:
+    """Random parameters created directly in their shardings: ``create_model``'s values,
+    as the pure dict the train state holds."""
+    return nnx.to_pure_dict(nnx.state(create_model(cfg, mesh=mesh, seed=seed), nnx.Param))
 
 
 def init_state(
@@ -102,9 +92,7 @@ def init_state(
 ) -> dict:
     """A fresh sharded state: random parameters (or ``params``), a zero optimizer state."""
     if params is None:
-        params = init_params(
-            cfg, mesh, spec.shardings["params"], seed=seed, compiler_options=compiler_options
-        )
+        params = init_params(cfg, mesh, seed=seed)
     else:
         params = jax.device_put(params, spec.shardings["params"])
     opts = dict(compiler_options) if compiler_options else None

@@ -4,7 +4,6 @@ import subprocess
 import sys
 
 import numpy as np
-import pytest
 
 from eurollm_jax.checkpoint import safetensors_io
 from tests.model.helpers import small_config

@@ -4,7 +4,7 @@ import importlib.util
 import time
 
 from eurollm_jax.data import EU_LANGUAGES, demo_corpus
-from eurollm_jax.data.io import read_json, read_jsonl
+from eurollm_jax.fileio import read_json, read_jsonl
 
 
 def test_demo_corpus_covers_24_languages_with_real_text(demo_dir):

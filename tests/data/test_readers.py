@@ -88,7 +88,7 @@ def test_unknown_format_and_missing_file(tmp_path):
 
 
 def test_tfds_builder_gives_random_access_offline(demo_dir, tmp_path):
-    from eurollm_jax.data.io import read_jsonl
+    from eurollm_jax.fileio import read_jsonl
     from eurollm_jax.data.tfds_jsonl import jsonl_data_source, prepare_jsonl_dataset
 
     heldout = str(demo_dir / "heldout.jsonl")

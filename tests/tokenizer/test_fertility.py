@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from eurollm_jax.data.io import read_jsonl
+from eurollm_jax.fileio import read_jsonl
 from eurollm_jax.tokenizer import (
     Tokenizer,
     TokenizerTrainConfig,

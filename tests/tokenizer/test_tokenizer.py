@@ -5,7 +5,7 @@ import pickle
 import pytest
 
 from eurollm_jax.data import EU_LANGUAGES
-from eurollm_jax.data.io import read_jsonl
+from eurollm_jax.fileio import read_jsonl
 from eurollm_jax.tokenizer import (
     IM_END,
     IM_START,

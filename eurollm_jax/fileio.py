@@ -1,4 +1,5 @@
-"""Small file helpers shared by the data jobs: atomic writes, JSON/JSONL files."""
+"""Small file helpers shared by every stage: atomic writes (temp file + rename, so an
+interrupted job never leaves a truncated file under the final name), JSON/JSONL files."""
 
 from __future__ import annotations
 
@@ -29,11 +30,17 @@ def atomic_open(path: str, mode: str = "w", encoding: str | None = "utf-8") -> I
         raise
 
 
-def write_json(path: str, obj: Any) -> None:
+def write_json(path: str, obj: Any, *, sort_keys: bool = True) -> None:
     """Write ``obj`` as indented JSON, atomically."""
     with atomic_open(path) as f:
-        json.dump(obj, f, indent=2, ensure_ascii=False, sort_keys=True)
+        json.dump(obj, f, indent=2, ensure_ascii=False, sort_keys=sort_keys)
         f.write("\n")
+
+
+def write_text(path: str, text: str) -> None:
+    """Write ``text`` (UTF-8), atomically."""
+    with atomic_open(path) as f:
+        f.write(text)
 
 
 def read_json(path: str) -> Any:
