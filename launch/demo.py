@@ -166,12 +166,12 @@ def _heldout_docs(path: str, per_language: int) -> dict[str, list[str]]:
     return dict(sorted(by_lang.items()))
 
 
-def stage_evaluate(model, tokenizer, heldout: str, per_language: int) -> dict[str, dict]:
+def stage_evaluate(model, tokenizer, docs_by_lang: dict[str, list[str]]) -> dict[str, dict]:
     """Held-out loss per token and bits per UTF-8 byte, per language (rolling windows)."""
     from eurollm_jax.inference import loglikelihood_rolling
 
     results = {}
-    for lang, texts in _heldout_docs(heldout, per_language).items():
+    for lang, texts in docs_by_lang.items():
         ids = [tokenizer.encode(t) for t in texts]  # BOS is the rolling windows' prefix token
         scores = loglikelihood_rolling(model, ids, prefix_token=tokenizer.bos_id)
         nll = -sum(float(s.logprob) for s in scores)
@@ -192,7 +192,7 @@ def stage_export(model, out_dir: str, sample_ids: list[int]) -> dict:
         import torch
         import transformers
     except ImportError as e:
-        raise SystemExit(f"the export check needs transformers and torch (pip install -e '.[test]'): {e}")
+        raise SystemExit(f"the export check needs transformers and torch (pip install -e '.[demo]'): {e}")
     hf = transformers.LlamaForCausalLM.from_pretrained(out_dir).eval()
     ids = np.asarray([sample_ids])
     with torch.no_grad():
@@ -204,6 +204,7 @@ def stage_export(model, out_dir: str, sample_ids: list[int]) -> dict:
 
 def write_report(stages: Stages, info: dict) -> str:
     from eurollm_jax.release import RunReport, plot_bars, plot_loss_curve, read_metrics
+    from eurollm_jax.release.report import markdown_table
 
     report = RunReport(stages.path("report"), "eurollm_jax end-to-end demo")
     size, mesh = info["size"], info["mesh"]
@@ -224,8 +225,6 @@ def write_report(stages: Stages, info: dict) -> str:
             f"{filt['kept']:,} kept, {filt['dropped']:,} dropped.\n\n")
     rows = [(lang, v["documents"], v["kept"], ", ".join(f"{r} {n}" for r, n in sorted(v["dropped"].items()) if n))
             for lang, v in sorted(filt["languages"].items())]
-    from eurollm_jax.release.report import markdown_table
-
     body += markdown_table(["language", "documents", "kept", "dropped by step"], rows)
     if os.path.exists(fig):
         body += "\n\n" + report.image(fig, "filter report")
@@ -321,8 +320,9 @@ def main(argv):
     info["samples"] = stages.run("generate", stage_generate, model, tokenizer, size["new_tokens"])
     for s in info["samples"]:
         print(f"  [{s['lang']}] {s['prompt']!r} -> {s['continuation']!r}")
-    info["evaluate"] = stages.run("evaluate", stage_evaluate, model, tokenizer, heldout, size["eval_docs"])
-    sample_text = next(iter(_heldout_docs(heldout, 1).values()))[0]
+    heldout_docs = _heldout_docs(heldout, size["eval_docs"])
+    info["evaluate"] = stages.run("evaluate", stage_evaluate, model, tokenizer, heldout_docs)
+    sample_text = next(iter(heldout_docs.values()))[0]
     sample_ids = ([tokenizer.bos_id] + tokenizer.encode(sample_text))[: size["seq"]]
     info["export"] = stages.run("export", stage_export, model, stages.path("hf_export"), sample_ids)
     path = stages.run("report", write_report, stages, info)

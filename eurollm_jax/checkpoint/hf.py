@@ -28,7 +28,7 @@ from eurollm_jax.fileio import write_json
 from eurollm_jax.model.config import ModelConfig
 from eurollm_jax.model.factory import abstract_model
 from eurollm_jax.model.transformer import Transformer
-from eurollm_jax.parallel.rules import Rules, state_shardings
+from eurollm_jax.parallel.rules import Rules, path_str, state_shardings
 
 
 class CheckpointMismatchError(ValueError):
@@ -210,7 +210,7 @@ def load_hf_checkpoint(
     target_dtype = np.dtype(cfg.weight_dtype)
 
     def load(path_tuple, variable, sharding_var):
-        name = ".".join(str(getattr(p, "key", p)) for p in path_tuple)
+        name = path_str(path_tuple)
         if name not in by_path:
             raise CheckpointMismatchError(f"no checkpoint mapping for model parameter {name}")
         spec = by_path[name]
@@ -263,7 +263,7 @@ def save_hf_checkpoint(
     np_dtype = np.dtype(jnp.dtype(dtype))
     state = nnx.state(model, nnx.Param)
     flat = {
-        ".".join(str(getattr(p, "key", p)) for p in k): v.get_value()
+        path_str(k): v.get_value()
         for k, v in jax.tree_util.tree_flatten_with_path(
             state, is_leaf=lambda x: isinstance(x, nnx.Variable)
         )[0]

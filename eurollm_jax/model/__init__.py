@@ -6,7 +6,6 @@ from eurollm_jax.model.factory import (
     count_params,
     create_model,
     model_shardings,
-    shard_model,
 )
 from eurollm_jax.model.transformer import ModelOutput, Transformer, positions_from_segments
 
@@ -19,7 +18,6 @@ __all__ = [
     "count_params",
     "create_model",
     "model_shardings",
-    "shard_model",
     "ModelOutput",
     "Transformer",
     "positions_from_segments",

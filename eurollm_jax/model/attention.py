@@ -31,15 +31,14 @@ class AttentionMask:
 
     q_slots [B, T] / kv_slots [B, S]: monotone slot indices (position in the row or in
     the cache); causal means kv_slot <= q_slot. q_segments / kv_segments: segment ids,
-    attention only within equal ids. ``kv_valid`` [B, S] (optional) marks cache slots
-    that hold a token.
+    attention only within equal ids (empty cache slots have segment 0, which no real
+    token uses).
     """
 
     q_slots: jax.Array
     kv_slots: jax.Array
     q_segments: jax.Array | None = None
     kv_segments: jax.Array | None = None
-    kv_valid: jax.Array | None = None
     precomputed: jax.Array | None = None
 
     def with_dense(self) -> "AttentionMask":
@@ -53,8 +52,6 @@ class AttentionMask:
         mask = self.kv_slots[:, None, :] <= self.q_slots[:, :, None]
         if self.q_segments is not None:
             mask &= self.q_segments[:, :, None] == self.kv_segments[:, None, :]
-        if self.kv_valid is not None:
-            mask &= self.kv_valid[:, None, :]
         return mask[:, None, :, :]
 
 
@@ -96,7 +93,7 @@ def xla_attention(q, k, v, mask: AttentionMask):
 def cudnn_attention(q, k, v, mask: AttentionMask, *, implementation: str | None = "cudnn"):
     """Fused attention. Causal masking by the kernel; segments (packing) as a dense mask."""
     dense = None
-    if mask.q_segments is not None or mask.kv_valid is not None:
+    if mask.q_segments is not None:
         dense = mask.dense()
     return jax.nn.dot_product_attention(
         q, k, v, mask=dense, is_causal=True, implementation=implementation

@@ -55,10 +55,3 @@ def create_model(cfg: ModelConfig, *, mesh=None, seed: int = 0, rules: Rules | N
         state = init(key)
     return nnx.merge(graphdef, state)
 
-
-def shard_model(model: Transformer, mesh, rules: Rules | None = None) -> Transformer:
-    """Move an existing model's parameters onto ``mesh`` with the rule-table shardings."""
-    graphdef, state = nnx.split(model)
-    shardings = state_shardings(state, mesh, rules)
-    state = jax.device_put(state, shardings)
-    return nnx.merge(graphdef, state)

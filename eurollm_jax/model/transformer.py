@@ -40,7 +40,7 @@ _REMAT = {
 }
 
 
-def _stacked_param(rngs, init, shape, axes, dtype, stack: int | None, fan_in_axes=None):
+def _stacked_param(rngs, init, shape, axes, dtype, stack: int | None):
     if stack is not None:
         shape = (stack, *shape)
         axes = ("layers", *axes)
@@ -296,9 +296,8 @@ class Transformer(nnx.Module):
                 (x, kv_cache), h = body((x, kv_cache), xs_i)
                 hidden_list.append(h)
             hidden = jnp.stack(hidden_list) if capture_hidden else None
-        caches_out = kv_cache
         if new_cache is not None:
-            new_cache.update(caches_out)
+            new_cache.update(kv_cache)
         x = self.norm(x)
         if logits == "none":
             out_logits = None

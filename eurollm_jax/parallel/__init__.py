@@ -23,7 +23,7 @@ from eurollm_jax.parallel.rules import (
     logical_to_spec,
     named_sharding,
     state_shardings,
-    validate_divisible,
+    path_str,
 )
 
 __all__ = [
@@ -39,5 +39,5 @@ __all__ = [
     "logical_to_spec",
     "named_sharding",
     "state_shardings",
-    "validate_divisible",
+    "path_str",
 ]

@@ -105,18 +105,14 @@ def named_sharding(mesh, logical_axes, shape=None, rules: Rules | None = None, *
     return NamedSharding(mesh, logical_to_spec(logical_axes, shape, mesh, rules, what=what))
 
 
-def validate_divisible(mesh, logical_axes, shape, rules: Rules | None = None, *, what="array"):
-    """Raise ShardingError if ``shape`` cannot be sharded as ``logical_axes`` on ``mesh``."""
-    logical_to_spec(logical_axes, shape, mesh, rules, what=what)
-
-
 def _is_variable(x) -> bool:
     from flax import nnx
 
     return isinstance(x, nnx.Variable)
 
 
-def _path_str(path) -> str:
+def path_str(path) -> str:
+    """A pytree key path as dotted text ("layers.mlp.gate_proj")."""
     parts = []
     for p in path:
         key = getattr(p, "key", getattr(p, "name", getattr(p, "idx", p)))
@@ -140,9 +136,9 @@ def state_shardings(state, mesh, rules: Rules | None = None):
         else:
             if len(axes) != len(value.shape):
                 raise ShardingError(
-                    f"{_path_str(path)}: logical axes {axes} do not match shape {value.shape}"
+                    f"{path_str(path)}: logical axes {axes} do not match shape {value.shape}"
                 )
-            sharding = named_sharding(mesh, axes, value.shape, rules, what=_path_str(path))
+            sharding = named_sharding(mesh, axes, value.shape, rules, what=path_str(path))
         return v.replace(sharding) if _is_variable(v) else sharding
 
     return jax.tree_util.tree_map_with_path(one, state, is_leaf=_is_variable)

@@ -6,23 +6,16 @@ Nothing here invents a number: every table and chart is built from files the run
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 
-from eurollm_jax.fileio import write_text
+from eurollm_jax.fileio import read_jsonl, write_text
 from typing import Iterable, Mapping, Sequence
 
 
 def read_metrics(path: str) -> list[dict]:
     """Rows of a trainer ``metrics.jsonl`` (one JSON object per logged step)."""
-    rows = []
-    with open(path) as f:
-        for line in f:
-            line = line.strip()
-            if line:
-                rows.append(json.loads(line))
-    return rows
+    return read_jsonl(path)
 
 
 def _pyplot():
