@@ -24,7 +24,7 @@ from eurollm_jax.parallel.mesh import create_mesh
 from eurollm_jax.parallel.rules import batch_sharding
 
 
-def load_model_config(config_path: str | None, preset: str | None, overrides: list[str]) -> ModelConfig:
+def model_config_from_args(config_path: str | None, preset: str | None, overrides: list[str]) -> ModelConfig:
     """ModelConfig from an ml_collections config file's ``model`` section or a preset name,
     with ``key=value`` overrides (values parsed as Python literals when possible)."""
     import ast
@@ -126,7 +126,7 @@ def main(argv):
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="model field override, e.g. --set compute_dtype=float32")
     args = parser.parse_args(argv[1:])
-    cfg = load_model_config(args.config, args.preset, args.set)
+    cfg = model_config_from_args(args.config, args.preset, args.set)
     mesh_shape = tuple(int(x) for x in args.mesh.split(","))
     print(f"model: {cfg.param_count() / 1e6:.2f}M params, d_model={cfg.d_model}, layers={cfg.num_layers}, "
           f"compute={cfg.compute_dtype}, params={cfg.param_dtype}, remat={cfg.remat_policy}; "
