@@ -10,13 +10,14 @@ see eurollm_jax/data/demo_corpus.py. Library use: ``eurollm_jax.data.demo_corpus
 from absl import app, flags
 
 from eurollm_jax.data import demo_corpus
+from eurollm_jax.languages import EU_LANGUAGES
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("output", None, "output directory (train.jsonl, heldout.jsonl, stats.json)")
 flags.DEFINE_float("heldout_fraction", 0.1, "share of each (language, source) held out")
 flags.DEFINE_integer("gettext_chars", 60_000, "max characters of UI messages per language")
 flags.DEFINE_list("sources", list(demo_corpus.SOURCES), "sources to include")
-flags.DEFINE_list("languages", list(demo_corpus.EU_LANGUAGES), "ISO 639-1 codes")
+flags.DEFINE_list("languages", list(EU_LANGUAGES), "ISO 639-1 codes")
 flags.mark_flag_as_required("output")
 
 

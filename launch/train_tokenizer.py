@@ -15,6 +15,7 @@ import os
 
 from absl import app, flags
 
+from eurollm_jax.tokenizer.fertility import named_paths
 from eurollm_jax.tokenizer.train import TokenizerTrainConfig, train_and_report
 
 FLAGS = flags.FLAGS
@@ -48,18 +49,14 @@ def main(argv):
         heldout = heldout or [stats["paths"]["heldout"]]
     if not inputs:
         raise app.UsageError("give --input files (or --demo)")
-    compare = {}
-    for spec in FLAGS.compare:
-        name, _, path = spec.partition("=")
-        compare[name if path else os.path.basename(spec)] = path or spec
     config = TokenizerTrainConfig(
         vocab_size=FLAGS.vocab_size, temperature=FLAGS.temperature,
         char_budget=FLAGS.char_budget, character_coverage=FLAGS.character_coverage,
         split_digits=FLAGS.split_digits, input_sentence_size=FLAGS.input_sentence_size,
         seed=FLAGS.seed, num_threads=FLAGS.num_threads,
     )
-    report = train_and_report(inputs, FLAGS.output, config, heldout, compare, FLAGS.report_dir,
-                              name=FLAGS.name)
+    report = train_and_report(inputs, FLAGS.output, config, heldout, named_paths(FLAGS.compare),
+                              FLAGS.report_dir, name=FLAGS.name)
     print(f"wrote {FLAGS.output} (vocab {report['vocab_size']}, {report['seconds']:.1f}s)")
     if report["bad_input"]["total"]:
         print(f"skipped {report['bad_input']['total']} bad input lines (see the .json report)")

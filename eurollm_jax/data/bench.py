@@ -17,6 +17,7 @@ Measures, on this machine:
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import tempfile
@@ -107,7 +108,7 @@ def _shard_paths(manifest_dir: str) -> list[str]:
 
 def _tokenization(work: str, corpus_train: str, tokenizer: str, target_mb: float,
                   workers: Sequence[int]) -> list[tuple[str, float]]:
-    from eurollm_jax.data.tokenize_job import TokenizeConfig, run
+    from eurollm_jax.data.tokenize_job import TokenizeConfig, read_markers, run
     from eurollm_jax.tokenizer import Tokenizer
 
     with open(corpus_train, encoding="utf-8") as f:
@@ -124,8 +125,6 @@ def _tokenization(work: str, corpus_train: str, tokenizer: str, target_mb: float
         inputs.append(path)
     results = []
     tok = Tokenizer.load(tokenizer)
-    import json
-
     texts = [json.loads(line)["text"] for line in lines]
     mb = sum(len(t.encode("utf-8")) for t in texts) / 1e6
     for threads, label in ((1, "encode_batch, 1 thread"),
@@ -141,8 +140,6 @@ def _tokenization(work: str, corpus_train: str, tokenizer: str, target_mb: float
         manifest = run(TokenizeConfig(inputs, out, tokenizer, num_workers=w),
                        progress=lambda m: None)
         elapsed = time.perf_counter() - start
-        from eurollm_jax.data.tokenize_job import read_markers
-
         busy = sum(m["seconds"] for m in read_markers(out).values()) / w  # per worker, no spawn
         results.append((f"tokenization job, {w} worker(s): wall clock incl. process start-up",
                         manifest["totals"]["bytes"] / 1e6 / elapsed))

@@ -33,7 +33,7 @@ import re
 import time
 from typing import Iterable, Sequence
 
-from eurollm_jax import fileio as io
+from eurollm_jax.fileio import write_json, write_jsonl
 from eurollm_jax.languages import EU_LANGUAGES, gflanguages_key, load_gflanguages
 
 SOURCES: tuple[str, ...] = ("udhr", "spacy", "iso_codes", "gettext")
@@ -79,7 +79,6 @@ def udhr_documents(lang: str) -> list[str]:
     return [line for line in lines if not any(line != other and line in other for other in lines)]
 
 
-
 def _spacy_lang_dir() -> str | None:
     spec = importlib.util.find_spec("spacy")
     if spec is None or not spec.submodule_search_locations:
@@ -117,13 +116,16 @@ def _catalog(path: str) -> dict:
         return {}
 
 
+def _catalog_dir(lang: str, locale_dir: str) -> str:
+    """Where ``lang``'s catalogues are; English reads the German ones for their msgids."""
+    return os.path.join(locale_dir, "de" if lang == "en" else lang, "LC_MESSAGES")
+
+
 def iso_codes_documents(lang: str, locale_dir: str = DEFAULT_LOCALE_DIR) -> list[str]:
     """Country and language names in ``lang`` from Debian's iso-codes catalogues."""
     docs = []
     for name in _ISO_CATALOGS:
-        path = os.path.join(locale_dir, lang, "LC_MESSAGES", name)
-        if lang == "en":
-            path = os.path.join(locale_dir, "de", "LC_MESSAGES", name)
+        path = os.path.join(_catalog_dir(lang, locale_dir), name)
         if not os.path.exists(path):
             continue
         cat = _catalog(path)
@@ -148,8 +150,7 @@ def gettext_documents(
     lang: str, max_chars: int = 60_000, locale_dir: str = DEFAULT_LOCALE_DIR
 ) -> list[str]:
     """Translated program messages in ``lang`` (English: the msgids), at most ``max_chars``."""
-    cat_lang = "de" if lang == "en" else lang
-    directory = os.path.join(locale_dir, cat_lang, "LC_MESSAGES")
+    directory = _catalog_dir(lang, locale_dir)
     if not os.path.isdir(directory):
         return []
     files = sorted(
@@ -262,7 +263,7 @@ def build(
     stats: dict = {"splits": {}, "languages": list(languages)}
     for split, records in (("train", train), ("heldout", heldout)):
         path = os.path.join(output_dir, f"{split}.jsonl")
-        io.write_jsonl(path, ({k: d[k] for k in ("id", "text", "lang", "source")} for d in records))
+        write_jsonl(path, ({k: d[k] for k in ("id", "text", "lang", "source")} for d in records))
         paths[split] = path
         table: dict = {}
         for d in records:
@@ -278,5 +279,5 @@ def build(
     stats["missing_languages"] = sorted(set(languages) - {d["lang"] for d in docs})
     stats["seconds"] = round(time.perf_counter() - start, 3)
     stats["paths"] = paths
-    io.write_json(os.path.join(output_dir, "stats.json"), stats)
+    write_json(os.path.join(output_dir, "stats.json"), stats)
     return stats

@@ -354,13 +354,12 @@ class PackedBatchDataset(grain.IterDataset):
         weights: Sequence[float],
         packing: PackingSpec,
         *,
-        unit: str = "tokens",
-        seed: int = 0,
-        num_epochs: int | None = None,
         shard_index: int = 0,
         shard_count: int = 1,
-        read_ahead: int = 128,
+        **mixture_options,
     ):
+        """``mixture_options``: ``MixtureSampler``'s ``unit``, ``seed``, ``num_epochs``,
+        ``read_ahead``, for the sampler each iterator makes over its slice of the records."""
         super().__init__()
         if packing.mode not in ("concat", "best_fit"):
             raise ValueError(f"packing must be 'concat' or 'best_fit', got {packing.mode!r}")
@@ -371,13 +370,9 @@ class PackedBatchDataset(grain.IterDataset):
         self._names = list(names)
         self._weights = list(weights)
         self._packing = packing
-        self._unit = unit
-        self._seed = seed
-        self._num_epochs = num_epochs
-        self._offset, self._stride = int(shard_index), int(shard_count)
-        self._shard_count = int(shard_count)
-        self._shard_index = int(shard_index)
-        self._read_ahead = read_ahead
+        self._mixture_options = mixture_options
+        self._shard_index, self._shard_count = int(shard_index), int(shard_count)
+        self._offset, self._stride = self._shard_index, self._shard_count
 
     def set_slice(self, sl: slice, sequential_slice: bool = False) -> None:
         """Grain worker slicing: worker ``sl.start`` of ``sl.step`` reads its own records."""
@@ -387,11 +382,8 @@ class PackedBatchDataset(grain.IterDataset):
         self._stride = self._shard_count * workers
 
     def __iter__(self) -> "PackedBatchIterator":
-        mixture = MixtureSampler(
-            self._sources, self._names, self._weights, unit=self._unit, seed=self._seed,
-            num_epochs=self._num_epochs, offset=self._offset, stride=self._stride,
-            read_ahead=self._read_ahead,
-        )
+        mixture = MixtureSampler(self._sources, self._names, self._weights, offset=self._offset,
+                                 stride=self._stride, **self._mixture_options)
         return PackedBatchIterator(mixture, self._packing)
 
     def __str__(self) -> str:
@@ -530,7 +522,6 @@ class PackedBatchIterator(grain.DatasetIterator):
         out = self._empty()
         remaining = np.full(b, t, dtype=np.int64)
         segments = np.zeros(b, dtype=np.int64)
-        carry = []
         filled = 0
         order = sorted(range(len(candidates)), key=lambda i: -len(candidates[i][1]))
         placed = np.zeros(len(candidates), dtype=bool)
@@ -547,8 +538,7 @@ class PackedBatchIterator(grain.DatasetIterator):
             remaining[row] -= n
             filled += n
             placed[i] = True
-        carry = [(*candidates[i], 0) for i in range(len(candidates)) if not placed[i]]
-        self._pending = carry
+        self._pending = [(*candidates[i], 0) for i in range(len(candidates)) if not placed[i]]
         return out, filled
 
     def __next__(self) -> dict:
@@ -619,16 +609,12 @@ class DataIterator(grain.DatasetIterator):
                  config: PipelineConfig):
         it = iter(dataset)
         super().__init__(it)
-        self._dataset = dataset
         self._it = it
         self.source_names = list(names)
         self._weights = list(weights)
         self.config = config
         self._real = 0
         self._total = 0
-
-    def __iter__(self) -> "DataIterator":
-        return self
 
     def __next__(self) -> dict:
         batch = next(self._it)

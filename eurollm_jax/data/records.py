@@ -45,11 +45,6 @@ def decode_record(data: bytes) -> tuple[np.ndarray, np.ndarray | None]:
     raise ValueError(f"unknown record kind {int(arr[0])}")
 
 
-def record_length(data: bytes) -> int:
-    n = len(data) // 4 - 1
-    return n if data[:4] == b"\x00\x00\x00\x00" else n // 2
-
-
 class RecordWriter:
     """Writes records to ``path`` via a temporary name; ``close()`` renames it into place."""
 

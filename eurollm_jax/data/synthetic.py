@@ -7,14 +7,11 @@ and ``manifest.json`` exactly as ``tokenize_job.run`` would, without a tokenizer
 
 from __future__ import annotations
 
-import os
 from typing import Mapping, Sequence
 
 import numpy as np
 
-from eurollm_jax import fileio as io
-from eurollm_jax.data.records import RecordWriter
-from eurollm_jax.data.tokenize_job import MARKERS, build_manifest
+from eurollm_jax.data.tokenize_job import ShardWriters, build_manifest, write_marker
 
 
 def write_token_corpus(
@@ -30,30 +27,16 @@ def write_token_corpus(
         if not lang or not source:
             raise ValueError(f"source names are '<lang>/<source>', got {name!r}")
         key = f"synthetic-{lang}-{source}"
-        shards, writer, k = [], None, 0
-        total_tokens = 0
+        writers = ShardWriters(output_dir, key, records_per_shard)
         for doc in docs:
             tokens, mask = doc if isinstance(doc, tuple) else (doc, None)
-            if writer is None or writer.records >= records_per_shard:
-                if writer is not None:
-                    writer.close()
-                    shards.append(writer)
-                rel = os.path.join(lang, source, f"{key}-{k:05d}.array_record")
-                writer = RecordWriter(os.path.join(output_dir, rel))
-                writer.rel = rel  # type: ignore[attr-defined]
-                k += 1
-            writer.write(tokens, mask)
-            total_tokens += len(tokens)
-        if writer is not None:
-            writer.close()
-            shards.append(writer)
-        io.write_json(os.path.join(output_dir, MARKERS, f"{key}.json"), {
+            writers.write(name, tokens, mask)
+        shards = writers.close()
+        write_marker(output_dir, {
             "input": f"synthetic:{name}", "key": key, "kind": kind,
-            "tokenizer_sha256": tokenizer_sha256,
-            "shards": [{"path": w.rel, "name": name, "lang": lang, "source": source,
-                        "records": w.records, "tokens": w.tokens} for w in shards],
-            "bad_input": {}, "seconds": 0.0, "docs": sum(w.records for w in shards),
-            "tokens": total_tokens, "bytes": 0,
+            "tokenizer_sha256": tokenizer_sha256, "shards": shards,
+            "bad_input": {}, "seconds": 0.0, "docs": sum(s["records"] for s in shards),
+            "tokens": sum(s["tokens"] for s in shards), "bytes": 0,
         })
     return build_manifest(output_dir)
 

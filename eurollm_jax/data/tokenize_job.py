@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import concurrent.futures as futures
 import dataclasses
+import functools
 import glob
 import hashlib
 import multiprocessing
@@ -29,7 +30,7 @@ import time
 import traceback
 from typing import Callable, Sequence
 
-from eurollm_jax import fileio as io
+from eurollm_jax.fileio import read_json, write_json
 from eurollm_jax.data.readers import BadInputReport, ReaderConfig, input_stem, iter_documents
 from eurollm_jax.data.records import DEFAULT_WRITER_OPTIONS, RecordWriter
 
@@ -85,20 +86,61 @@ def source_name(lang: str, source: str) -> str:
     return f"{_safe(lang)}/{_safe(source)}"
 
 
-_TOKENIZERS: dict = {}
-
-
+@functools.cache
 def _load_tokenizer(path: str):
     from eurollm_jax.tokenizer import Tokenizer
 
-    if path not in _TOKENIZERS:
-        _TOKENIZERS[path] = Tokenizer.load(path)
-    return _TOKENIZERS[path]
+    return Tokenizer.load(path)
 
 
 def _remove_partial(output_dir: str, key: str) -> None:
     for path in glob.glob(os.path.join(output_dir, "*", "*", f"{key}-*.array_record*")):
         os.remove(path)
+
+
+class ShardWriters:
+    """The shards of one input: ``<name>/<key>-NNNNN.array_record`` under ``output_dir`` per
+    source name, a new shard every ``max_records`` records. ``close()`` returns their
+    marker entries (sorted by path); ``abort()`` drops the shards still open."""
+
+    def __init__(self, output_dir: str, key: str, max_records: int,
+                 options: str = DEFAULT_WRITER_OPTIONS):
+        self.output_dir, self.key, self.max_records, self.options = (
+            output_dir, key, max_records, options)
+        self._open: dict[str, tuple[str, RecordWriter]] = {}
+        self._next: dict[str, int] = {}
+        self._shards: list[dict] = []
+
+    def write(self, name: str, tokens, loss_mask=None) -> None:
+        if name in self._open and self._open[name][1].records >= self.max_records:
+            self._close(name)
+        if name not in self._open:
+            k = self._next.get(name, 0)
+            self._next[name] = k + 1
+            rel = os.path.join(name, f"{self.key}-{k:05d}.array_record")
+            self._open[name] = rel, RecordWriter(os.path.join(self.output_dir, rel), self.options)
+        self._open[name][1].write(tokens, loss_mask)
+
+    def _close(self, name: str) -> None:
+        rel, w = self._open.pop(name)
+        w.close()
+        lang, source = name.split("/", 1)
+        self._shards.append({"path": rel, "name": name, "lang": lang, "source": source,
+                             "records": w.records, "tokens": w.tokens})
+
+    def close(self) -> list[dict]:
+        for name in list(self._open):
+            self._close(name)
+        return sorted(self._shards, key=lambda s: s["path"])
+
+    def abort(self) -> None:
+        for _, w in self._open.values():
+            w.abort()
+
+
+def write_marker(output_dir: str, marker: dict) -> None:
+    """Commit one finished input: ``_markers/<key>.json``, written atomically."""
+    write_json(os.path.join(output_dir, MARKERS, f"{marker['key']}.json"), marker)
 
 
 def tokenize_input(spec: str, config: TokenizeConfig, encode_threads: int = -1) -> dict:
@@ -108,32 +150,10 @@ def tokenize_input(spec: str, config: TokenizeConfig, encode_threads: int = -1) 
     key = input_key(spec)
     _remove_partial(config.output_dir, key)
     report = BadInputReport()
-    writers: dict[str, RecordWriter] = {}
-    shard_counter: dict[str, int] = {}
-    shards: list[dict] = []
+    writers = ShardWriters(config.output_dir, key, config.max_records_per_shard,
+                           config.writer_options)
     stats = {"docs": 0, "tokens": 0, "bytes": 0}
     last_log = start
-
-    def writer_for(name: str) -> RecordWriter:
-        w = writers.get(name)
-        if w is not None and w.records >= config.max_records_per_shard:
-            _close(name)
-            w = None
-        if w is None:
-            k = shard_counter.get(name, 0)
-            shard_counter[name] = k + 1
-            rel = os.path.join(name, f"{key}-{k:05d}.array_record")
-            w = writers[name] = RecordWriter(os.path.join(config.output_dir, rel),
-                                             config.writer_options)
-            w.rel = rel  # type: ignore[attr-defined]
-        return w
-
-    def _close(name: str) -> None:
-        w = writers.pop(name)
-        w.close()
-        lang, source = name.split("/", 1)
-        shards.append({"path": w.rel, "name": name, "lang": lang, "source": source,
-                       "records": w.records, "tokens": w.tokens})
 
     def flush(batch: list) -> None:
         nonlocal last_log
@@ -146,7 +166,7 @@ def tokenize_input(spec: str, config: TokenizeConfig, encode_threads: int = -1) 
                                    add_eos=config.add_eos, num_threads=encode_threads)
             encoded = [(x, None) for x in ids]
         for doc, (ids, mask) in zip(batch, encoded):
-            writer_for(source_name(doc.lang, doc.source)).write(ids, mask)
+            writers.write(source_name(doc.lang, doc.source), ids, mask)
             stats["docs"] += 1
             stats["tokens"] += len(ids)
             stats["bytes"] += (len(doc.text.encode("utf-8")) if doc.text is not None
@@ -166,23 +186,21 @@ def tokenize_input(spec: str, config: TokenizeConfig, encode_threads: int = -1) 
             if len(batch) >= config.encode_batch_size:
                 flush(batch)
         flush(batch)
-        for name in list(writers):
-            _close(name)
+        shards = writers.close()
     except BaseException:
-        for w in writers.values():
-            w.abort()
+        writers.abort()
         raise
     marker = {
         "input": spec,
         "key": key,
         "kind": config.kind,
         "tokenizer_sha256": tok.sha256,
-        "shards": sorted(shards, key=lambda s: s["path"]),
+        "shards": shards,
         "bad_input": report.files,
         "seconds": round(time.perf_counter() - start, 3),
         **stats,
     }
-    io.write_json(os.path.join(config.output_dir, MARKERS, f"{key}.json"), marker)
+    write_marker(config.output_dir, marker)
     return marker
 
 
@@ -196,7 +214,7 @@ def _worker(spec: str, config: TokenizeConfig, encode_threads: int):
 def read_markers(output_dir: str) -> dict[str, dict]:
     out = {}
     for path in sorted(glob.glob(os.path.join(output_dir, MARKERS, "*.json"))):
-        marker = io.read_json(path)
+        marker = read_json(path)
         out[marker["key"]] = marker
     return out
 
@@ -251,7 +269,7 @@ def build_manifest(output_dir: str, tokenizer=None, failed: dict | None = None) 
         "bad_input": report.to_dict(),
         "failed_inputs": failed or {},
     }
-    io.write_json(os.path.join(output_dir, MANIFEST), manifest)
+    write_json(os.path.join(output_dir, MANIFEST), manifest)
     return manifest
 
 
@@ -262,7 +280,7 @@ def load_manifest(path: str) -> dict:
         raise FileNotFoundError(
             f"no token manifest at {file!r}: run `python -m launch.tokenize` on your corpus first"
         )
-    manifest = io.read_json(file)
+    manifest = read_json(file)
     manifest["root"] = os.path.dirname(os.path.abspath(file))
     return manifest
 
@@ -300,7 +318,7 @@ def run(config: TokenizeConfig, progress: Callable[[str], None] | None = None) -
             totals[f] += marker[f]
         elapsed = max(time.perf_counter() - start, 1e-9)
         eta = elapsed / k * (len(todo) - k)
-        bad = sum(sum(e["counts"].values()) for e in marker["bad_input"].values())
+        bad = BadInputReport(files=marker["bad_input"]).total
         progress(f"[tokenize] {k}/{len(todo)} {spec}: {marker['docs']} docs, "
                  f"{marker['tokens']} tokens, {bad} bad lines | total "
                  f"{totals['tokens'] / elapsed:,.0f} tokens/s, "
@@ -339,5 +357,5 @@ def summarize(manifest: dict) -> str:
 
 __all__ = [
     "TokenizeConfig", "run", "tokenize_input", "build_manifest", "load_manifest",
-    "read_markers", "source_name", "input_key", "summarize",
+    "read_markers", "write_marker", "ShardWriters", "source_name", "input_key", "summarize",
 ]

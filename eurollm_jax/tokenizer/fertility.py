@@ -10,12 +10,24 @@ The report is a Markdown table, a JSON file and a PNG bar chart (matplotlib, Agg
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from typing import Iterable, Mapping, Sequence
 
+from eurollm_jax.fileio import read_jsonl, write_json, write_text
 from eurollm_jax.tokenizer.tokenizer import Tokenizer
+
+
+def named_paths(specs: Iterable[str]) -> dict[str, str]:
+    """``NAME=PATH`` specs as ``{name: path}``; a bare ``PATH`` is named by its file name."""
+    out = {}
+    for spec in specs:
+        name, _, path = spec.partition("=")
+        if path:
+            out[name] = path
+        else:
+            out[os.path.basename(spec)] = spec
+    return out
 
 
 def texts_by_language(
@@ -126,11 +138,7 @@ def fertility_report(
     rows = fertility_table(tokenizers, texts)
     table = format_table(rows, names)
     if output_dir:
-        from eurollm_jax.fileio import atomic_open, write_json
-
-        os.makedirs(output_dir, exist_ok=True)
-        with atomic_open(os.path.join(output_dir, "fertility.md")) as f:
-            f.write(table + "\n")
+        write_text(os.path.join(output_dir, "fertility.md"), table + "\n")
         write_json(os.path.join(output_dir, "fertility.json"), rows)
         plot_fertility(rows, names, os.path.join(output_dir, "fertility.png"))
     return rows, table
@@ -145,16 +153,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="NAME=PATH of a SentencePiece model; repeat to compare")
     parser.add_argument("--output_dir", default=None)
     args = parser.parse_args(argv)
-    toks = {}
-    for spec in args.tokenizer:
-        name, _, path = spec.partition("=")
-        if not path:
-            name, path = os.path.basename(spec), spec
-        toks[name] = Tokenizer.load(path)
-    records = []
-    for path in args.heldout:
-        with open(path, encoding="utf-8") as f:
-            records += [json.loads(line) for line in f if line.strip()]
+    toks = {name: Tokenizer.load(path) for name, path in named_paths(args.tokenizer).items()}
+    records = [r for path in args.heldout for r in read_jsonl(path)]
     _, table = fertility_report(toks, texts_by_language(records), args.output_dir)
     print(table)
     return 0

@@ -19,6 +19,8 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 import sentencepiece as spm
 
+from eurollm_jax.fileio import atomic_open
+
 UNK_ID, BOS_ID, EOS_ID, IM_START_ID, IM_END_ID = 0, 1, 2, 3, 4
 UNK, BOS, EOS, IM_START, IM_END = "<unk>", "<s>", "</s>", "<|im_start|>", "<|im_end|>"
 SPECIAL_TOKENS: tuple[str, ...] = (UNK, BOS, EOS, IM_START, IM_END)
@@ -85,8 +87,6 @@ class Tokenizer:
 
     def save(self, path: str) -> None:
         """Write the model proto to ``path`` atomically."""
-        from eurollm_jax.fileio import atomic_open
-
         with atomic_open(path, "wb") as f:
             f.write(self._proto)
 

@@ -28,7 +28,8 @@ from typing import Callable, Iterable, Iterator, Sequence
 import numpy as np
 import sentencepiece as spm
 
-from eurollm_jax.tokenizer.tokenizer import IM_END, IM_START, Tokenizer
+from eurollm_jax.fileio import write_json
+from eurollm_jax.tokenizer.tokenizer import IM_END, IM_START, SPECIAL_TOKENS, Tokenizer
 
 Corpus = Callable[[], Iterable[tuple[str, str]]]
 
@@ -170,10 +171,12 @@ def train_tokenizer(
     corpus: Corpus,
     output_path: str,
     config: TokenizerTrainConfig | None = None,
+    bad_input=None,
 ) -> tuple[Tokenizer, dict]:
     """Train a SentencePiece model on ``corpus``; write ``output_path`` (``.model``) atomically.
 
-    Also writes ``<output_path minus .model>.json`` with the config and sampling statistics.
+    Also writes ``<output_path minus .model>.json`` with the config and sampling statistics
+    (and ``bad_input``: the ``BadInputReport`` the corpus fills while it is read, if given).
     Returns the loaded ``Tokenizer`` and that report dict.
     """
     config = config or TokenizerTrainConfig()
@@ -194,7 +197,7 @@ def train_tokenizer(
         raise RuntimeError(f"SentencePiece training failed: {e}{hint}") from e
     seconds = time.perf_counter() - start
     tokenizer = Tokenizer.from_serialized(model.getvalue())
-    for expected, piece in enumerate(("<unk>", "<s>", "</s>", IM_START, IM_END)):
+    for expected, piece in enumerate(SPECIAL_TOKENS):
         assert tokenizer.id_to_piece(expected) == piece, (expected, tokenizer.id_to_piece(expected))
     tokenizer.path = output_path
     tokenizer.save(output_path)
@@ -206,8 +209,8 @@ def train_tokenizer(
         "config": dataclasses.asdict(config),
         "sampling": dataclasses.asdict(stats),
     }
-    from eurollm_jax.fileio import write_json
-
+    if bad_input is not None:
+        report["bad_input"] = bad_input.to_dict()
     stem = output_path[: -len(".model")] if output_path.endswith(".model") else output_path
     write_json(stem + ".json", report)
     return tokenizer, report
@@ -241,16 +244,18 @@ def train_and_report(
 
     Returns the training report with ``bad_input`` and (if computed) ``fertility_table``.
     """
-    from eurollm_jax.data.readers import BadInputReport, ReaderConfig, corpus_from_inputs
+    from eurollm_jax.data.readers import (
+        BadInputReport,
+        ReaderConfig,
+        corpus_from_inputs,
+        iter_documents,
+    )
     from eurollm_jax.tokenizer.fertility import fertility_report, texts_by_language
 
-    report_bad = BadInputReport()
-    corpus = corpus_from_inputs(list(inputs), ReaderConfig(default_lang="unknown"), report_bad)
-    tokenizer, report = train_tokenizer(corpus, output_path, config)
-    report["bad_input"] = report_bad.to_dict()
+    bad_input = BadInputReport()
+    corpus = corpus_from_inputs(list(inputs), ReaderConfig(default_lang="unknown"), bad_input)
+    tokenizer, report = train_tokenizer(corpus, output_path, config, bad_input)
     if heldout:
-        from eurollm_jax.data.readers import iter_documents
-
         records = []
         for spec in heldout:
             records += [{"text": d.text, "lang": d.lang}
@@ -259,7 +264,7 @@ def train_and_report(
         for other, path in (compare or {}).items():
             toks[other] = Tokenizer.load(path)
         report_dir = report_dir or os.path.dirname(os.path.abspath(output_path))
-        rows, table = fertility_report(toks, texts_by_language(records), report_dir)
+        _, table = fertility_report(toks, texts_by_language(records), report_dir)
         report["fertility_table"] = table
         report["fertility_dir"] = report_dir
     return report
