@@ -60,6 +60,6 @@ def write_jsonl(path: str, records: Iterable[dict]) -> int:
 
 
 def read_jsonl(path: str) -> list[dict]:
-    """Read a well-formed JSONL file (use ``readers.read_documents`` for untrusted input)."""
+    """Read a well-formed JSONL file (use ``eurollm_jax.data.readers.iter_documents`` for untrusted input)."""
     with open(path, encoding="utf-8") as f:
         return [json.loads(line) for line in f if line.strip()]
