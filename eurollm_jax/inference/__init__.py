@@ -19,7 +19,8 @@ from eurollm_jax.inference.activations import (
     steering_interventions,
 )
 from eurollm_jax.inference.chat import chat_stop_ids, encode_chat, generate_chat, render_chatml
-from eurollm_jax.inference.engine import Completion, Engine, SamplingParams, bucket_length, generate
+from eurollm_jax.inference.batching import bucket_length
+from eurollm_jax.inference.engine import Completion, Engine, SamplingParams, generate
 from eurollm_jax.inference.loading import load_for_inference
 from eurollm_jax.inference.scoring import (
     LogLikelihood,

@@ -23,16 +23,16 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from eurollm_jax.inference.engine import (
+from eurollm_jax.inference.batching import (
     PAD_ID,
-    Engine,
-    _bucket_batch,
-    _data_parallel_size,
-    _MeshScope,
-    _put_batch,
-    _put_replicated,
+    bucket_batch,
     bucket_length,
+    length_batches,
+    mesh_scope,
+    put_batch,
+    put_replicated,
 )
+from eurollm_jax.inference.engine import as_engine
 
 POOLINGS = ("last", "mean", "all")
 
@@ -113,9 +113,7 @@ def capture_activations(
     """
     if pooling not in POOLINGS:
         raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
-    engine = model if isinstance(model, Engine) else Engine(model, tokenizer)
-    if tokenizer is not None and engine.tokenizer is None:
-        engine = Engine(engine.model, tokenizer, mesh=engine.mesh)
+    engine = as_engine(model, tokenizer)
     idx = _layers(engine.cfg, layers)
     if isinstance(prompts, str):
         raise TypeError("prompts must be a list of prompts (strings or token-id lists)")
@@ -127,32 +125,27 @@ def capture_activations(
             raise ValueError(
                 f"prompt {i} has {len(p)} tokens > max_seq_len {engine.cfg.max_seq_len}"
             )
-    iv = None if interventions is None else np.asarray(interventions, np.float32)
-    iscale = None if intervention_scale is None else np.asarray(intervention_scale, np.float32)
-    results: list = [None] * len(ids)
-    order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))
-    start = 0
     mesh = engine.mesh
-    while start < len(order):
-        t_len = bucket_length(len(ids[order[start]]))
-        rows = max(1, max_batch_tokens // t_len)
-        chunk = order[start : start + rows]
-        start += len(chunk)
-        b = _bucket_batch(len(chunk), _data_parallel_size(mesh))
+    iv = put_replicated(interventions, mesh, np.float32)
+    iscale = put_replicated(intervention_scale, mesh, np.float32)
+    results: list = [None] * len(ids)
+    for chunk in length_batches([len(p) for p in ids], max_batch_tokens):
+        t_len = bucket_length(len(ids[chunk[0]]))
+        b = bucket_batch(len(chunk), mesh)
         tokens = np.full((b, t_len), PAD_ID, np.int32)
         segments = np.zeros((b, t_len), np.int32)
         segments[len(chunk) :, 0] = 1  # padding rows: one dummy token keeps pooling finite
         for r, i in enumerate(chunk):
             tokens[r, : len(ids[i])] = ids[i]
             segments[r, : len(ids[i])] = 1
-        with _MeshScope(mesh):
+        with mesh_scope(mesh):
             out = _capture(
                 engine.graphdef,
                 engine.params,
-                _put_batch(tokens, mesh),
-                _put_batch(segments, mesh),
-                _put_replicated(iv, mesh),
-                _put_replicated(iscale, mesh),
+                put_batch(tokens, mesh),
+                put_batch(segments, mesh),
+                iv,
+                iscale,
                 layers=idx,
                 pooling=pooling,
             )

@@ -16,11 +16,12 @@ prompt 512, 256 new tokens, batch 64: the GPU goal). Flags override any field.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
 import time
+
+from eurollm_jax.fileio import write_json
 
 SHAPES = {
     "cpu": dict(preset="tiny", batch=8, prompt_len=64, new_tokens=64),
@@ -71,10 +72,10 @@ def setup_jax(args, cfg, prompts):
     import jax
 
     from eurollm_jax.inference import Engine, SamplingParams
-    from eurollm_jax.inference.loading import _parse_mesh
+    from eurollm_jax.inference.loading import parse_mesh
     from eurollm_jax.model import create_model
 
-    mesh = _parse_mesh(args.mesh)
+    mesh = parse_mesh(args.mesh)
     model = create_model(cfg, mesh=mesh, seed=args.seed)
     engine = Engine(model)
     sampling = [SamplingParams(max_new_tokens=args.new_tokens, ignore_eos=True)] * len(prompts)
@@ -192,8 +193,7 @@ def main(argv=None):
         summary["ratio_jax_over_transformers"] = ratio
         print(f"  ratio eurollm_jax / transformers: {ratio:.2f}x")
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(summary, f, indent=2)
+        write_json(args.json, summary, sort_keys=False)
     return 0
 
 

@@ -15,12 +15,9 @@ from __future__ import annotations
 from typing import Any, Mapping, Sequence
 
 from eurollm_jax.inference import tokenization as tok_lib
-
-IM_START = "<|im_start|>"
-IM_END = "<|im_end|>"
-IM_START_ID = 3
-IM_END_ID = 4
-ROLES = ("system", "user", "assistant", "tool")
+from eurollm_jax.inference.engine import as_engine
+from eurollm_jax.tokenizer.tokenizer import CHAT_ROLES as ROLES
+from eurollm_jax.tokenizer.tokenizer import IM_END, IM_END_ID, IM_START, IM_START_ID
 
 
 def _content_text(message: Mapping[str, Any], index: int) -> str:
@@ -80,19 +77,16 @@ def special_token_ids(tokenizer) -> dict[str, int]:
     """{"<|im_start|>": id, "<|im_end|>": id} from the tokenizer when it knows them."""
     ids = {IM_START: IM_START_ID, IM_END: IM_END_ID}
     for marker, attr in ((IM_START, "im_start_id"), (IM_END, "im_end_id")):
-        value = getattr(tokenizer, attr, None)
-        value = value() if callable(value) else value
+        value = tok_lib.int_attribute(tokenizer, attr)
         if value is None and hasattr(tokenizer, "piece_to_id"):
             try:
                 candidate = int(tokenizer.piece_to_id(marker))
-                unk = getattr(tokenizer, "unk_id", None)
-                unk = unk() if callable(unk) else unk
-                if candidate >= 0 and candidate != unk:
-                    value = candidate
             except Exception:  # noqa: BLE001 - tokenizer without that piece
-                value = None
+                candidate = -1
+            if candidate >= 0 and candidate != tok_lib.int_attribute(tokenizer, "unk_id"):
+                value = candidate
         if value is not None:
-            ids[marker] = int(value)
+            ids[marker] = value
     return ids
 
 
@@ -147,11 +141,7 @@ def generate_chat(
 ):
     """Assistant replies for a batch of conversations (lists of messages); stops on
     <|im_end|>. Other keyword arguments as for ``generate``."""
-    from eurollm_jax.inference.engine import Engine
-
-    engine = model if isinstance(model, Engine) else Engine(model, tokenizer)
-    if tokenizer is not None and engine.tokenizer is None:
-        engine = Engine(engine.model, tokenizer, mesh=engine.mesh)
+    engine = as_engine(model, tokenizer)
     if engine.tokenizer is None:
         raise ValueError("chat generation needs a tokenizer")
     prompts = [encode_chat(engine.tokenizer, c, system=system) for c in conversations]

@@ -18,13 +18,14 @@ Flow for one batch of prompts of different lengths:
 
 ``generate(model, prompts, max_new_tokens=..., ...)`` is the one-call entry; ``Engine``
 keeps the split model (and tokenizer) for repeated calls (the server, lm-eval).
+Shape buckets and device placement live in ``batching`` (shared with scoring and capture).
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import functools
-import logging
 import math
 from typing import Sequence
 
@@ -32,15 +33,18 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
-from jax.sharding import NamedSharding, PartitionSpec
 
 from eurollm_jax.inference import sampling as sampling_lib
 from eurollm_jax.inference import tokenization as tok_lib
-
-logger = logging.getLogger(__name__)
-
-PAD_ID = 0
-
+from eurollm_jax.inference.batching import (
+    PAD_ID,
+    bucket_batch,
+    bucket_length,
+    mesh_scope,
+    model_mesh,
+    put_batch,
+    put_replicated,
+)
 
 # ----------------------------------------------------------------------------- settings
 @dataclasses.dataclass(frozen=True)
@@ -125,14 +129,6 @@ class Completion(list):
         )
 
 
-def bucket_length(n: int, minimum: int = 16) -> int:
-    """Padded length for ``n``: a power of two up to 1024, then a multiple of 512."""
-    n = max(int(n), 1)
-    if n <= 1024:
-        return max(minimum, 1 << (n - 1).bit_length())
-    return -(-n // 512) * 512
-
-
 MAX_TOP_LOGPROBS = 20
 
 
@@ -142,63 +138,6 @@ def _top_n_bucket(n: int) -> int:
     if n < 0 or n > MAX_TOP_LOGPROBS:
         raise ValueError(f"top_logprobs must be in [0, {MAX_TOP_LOGPROBS}], got {n}")
     return 0 if n == 0 else 5 if n <= 5 else MAX_TOP_LOGPROBS
-
-
-def _bucket_batch(n: int, multiple: int) -> int:
-    b = 1 << (max(n, 1) - 1).bit_length()
-    return -(-b // multiple) * multiple
-
-
-# ----------------------------------------------------------------------------- model plumbing
-def model_mesh(state) -> jax.sharding.Mesh | None:
-    """The mesh the model's parameters live on (None for single-device arrays)."""
-    for leaf in jax.tree.leaves(state):
-        sharding = getattr(leaf, "sharding", None)
-        if isinstance(sharding, NamedSharding):
-            return sharding.mesh
-    return None
-
-
-def _data_parallel_size(mesh) -> int:
-    if mesh is None:
-        return 1
-    shape = dict(mesh.shape)
-    return int(shape.get("data", 1) * shape.get("fsdp", 1))
-
-
-class _MeshScope:
-    def __init__(self, mesh):
-        self.mesh = mesh
-        self._ctx = None
-
-    def __enter__(self):
-        if self.mesh is not None and self.mesh.size > 1:
-            self._ctx = jax.set_mesh(self.mesh)
-            self._ctx.__enter__()
-        return self
-
-    def __exit__(self, *exc):
-        if self._ctx is not None:
-            self._ctx.__exit__(*exc)
-
-
-def _put_batch(x, mesh):
-    """Host array [B, ...] -> device array, the batch split over the data axes."""
-    x = np.asarray(x)
-    if mesh is None or mesh.size == 1:
-        return jnp.asarray(x)
-    axes = tuple(a for a in ("data", "fsdp") if dict(mesh.shape).get(a, 1) > 1)
-    spec = PartitionSpec(axes if axes else None, *([None] * (x.ndim - 1)))
-    return jax.device_put(x, NamedSharding(mesh, spec))
-
-
-def _put_replicated(x, mesh):
-    if x is None:
-        return None
-    x = np.asarray(x)
-    if mesh is None or mesh.size == 1:
-        return jnp.asarray(x)
-    return jax.device_put(x, NamedSharding(mesh, PartitionSpec()))
 
 
 # ----------------------------------------------------------------------------- compiled steps
@@ -377,9 +316,8 @@ class Engine:
     # ------------------------------------------------------------ helpers
     @property
     def eos_id(self) -> int | None:
-        if self.tokenizer is not None and tok_lib.eos_id(self.tokenizer) is not None:
-            return tok_lib.eos_id(self.tokenizer)
-        return self.cfg.eos_token_id
+        eos = None if self.tokenizer is None else tok_lib.eos_id(self.tokenizer)
+        return self.cfg.eos_token_id if eos is None else eos
 
     def encode(self, prompt, *, add_bos: bool = True) -> list[int]:
         """A prompt (text or token ids) as token ids."""
@@ -437,7 +375,24 @@ class Engine:
         top_logprobs: int = 0,
         return_logits: bool = False,
     ) -> list[Completion]:
-        """Continue each prompt; see ``generate`` (module level) for the arguments."""
+        """Continue a batch of prompts; one ``Completion`` per prompt.
+
+        Args:
+          prompts: a list of prompts, each a list of token ids or (with a tokenizer) a string.
+            Text prompts get one leading BOS unless ``add_bos=False``.
+          max_new_tokens: token budget per prompt.
+          temperature: 0 = greedy; > 0 samples from softmax(logits / temperature).
+          top_k, top_p: sampling filters (0 / 1.0 = off), applied after temperature.
+          seed: random seed; row i uses stream i, so results do not depend on batching.
+          stop_token_ids: ids that end a row (the tokenizer's or model's EOS is added unless
+            ``ignore_eos``). stop_strings: strings that end a row (needs a tokenizer).
+          sampling: per-prompt ``SamplingParams`` instead of the scalar arguments.
+          interventions, intervention_scale: steering vectors [L, D] (or [L, B, D]) and
+            per-layer scale [L], added to the residual stream after each layer during both
+            prefill and decode (see ``steering_interventions``).
+          top_logprobs: also return the n most likely tokens at each step.
+          return_logits: also return the raw logits [n, V] of every step (tests, research).
+        """
         if isinstance(prompts, str) or (len(prompts) and isinstance(prompts[0], (int, np.integer))):
             raise TypeError(
                 "prompts must be a list of prompts (each a string or a list of token ids)"
@@ -450,10 +405,8 @@ class Engine:
                 top_k=top_k,
                 top_p=top_p,
                 seed=seed,
-                stop_token_ids=tuple(stop_token_ids or ()),
-                stop_strings=(
-                    (stop_strings,) if isinstance(stop_strings, str) else tuple(stop_strings or ())
-                ),
+                stop_token_ids=stop_token_ids,
+                stop_strings=stop_strings,
                 ignore_eos=ignore_eos,
             )
         if isinstance(sampling, SamplingParams):
@@ -461,8 +414,6 @@ class Engine:
                 dataclasses.replace(sampling, stream=sampling.stream + i)
                 for i in range(len(prompt_ids))
             ]
-        if len(sampling) != len(prompt_ids):
-            raise ValueError(f"{len(sampling)} sampling settings for {len(prompt_ids)} prompts")
         return self.generate_ids(
             prompt_ids,
             list(sampling),
@@ -485,10 +436,10 @@ class Engine:
         """Generate for token-id prompts with per-row settings (batched decodes of at most
         ``max_batch_size`` rows). ``interventions`` may be [L, D] or per prompt [L, n, D]."""
         n = len(prompt_ids)
-        if n == 0:
-            return []
         if len(sampling) != n:
             raise ValueError(f"{len(sampling)} sampling settings for {n} prompts")
+        if n == 0:
+            return []
         if n > self.max_batch_size:
             order = sorted(range(n), key=lambda i: -len(prompt_ids[i]))
             per_row = interventions is not None and np.ndim(interventions) == 3
@@ -532,7 +483,7 @@ class Engine:
             )
         eos = self.eos_id
         mesh = self.mesh
-        b = _bucket_batch(n, _data_parallel_size(mesh))
+        b = bucket_batch(n, mesh)
         p_len = bucket_length(max(len(p) for p in prompt_ids), self.min_prompt_bucket)
         max_new = max(s.max_new_tokens for s in sampling)
         n_new = bucket_length(max(max_new, 1), self.min_new_bucket)
@@ -566,24 +517,21 @@ class Engine:
         mode = sampling_lib.sampling_mode(
             samp_np["temperature"][:n], samp_np["top_k"][:n], samp_np["top_p"][:n]
         )
-        samp = {k: _put_batch(v, mesh) for k, v in samp_np.items()}
-        iv = self._batch_interventions(interventions, n, b)
-        iv = _put_replicated(iv, mesh)
-        iscale = _put_replicated(
-            None if intervention_scale is None else np.asarray(intervention_scale, np.float32), mesh
-        )
+        samp = {k: put_batch(v, mesh) for k, v in samp_np.items()}
+        iv = put_replicated(self._batch_interventions(interventions, n, b), mesh)
+        iscale = put_replicated(intervention_scale, mesh, np.float32)
         statics = dict(
             mode=mode, top_n=_top_n_bucket(top_logprobs), keep_logits=bool(return_logits)
         )
         row_stops = [s.stop_strings for s in rows]
         has_stop_strings = any(row_stops)
 
-        with _MeshScope(mesh):
+        with mesh_scope(mesh):
             st = _prefill(
                 self.graphdef,
                 self.params,
-                _put_batch(tokens, mesh),
-                _put_batch(lengths, mesh),
+                put_batch(tokens, mesh),
+                put_batch(lengths, mesh),
                 samp,
                 iv,
                 iscale,
@@ -618,7 +566,7 @@ class Engine:
                             if tok_lib.find_stop_string(text, row_stops[i]):
                                 hit[i] = True
                     if (hit != done).any():
-                        st = dict(st, done=_put_batch(hit, mesh))
+                        st = dict(st, done=put_batch(hit, mesh))
                         done = hit
                 if done.all() or until >= n_new:
                     break
@@ -678,66 +626,25 @@ class Engine:
         )
 
 
-def generate(
-    model,
-    prompts,
-    *,
-    max_new_tokens: int,
-    temperature: float = 0.0,
-    top_k: int = 0,
-    top_p: float = 1.0,
-    seed: int = 0,
-    stop_token_ids: Sequence[int] | None = None,
-    stop_strings: Sequence[str] | str | None = None,
-    ignore_eos: bool = False,
-    tokenizer=None,
-    add_bos: bool = True,
-    sampling: Sequence[SamplingParams] | SamplingParams | None = None,
-    interventions=None,
-    intervention_scale=None,
-    top_logprobs: int = 0,
-    return_logits: bool = False,
-) -> list[Completion]:
+def as_engine(model, tokenizer=None) -> Engine:
+    """``model`` (a ``Transformer`` or an ``Engine``) as an ``Engine``; ``tokenizer`` is
+    given to an engine that has none (a copy: same parameters and settings)."""
+    if not isinstance(model, Engine):
+        return Engine(model, tokenizer)
+    if tokenizer is None or model.tokenizer is not None:
+        return model
+    tok_lib.check_tokenizer(tokenizer)
+    engine = copy.copy(model)
+    engine.tokenizer = tokenizer
+    return engine
+
+
+def generate(model, prompts, *, max_new_tokens: int, tokenizer=None, **kwargs) -> list[Completion]:
     """Continue a batch of prompts with the model's KV cache; one compiled decode loop.
 
-    Args:
-      model: a ``Transformer`` (sharded or not) or an ``Engine``.
-      prompts: a list of prompts, each a list of token ids or (with ``tokenizer``) a string.
-        Text prompts get one leading BOS unless ``add_bos=False``.
-      max_new_tokens: token budget per prompt.
-      temperature: 0 = greedy; > 0 samples from softmax(logits / temperature).
-      top_k, top_p: sampling filters (0 / 1.0 = off), applied after temperature.
-      seed: random seed; row i uses stream i, so results do not depend on batching.
-      stop_token_ids: ids that end a row (the tokenizer's or model's EOS is added unless
-        ``ignore_eos``). stop_strings: strings that end a row (needs a tokenizer).
-      sampling: per-prompt ``SamplingParams`` instead of the scalar arguments.
-      interventions, intervention_scale: steering vectors [L, D] (or [L, B, D]) and
-        per-layer scale [L], added to the residual stream after each layer during both
-        prefill and decode (see ``steering_interventions``).
-      top_logprobs: also return the n most likely tokens at each step.
-      return_logits: also return the raw logits [n, V] of every step (tests, research).
-
-    Returns:
-      One ``Completion`` per prompt: a list of generated token ids carrying ``.text``,
-      ``.logprobs``, ``.finish_reason`` and ``.stop``.
+    ``model`` is a ``Transformer`` (sharded or not) or an ``Engine``; ``tokenizer`` is needed
+    for text prompts and stop strings. The other arguments are those of ``Engine.generate``.
+    Returns one ``Completion`` per prompt: a list of generated token ids carrying ``.text``,
+    ``.logprobs``, ``.finish_reason`` and ``.stop``.
     """
-    engine = model if isinstance(model, Engine) else Engine(model, tokenizer)
-    if tokenizer is not None and engine.tokenizer is None:
-        engine = Engine(engine.model, tokenizer, mesh=engine.mesh)
-    return engine.generate(
-        prompts,
-        max_new_tokens=max_new_tokens,
-        temperature=temperature,
-        top_k=top_k,
-        top_p=top_p,
-        seed=seed,
-        stop_token_ids=stop_token_ids,
-        stop_strings=stop_strings,
-        ignore_eos=ignore_eos,
-        add_bos=add_bos,
-        sampling=sampling,
-        interventions=interventions,
-        intervention_scale=intervention_scale,
-        top_logprobs=top_logprobs,
-        return_logits=return_logits,
-    )
+    return as_engine(model, tokenizer).generate(prompts, max_new_tokens=max_new_tokens, **kwargs)

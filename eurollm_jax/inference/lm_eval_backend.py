@@ -34,7 +34,7 @@ from lm_eval.api.registry import register_model
 from eurollm_jax.inference import chat as chat_lib
 from eurollm_jax.inference import scoring
 from eurollm_jax.inference import tokenization as tok_lib
-from eurollm_jax.inference.engine import Engine, SamplingParams
+from eurollm_jax.inference.engine import SamplingParams, as_engine
 
 logger = logging.getLogger(__name__)
 
@@ -83,40 +83,29 @@ class EuroLLMJaxLM(TemplateLM):
         super().__init__()
         if kwargs:
             logger.warning("eurollm_jax backend ignores unknown arguments %s", sorted(kwargs))
-        if model is not None:
-            engine = model if isinstance(model, Engine) else None
-            if engine is None:
-                if tokenizer is None or isinstance(tokenizer, str):
-                    tokenizer = tok_lib.load_tokenizer(tokenizer) if tokenizer else None
-                engine = Engine(model, tokenizer)
-            elif tokenizer is not None and engine.tokenizer is None:
-                engine = Engine(
-                    engine.model,
-                    (
-                        tokenizer
-                        if not isinstance(tokenizer, str)
-                        else tok_lib.load_tokenizer(tokenizer)
-                    ),
-                    mesh=engine.mesh,
-                )
-        else:
+        tokenizer_path = None
+        if isinstance(tokenizer, str):
+            tokenizer_path, tokenizer = tokenizer, None
+        if model is None:
             from eurollm_jax.inference.loading import load_for_inference
 
             if pretrained is None and preset is None:
                 raise ValueError(
                     "eurollm_jax backend: pass pretrained=<checkpoint dir> (or model=...)"
                 )
-            loaded, tok = load_for_inference(
+            model, loaded_tokenizer = load_for_inference(
                 pretrained,
                 preset=preset,
                 mesh=mesh,
                 compute_dtype=compute_dtype,
                 param_dtype=param_dtype,
-                tokenizer=tokenizer if isinstance(tokenizer, str) else None,
+                tokenizer=tokenizer_path,
             )
-            engine = Engine(
-                loaded, tok if tokenizer is None or isinstance(tokenizer, str) else tokenizer
-            )
+            if tokenizer is None:
+                tokenizer = loaded_tokenizer
+        elif tokenizer_path:
+            tokenizer = tok_lib.load_tokenizer(tokenizer_path)
+        engine = as_engine(model, tokenizer)
         if engine.tokenizer is None:
             raise ValueError(
                 "eurollm_jax backend needs a tokenizer (tokenizer=<path to tokenizer.model>)"
@@ -124,7 +113,7 @@ class EuroLLMJaxLM(TemplateLM):
         self.engine = engine
         self.tokenizer = engine.tokenizer
         self._max_length = int(max_length) if max_length else int(engine.cfg.max_seq_len)
-        if batch_size in (None, "auto") or str(batch_size).startswith("auto"):
+        if batch_size is None or str(batch_size).startswith("auto"):
             batch_size = 16
         self.batch_size = int(batch_size)
         self.max_gen_toks = int(max_gen_toks)
@@ -212,11 +201,8 @@ class EuroLLMJaxLM(TemplateLM):
             temperature = 1.0
         top_p = float(kw.pop("top_p", 1.0) or 1.0)
         top_k = int(kw.pop("top_k", 0) or 0)
-        for ignored in ("num_beams",):
-            if int(kw.pop(ignored, 1)) != 1:
-                raise ValueError(
-                    "eurollm_jax backend does not do beam search (num_beams must be 1)"
-                )
+        if int(kw.pop("num_beams", 1)) != 1:
+            raise ValueError("eurollm_jax backend does not do beam search (num_beams must be 1)")
         if kw:
             logger.debug("ignoring generation kwargs %s", sorted(kw))
         return SamplingParams(
@@ -249,7 +235,7 @@ class EuroLLMJaxLM(TemplateLM):
         for start in range(0, len(order), self.batch_size):
             chunk = order[start : start + self.batch_size]
             outs = self.engine.generate_ids([c[1] for c in chunk], [c[2] for c in chunk])
-            for (i, _, samp), out in zip(chunk, outs):
+            for (i, _, _), out in zip(chunk, outs):
                 results[i] = out.text
                 self.cache_hook.add_partial("generate_until", requests[i].args, out.text)
         return results

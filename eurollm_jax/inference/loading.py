@@ -15,13 +15,13 @@ from typing import Sequence
 from eurollm_jax.inference import tokenization as tok_lib
 
 
-def _parse_mesh(mesh):
+def parse_mesh(mesh):
+    """A mesh, or its shape as "data,fsdp,tensor" / a sequence -> a mesh (None stays None)."""
     if mesh is None or not isinstance(mesh, (str, list, tuple)):
         return mesh
     from eurollm_jax.parallel import create_mesh
 
-    shape = [int(x) for x in mesh.split(",")] if isinstance(mesh, str) else [int(x) for x in mesh]
-    return create_mesh(shape)
+    return create_mesh(mesh.split(",") if isinstance(mesh, str) else mesh)
 
 
 def load_for_inference(
@@ -45,9 +45,9 @@ def load_for_inference(
       mesh: a mesh, or its shape as "data,fsdp,tensor" (e.g. "1,-1,1"); default one device.
       compute_dtype / param_dtype: activation and weight dtypes ("bfloat16" halves memory).
     """
-    mesh = _parse_mesh(mesh)
     if (path is None) == (preset is None):
         raise ValueError("give exactly one of a checkpoint path or a preset name")
+    mesh = parse_mesh(mesh)
     if preset is not None:
         from eurollm_jax.model import create_model, get_preset
 
@@ -82,9 +82,8 @@ def load_for_inference(
         tokenizer = os.path.join(path, "tokenizer.model")
     if tokenizer is not None:
         tok = tok_lib.load_tokenizer(tokenizer)
-        vocab = getattr(tok, "vocab_size", None)
-        vocab = vocab() if callable(vocab) else vocab
-        if vocab is not None and int(vocab) > model.cfg.vocab_size:
+        vocab = tok_lib.int_attribute(tok, "vocab_size")
+        if vocab is not None and vocab > model.cfg.vocab_size:
             raise ValueError(
                 f"tokenizer {tokenizer} has {vocab} pieces but the model's vocabulary is "
                 f"{model.cfg.vocab_size}; they do not belong together"

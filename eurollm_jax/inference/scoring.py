@@ -25,16 +25,17 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from eurollm_jax.inference.engine import (
+from eurollm_jax.inference import tokenization as tok_lib
+from eurollm_jax.inference.batching import (
     PAD_ID,
-    Engine,
-    _bucket_batch,
-    _data_parallel_size,
-    _MeshScope,
-    _put_batch,
-    _put_replicated,
+    bucket_batch,
     bucket_length,
+    length_batches,
+    mesh_scope,
+    put_batch,
+    put_replicated,
 )
+from eurollm_jax.inference.engine import as_engine
 
 
 class LogLikelihood(NamedTuple):
@@ -64,10 +65,6 @@ def _score(graphdef, params, inputs_BT, targets_BT, segments_BT, interventions, 
     return target_lp_BT, greedy_BT
 
 
-def _as_engine(model) -> Engine:
-    return model if isinstance(model, Engine) else Engine(model)
-
-
 def loglikelihood(
     model,
     requests: Sequence[tuple[Sequence[int], Sequence[int]]],
@@ -82,7 +79,7 @@ def loglikelihood(
     ``max_length`` defaults to the model's ``max_seq_len``. Each context must be
     non-empty (lm-eval gives an empty context the prefix token, e.g. BOS).
     """
-    engine = _as_engine(model)
+    engine = as_engine(model)
     max_length = int(max_length or engine.cfg.max_seq_len)
     items = []
     for i, (ctx, cont) in enumerate(requests):
@@ -104,10 +101,18 @@ def loglikelihood(
                     f"request {i}: token id {t} outside the vocabulary [0, {engine.cfg.vocab_size})"
                 )
         items.append((i, whole[:-1], whole[1:], len(cont)))
+    if interventions is not None and np.ndim(interventions) == 3:
+        raise ValueError(
+            "scoring takes shared interventions [L, D]; per-row vectors are for generate"
+        )
+    mesh = engine.mesh
+    iv = put_replicated(interventions, mesh, np.float32)
+    iscale = put_replicated(intervention_scale, mesh, np.float32)
     results: list[LogLikelihood | None] = [None] * len(items)
-    for batch in _batches(items, max_batch_tokens, engine):
-        t_len = bucket_length(max(len(x[1]) for x in batch))
-        b = _bucket_batch(len(batch), _data_parallel_size(engine.mesh))
+    for rows in length_batches([len(x[1]) for x in items], max_batch_tokens):
+        batch = [items[r] for r in rows]
+        t_len = bucket_length(len(batch[0][1]))
+        b = bucket_batch(len(batch), mesh)
         inputs = np.full((b, t_len), PAD_ID, np.int32)
         targets = np.zeros((b, t_len), np.int32)
         segments = np.zeros((b, t_len), np.int32)
@@ -115,9 +120,17 @@ def loglikelihood(
             inputs[r, : len(inp)] = inp
             targets[r, : len(tgt)] = tgt
             segments[r, : len(inp)] = 1
-        lp, greedy = _run_score(
-            engine, inputs, targets, segments, interventions, intervention_scale
-        )
+        with mesh_scope(mesh):
+            lp, greedy = _score(
+                engine.graphdef,
+                engine.params,
+                put_batch(inputs, mesh),
+                put_batch(targets, mesh),
+                put_batch(segments, mesh),
+                iv,
+                iscale,
+            )
+        lp, greedy = np.asarray(lp), np.asarray(greedy)
         for r, (i, inp, _, n_cont) in enumerate(batch):
             sl = slice(len(inp) - n_cont, len(inp))
             tok_lp = lp[r, sl].astype(np.float64)
@@ -125,45 +138,6 @@ def loglikelihood(
                 float(tok_lp.sum()), bool(greedy[r, sl].all()), tok_lp.tolist()
             )
     return results
-
-
-def _run_score(engine: Engine, inputs, targets, segments, interventions, intervention_scale):
-    mesh = engine.mesh
-    iv = None
-    if interventions is not None:
-        iv = np.asarray(interventions, np.float32)
-        if iv.ndim == 3:
-            raise ValueError(
-                "scoring takes shared interventions [L, D]; per-row vectors are for generate"
-            )
-    with _MeshScope(mesh):
-        lp, greedy = _score(
-            engine.graphdef,
-            engine.params,
-            _put_batch(inputs, mesh),
-            _put_batch(targets, mesh),
-            _put_batch(segments, mesh),
-            _put_replicated(iv, mesh),
-            _put_replicated(
-                None if intervention_scale is None else np.asarray(intervention_scale, np.float32),
-                mesh,
-            ),
-        )
-    return np.asarray(lp), np.asarray(greedy)
-
-
-def _batches(items, max_batch_tokens: int, engine: Engine):
-    """Longest first, as many rows as fit ``max_batch_tokens`` at the bucketed length."""
-    order = sorted(items, key=lambda x: -len(x[1]))
-    batch: list = []
-    for item in order:
-        t_len = bucket_length(len((batch[0] if batch else item)[1]))
-        if batch and (len(batch) + 1) * t_len > max(max_batch_tokens, t_len):
-            yield batch
-            batch = []
-        batch.append(item)
-    if batch:
-        yield batch
 
 
 def rolling_windows(
@@ -205,11 +179,9 @@ def loglikelihood_rolling(
     ``prefix_token`` (default: the model's BOS) conditions the first token; documents
     should therefore not start with BOS themselves.
     """
-    engine = _as_engine(model)
+    engine = as_engine(model)
     max_length = int(max_length or engine.cfg.max_seq_len)
     if prefix_token is None:
-        from eurollm_jax.inference import tokenization as tok_lib
-
         prefix_token = tok_lib.bos_id(engine.tokenizer) if engine.tokenizer is not None else None
         prefix_token = engine.cfg.bos_token_id if prefix_token is None else prefix_token
     requests, owners = [], []

@@ -32,7 +32,6 @@ from typing import Any, Literal, Union
 from pydantic import BaseModel, ConfigDict, Field
 
 from eurollm_jax.inference import chat as chat_lib
-from eurollm_jax.inference import tokenization as tok_lib
 from eurollm_jax.inference.engine import Completion, Engine, SamplingParams
 
 logger = logging.getLogger(__name__)
@@ -443,15 +442,22 @@ def create_app(engine: Engine, config: ServerConfig | None = None):
     def token_str(t: int) -> str:
         return tokenizer.decode([int(t)])
 
-    def usage(prompt_tokens: int, outs) -> dict:
+    def response(id_prefix: str, kind: str, choices: list, prompt_tokens: int, outs) -> dict:
         completion = sum(
             len(o) + (1 if o.finish_reason == "stop" and isinstance(o.stop, int) else 0)
             for o in outs
         )
         return {
-            "prompt_tokens": prompt_tokens,
-            "completion_tokens": completion,
-            "total_tokens": prompt_tokens + completion,
+            "id": f"{id_prefix}-{uuid.uuid4().hex}",
+            "object": kind,
+            "created": int(time.time()),
+            "model": config.model_name,
+            "choices": choices,
+            "usage": {
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": completion,
+                "total_tokens": prompt_tokens + completion,
+            },
         }
 
     @app.get("/health")
@@ -495,11 +501,12 @@ def create_app(engine: Engine, config: ServerConfig | None = None):
             raise APIError(400, f"at most {config.max_prompts} prompts per request", param="prompt")
         ids_list = []
         for x in prompts:
-            ids = tok_lib.encode_prompt(tokenizer, x) if isinstance(x, str) else [int(t) for t in x]
+            try:
+                ids = engine.encode(x)
+            except ValueError as e:  # token ids outside the vocabulary
+                raise APIError(400, str(e), param="prompt") from None
             if not ids:
                 raise APIError(400, "a token prompt must not be empty", param="prompt")
-            if any(not 0 <= t < engine.cfg.vocab_size for t in ids):
-                raise APIError(400, "prompt token ids must lie in the vocabulary", param="prompt")
             ids_list.append(ids)
         rows, samp = [], []
         for ids in ids_list:
@@ -537,14 +544,8 @@ def create_app(engine: Engine, config: ServerConfig | None = None):
                     "text_offset": offsets,
                 }
             choices.append(choice)
-        return {
-            "id": f"cmpl-{uuid.uuid4().hex}",
-            "object": "text_completion",
-            "created": int(time.time()),
-            "model": config.model_name,
-            "choices": choices,
-            "usage": usage(sum(len(x) for x in ids_list) * req.n, outs),
-        }
+        prompt_tokens = sum(len(x) for x in ids_list) * req.n
+        return response("cmpl", "text_completion", choices, prompt_tokens, outs)
 
     @app.post("/v1/chat/completions")
     async def chat_completions(req: ChatCompletionRequest):
@@ -605,14 +606,7 @@ def create_app(engine: Engine, config: ServerConfig | None = None):
                     "finish_reason": o.finish_reason,
                 }
             )
-        return {
-            "id": f"chatcmpl-{uuid.uuid4().hex}",
-            "object": "chat.completion",
-            "created": int(time.time()),
-            "model": config.model_name,
-            "choices": choices,
-            "usage": usage(len(ids) * req.n, outs),
-        }
+        return response("chatcmpl", "chat.completion", choices, len(ids) * req.n, outs)
 
     return app
 

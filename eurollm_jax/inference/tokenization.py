@@ -15,19 +15,7 @@ unless ``add_bos=False``, or any tokenizer whose ``encode`` adds nothing).
 from __future__ import annotations
 
 import re
-from typing import Mapping, Protocol, Sequence, runtime_checkable
-
-
-@runtime_checkable
-class Tokenizer(Protocol):
-    """What the inference engine needs from a tokenizer."""
-
-    bos_id: int
-    eos_id: int
-
-    def encode(self, text: str) -> list[int]: ...
-
-    def decode(self, ids: list[int]) -> str: ...
+from typing import Mapping, Sequence
 
 
 def load_tokenizer(path: str):
@@ -47,24 +35,20 @@ def check_tokenizer(tokenizer) -> None:
         )
 
 
-def _bos(tokenizer) -> int | None:
-    bos = getattr(tokenizer, "bos_id", None)
-    bos = bos() if callable(bos) else bos
-    return None if bos is None or int(bos) < 0 else int(bos)
-
-
-def _eos(tokenizer) -> int | None:
-    eos = getattr(tokenizer, "eos_id", None)
-    eos = eos() if callable(eos) else eos
-    return None if eos is None or int(eos) < 0 else int(eos)
+def int_attribute(tokenizer, name: str) -> int | None:
+    """``tokenizer.<name>`` (an attribute, property or method) as an int; None when it is
+    missing, None or negative."""
+    value = getattr(tokenizer, name, None)
+    value = value() if callable(value) else value
+    return None if value is None or int(value) < 0 else int(value)
 
 
 def bos_id(tokenizer) -> int | None:
-    return _bos(tokenizer)
+    return int_attribute(tokenizer, "bos_id")
 
 
 def eos_id(tokenizer) -> int | None:
-    return _eos(tokenizer)
+    return int_attribute(tokenizer, "eos_id")
 
 
 def encode_plain(tokenizer, text: str) -> list[int]:
@@ -74,7 +58,7 @@ def encode_plain(tokenizer, text: str) -> list[int]:
     except TypeError:  # an encode(text) that takes no add_bos
         ids = tokenizer.encode(text)
     ids = [int(i) for i in ids]
-    bos = _bos(tokenizer)
+    bos = bos_id(tokenizer)
     if ids and bos is not None and ids[0] == bos:
         ids = ids[1:]
     return ids
@@ -83,7 +67,7 @@ def encode_plain(tokenizer, text: str) -> list[int]:
 def encode_prompt(tokenizer, text: str, *, add_bos: bool = True) -> list[int]:
     """``text`` as token ids, with one leading BOS when ``add_bos`` (never two)."""
     ids = encode_plain(tokenizer, text)
-    bos = _bos(tokenizer)
+    bos = bos_id(tokenizer)
     if add_bos and bos is not None and (not ids or ids[0] != bos):
         ids = [bos] + ids
     return ids
@@ -98,7 +82,7 @@ def encode_with_special_tokens(
     tokens), so the result does not depend on how the tokenizer treats the markers.
     """
     ids: list[int] = []
-    bos = _bos(tokenizer)
+    bos = bos_id(tokenizer)
     if add_bos and bos is not None:
         ids.append(bos)
     if not special_tokens:

@@ -29,6 +29,12 @@ SENTENCES = [
 VOCAB = 192  # the tokenizer's and the model's vocabulary
 
 
+def random_prompts(lengths, seed=0):
+    """BOS + random ids (>= 5, so no special tokens), one prompt per length."""
+    rng = np.random.default_rng(seed)
+    return [[1] + rng.integers(5, VOCAB, size=n - 1).tolist() for n in lengths]
+
+
 def _corpus():
     rng = np.random.default_rng(0)
     words = " ".join(SENTENCES).split()
@@ -145,7 +151,7 @@ def engine(jax_model, tokenizer):
     return Engine(jax_model, tokenizer)
 
 
-def hf_greedy(hf_model, prompts, max_new_tokens, *, hooks=()):
+def hf_greedy(hf_model, prompts, max_new_tokens):
     """transformers' greedy generate on left-padded prompts -> generated ids per row,
     cut after the first EOS (inclusive)."""
     import torch
@@ -171,7 +177,7 @@ def hf_greedy(hf_model, prompts, max_new_tokens, *, hooks=()):
     return rows
 
 
-def hf_token_logprobs(hf_model, ids, *, hooks=()):
+def hf_token_logprobs(hf_model, ids):
     """log p(ids[t] | ids[<t]) for t >= 1 under the torch model (float64 sums)."""
     import torch
 

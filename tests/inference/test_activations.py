@@ -12,14 +12,9 @@ from eurollm_jax.inference import (
     residual_norms,
     steering_interventions,
 )
-from tests.inference.conftest import VOCAB, hf_greedy, hf_token_logprobs
+from tests.inference.conftest import hf_greedy, hf_token_logprobs, random_prompts
 
 pytestmark = pytest.mark.torch
-
-
-def _prompts(lengths, seed=0):
-    rng = np.random.default_rng(seed)
-    return [[1] + rng.integers(5, VOCAB, size=n - 1).tolist() for n in lengths]
 
 
 @contextlib.contextmanager
@@ -56,7 +51,7 @@ def _hf_hidden(hf_model, ids, add=None):
 
 
 def test_capture_matches_transformers_hidden_states(engine, hf_model):
-    prompts = _prompts([3, 11, 6])
+    prompts = random_prompts([3, 11, 6])
     layers = [0, -1]
     last = capture_activations(engine, prompts, layers, pooling="last")
     mean = capture_activations(engine, prompts, layers, pooling="mean")
@@ -71,7 +66,7 @@ def test_capture_matches_transformers_hidden_states(engine, hf_model):
             np.testing.assert_allclose(mean[i, j], ref[layer].mean(0), atol=1e-4)
 
 
-def test_capture_text_prompts(engine, tokenizer):
+def test_capture_textrandom_prompts(engine, tokenizer):
     acts = capture_activations(
         engine, ["Good morning", "The cat sat on the mat"], [1], pooling="last"
     )
@@ -87,7 +82,7 @@ def test_capture_text_prompts(engine, tokenizer):
 def test_steering_matches_transformers_hooks(engine, hf_model, jax_model):
     rng = np.random.default_rng(3)
     v0, v1 = rng.normal(size=64), rng.normal(size=64)
-    norms = residual_norms(engine, _prompts([8, 12, 5], seed=9), [0, 1])
+    norms = residual_norms(engine, random_prompts([8, 12, 5], seed=9), [0, 1])
     assert norms.shape == (2,) and (norms > 0).all()
     iv = steering_interventions(
         engine.cfg,
@@ -101,7 +96,7 @@ def test_steering_matches_transformers_hooks(engine, hf_model, jax_model):
     )
     add = {0: iv[0], 1: iv[1]}
 
-    prompts = _prompts([4, 9, 15], seed=4)
+    prompts = random_prompts([4, 9, 15], seed=4)
     steered = generate(jax_model, prompts, max_new_tokens=12, interventions=iv)
     plain = generate(jax_model, prompts, max_new_tokens=12)
     with hf_layer_hooks(hf_model, add=add):
@@ -109,7 +104,7 @@ def test_steering_matches_transformers_hooks(engine, hf_model, jax_model):
     assert [list(o) + ([o.stop] if o.finish_reason == "stop" else []) for o in steered] == ref
     assert [list(o) for o in steered] != [list(o) for o in plain]
 
-    ctx, cont = prompts[2], _prompts([6], seed=5)[0][1:]
+    ctx, cont = prompts[2], random_prompts([6], seed=5)[0][1:]
     res = loglikelihood(engine, [(ctx, cont)], interventions=iv)[0]
     with hf_layer_hooks(hf_model, add=add):
         want = hf_token_logprobs(hf_model, ctx + cont)[len(ctx) - 1 :]
@@ -121,7 +116,7 @@ def test_steering_matches_transformers_hooks(engine, hf_model, jax_model):
 
 
 def test_per_row_interventions(engine, jax_model):
-    prompts = _prompts([5, 7, 3], seed=6)
+    prompts = random_prompts([5, 7, 3], seed=6)
     v = np.random.default_rng(0).normal(size=64) * 3
     iv = steering_interventions(engine.cfg, {1: v})
     per_row = np.stack(

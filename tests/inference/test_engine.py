@@ -4,14 +4,9 @@ import numpy as np
 import pytest
 
 from eurollm_jax.inference import Engine, SamplingParams, bucket_length, generate
-from tests.inference.conftest import VOCAB, full_logits, hf_greedy
+from tests.inference.conftest import VOCAB, full_logits, hf_greedy, random_prompts
 
 pytestmark = pytest.mark.torch
-
-
-def _prompts(lengths, seed=0):
-    rng = np.random.default_rng(seed)
-    return [[1] + rng.integers(5, VOCAB, size=n - 1).tolist() for n in lengths]
 
 
 def _with_stop(c):
@@ -19,7 +14,7 @@ def _with_stop(c):
 
 
 def test_greedy_matches_transformers_generate(jax_model, hf_model):
-    prompts = _prompts([1, 6, 11, 15])
+    prompts = random_prompts([1, 6, 11, 15])
     outs = generate(jax_model, prompts, max_new_tokens=16)
     ref = hf_greedy(hf_model, prompts, 16)
     assert [_with_stop(o) for o in outs] == ref
@@ -29,7 +24,7 @@ def test_greedy_matches_transformers_generate(jax_model, hf_model):
 
 
 def test_cached_decode_logits_equal_full_recomputation(jax_model):
-    prompts = _prompts([3, 12, 6, 16], seed=1)
+    prompts = random_prompts([3, 12, 6, 16], seed=1)
     sampled = generate(
         jax_model,
         prompts,
@@ -41,24 +36,23 @@ def test_cached_decode_logits_equal_full_recomputation(jax_model):
         seed=3,
     )
     worst = 0.0
-    for outs in (sampled,):
-        fulls = full_logits(jax_model, [p + list(o) for p, o in zip(prompts, outs)])
-        for p, o, full in zip(prompts, outs, fulls):
-            want = full[len(p) - 1 : len(p) - 1 + len(o)]
-            assert o.logits.shape == want.shape
-            worst = max(worst, float(np.abs(o.logits - want).max()))
-            # reported logprobs are those of the raw distribution at the chosen tokens
-            logp = (
-                want
-                - np.log(np.exp(want - want.max(-1, keepdims=True)).sum(-1, keepdims=True))
-                - want.max(-1, keepdims=True)
-            )
-            np.testing.assert_allclose(o.logprobs, logp[np.arange(len(o)), list(o)], atol=1e-5)
+    fulls = full_logits(jax_model, [p + list(o) for p, o in zip(prompts, sampled)])
+    for p, o, full in zip(prompts, sampled, fulls):
+        want = full[len(p) - 1 : len(p) - 1 + len(o)]
+        assert o.logits.shape == want.shape
+        worst = max(worst, float(np.abs(o.logits - want).max()))
+        # reported logprobs are those of the raw distribution at the chosen tokens
+        logp = (
+            want
+            - np.log(np.exp(want - want.max(-1, keepdims=True)).sum(-1, keepdims=True))
+            - want.max(-1, keepdims=True)
+        )
+        np.testing.assert_allclose(o.logprobs, logp[np.arange(len(o)), list(o)], atol=1e-5)
     assert worst <= 1e-5, worst
 
 
 def test_stop_ids_and_per_row_budgets(engine):
-    prompts = _prompts([5, 9, 2], seed=2)
+    prompts = random_prompts([5, 9, 2], seed=2)
     free = engine.generate(prompts, max_new_tokens=16, ignore_eos=True)
     stop_id = free[0][4]
     budgets = [16, 7, 3]
@@ -103,7 +97,7 @@ def test_stop_strings_cut_text_and_tokens(jax_model, tokenizer):
 
 
 def test_sampling_is_seeded_and_independent_of_batch(engine):
-    prompts = _prompts([4, 8, 13], seed=3)
+    prompts = random_prompts([4, 8, 13], seed=3)
     kw = dict(max_new_tokens=10, temperature=0.8, top_k=40, top_p=0.95, ignore_eos=True)
     a = engine.generate(prompts, seed=7, **kw)
     b = engine.generate(prompts, seed=7, **kw)
@@ -111,7 +105,7 @@ def test_sampling_is_seeded_and_independent_of_batch(engine):
     assert [list(x) for x in a] == [list(x) for x in b]
     assert [list(x) for x in a] != [list(x) for x in c]
     # another batch composition (rows permuted, one more prompt): same streams, same samples
-    other = _prompts([9], seed=30)[0]
+    other = random_prompts([9], seed=30)[0]
     settings = [
         SamplingParams(
             max_new_tokens=10,
@@ -135,7 +129,7 @@ def test_sampling_is_seeded_and_independent_of_batch(engine):
 
 
 def test_mixed_per_row_settings_in_one_batch(engine):
-    prompts = _prompts([6, 6, 9, 3], seed=4)
+    prompts = random_prompts([6, 6, 9, 3], seed=4)
     greedy = engine.generate(prompts, max_new_tokens=8, ignore_eos=True)
     hot = SamplingParams(max_new_tokens=8, temperature=1.5, top_k=50, ignore_eos=True)
     mixed = engine.generate_ids(
@@ -152,7 +146,7 @@ def test_mixed_per_row_settings_in_one_batch(engine):
 
 
 def test_top_logprobs(engine):
-    prompts = _prompts([5, 10, 2], seed=5)
+    prompts = random_prompts([5, 10, 2], seed=5)
     outs = engine.generate(prompts, max_new_tokens=6, top_logprobs=3, ignore_eos=True)
     for o in outs:
         assert len(o.top_logprobs) == len(o)
@@ -169,7 +163,7 @@ def test_sharded_mesh_gives_same_tokens(hf_dir, jax_model):
 
     mesh = create_mesh((2, 2, 2))
     sharded = load_hf_checkpoint(hf_dir[0], mesh=mesh, compute_dtype="float32")
-    prompts = _prompts([3, 9, 14], seed=6)
+    prompts = random_prompts([3, 9, 14], seed=6)
     a = generate(sharded, prompts, max_new_tokens=10, ignore_eos=True)
     b = generate(jax_model, prompts, max_new_tokens=10, ignore_eos=True)
     assert [list(x) for x in a] == [list(x) for x in b]
@@ -188,10 +182,10 @@ def test_bucketing_bounds_recompilation(engine):
         1536,
         2048,
     ]
-    engine.generate(_prompts([5, 3, 2]), max_new_tokens=3)  # make sure this bucket is compiled
+    engine.generate(random_prompts([5, 3, 2]), max_new_tokens=3)  # make sure this bucket is compiled
     before = (engine_mod._prefill._cache_size(), engine_mod._decode._cache_size())
     for lengths, n in (([5, 3, 2], 3), ([9, 1, 4], 11), ([13, 2, 8, 16], 16), ([2, 2, 2], 7)):
-        engine.generate(_prompts(lengths, seed=n), max_new_tokens=n)
+        engine.generate(random_prompts(lengths, seed=n), max_new_tokens=n)
     assert (engine_mod._prefill._cache_size(), engine_mod._decode._cache_size()) == before
 
 
@@ -224,7 +218,7 @@ def test_errors_are_clear(jax_model, engine):
 
 
 def test_long_prompt_lists_run_in_chunks(jax_model):
-    prompts = _prompts([3, 9, 2, 14, 5, 7], seed=12)
+    prompts = random_prompts([3, 9, 2, 14, 5, 7], seed=12)
     whole = Engine(jax_model).generate(
         prompts, max_new_tokens=5, ignore_eos=True, temperature=0.9, seed=4
     )

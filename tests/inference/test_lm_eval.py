@@ -1,7 +1,6 @@
 """lm_eval.simple_evaluate through the registered eurollm_jax backend, on local tasks whose
 expected scores are computed here with transformers."""
 
-import json
 import math
 import os
 import re
@@ -12,6 +11,7 @@ import pytest
 pytest.importorskip("lm_eval")
 pytestmark = pytest.mark.torch
 
+from eurollm_jax.fileio import write_jsonl, write_text  # noqa: E402
 from eurollm_jax.inference.scoring import rolling_windows  # noqa: E402
 from eurollm_jax.inference.tokenization import decode_continuation, find_stop_string  # noqa: E402
 from tests.inference.conftest import hf_greedy, hf_token_logprobs  # noqa: E402
@@ -56,37 +56,28 @@ def _mc_scores(hf_model, tok, question, choices):
     return scores
 
 
-def _write_tasks(d, mc_rows, gen_rows, rolling_rows):
-    for name, rows in (("mc", mc_rows), ("gen", gen_rows), ("roll", rolling_rows)):
-        with open(os.path.join(d, f"{name}.jsonl"), "w") as f:
-            for r in rows:
-                f.write(json.dumps(r) + "\n")
-    common = (
-        "dataset_path: json\ndataset_kwargs:\n  data_files:\n    test: {path}\ntest_split: test\n"
-    )
-    with open(os.path.join(d, "tiny_mc.yaml"), "w") as f:
-        f.write(
-            "task: tiny_mc\n"
-            + common.format(path=os.path.join(d, "mc.jsonl"))
-            + "output_type: multiple_choice\ndoc_to_text: question\ndoc_to_choice: choices\n"
-            "doc_to_target: label\nmetric_list:\n  - metric: acc\n    aggregation: mean\n"
-            "    higher_is_better: true\n"
-        )
-    with open(os.path.join(d, "tiny_gen.yaml"), "w") as f:
-        f.write(
-            "task: tiny_gen\n"
-            + common.format(path=os.path.join(d, "gen.jsonl"))
-            + "output_type: generate_until\ndoc_to_text: prompt\ndoc_to_target: answer\n"
-            'generation_kwargs:\n  until: ["\\n", "."]\n  max_gen_toks: 6\n  do_sample: false\n'
-            "metric_list:\n  - metric: exact_match\n    aggregation: mean\n"
-            "    higher_is_better: true\n"
-        )
-    with open(os.path.join(d, "tiny_roll.yaml"), "w") as f:
-        f.write(
-            "task: tiny_roll\n"
-            + common.format(path=os.path.join(d, "roll.jsonl"))
-            + 'output_type: loglikelihood_rolling\ndoc_to_text: ""\ndoc_to_target: text\n'
-            "metric_list:\n  - metric: word_perplexity\n"
+TASK_SPECS = {
+    "mc": "output_type: multiple_choice\ndoc_to_text: question\ndoc_to_choice: choices\n"
+    "doc_to_target: label\nmetric_list:\n  - metric: acc\n    aggregation: mean\n"
+    "    higher_is_better: true\n",
+    "gen": "output_type: generate_until\ndoc_to_text: prompt\ndoc_to_target: answer\n"
+    'generation_kwargs:\n  until: ["\\n", "."]\n  max_gen_toks: 6\n  do_sample: false\n'
+    "metric_list:\n  - metric: exact_match\n    aggregation: mean\n"
+    "    higher_is_better: true\n",
+    "roll": 'output_type: loglikelihood_rolling\ndoc_to_text: ""\ndoc_to_target: text\n'
+    "metric_list:\n  - metric: word_perplexity\n",
+}
+
+
+def _write_tasks(d, rows_by_task):
+    """tiny_<name>.yaml + <name>.jsonl for each of TASK_SPECS."""
+    for name, spec in TASK_SPECS.items():
+        data = os.path.join(d, f"{name}.jsonl")
+        write_jsonl(data, rows_by_task[name])
+        write_text(
+            os.path.join(d, f"tiny_{name}.yaml"),
+            f"task: tiny_{name}\ndataset_path: json\ndataset_kwargs:\n  data_files:\n"
+            f"    test: {data}\ntest_split: test\n" + spec,
         )
 
 
@@ -120,7 +111,9 @@ def test_simple_evaluate_through_backend(tmp_path, hf_dir, hf_model, tokenizer):
             total_ll += sum(hf_token_logprobs(hf_model, ctx + cont)[len(ctx) - 1 :])
         total_words += len(re.split(r"\s+", doc))
     assert len(_plain(tokenizer, ROLLING_DOCS[0])) > MAX_LENGTH  # several windows
-    _write_tasks(str(tmp_path), mc_rows, gen_rows, [{"text": d} for d in ROLLING_DOCS])
+    _write_tasks(
+        str(tmp_path), {"mc": mc_rows, "gen": gen_rows, "roll": [{"text": d} for d in ROLLING_DOCS]}
+    )
 
     out = lm_eval.simple_evaluate(
         model="eurollm_jax",

@@ -62,24 +62,19 @@ def test_sampled_frequencies_follow_the_filtered_distribution():
 def test_greedy_rows_and_modes():
     logits = jnp.asarray(np.stack([LOGITS, LOGITS[::-1]]))
     keys = row_keys(jnp.zeros((2,), jnp.uint32), jnp.arange(2, dtype=jnp.uint32), 3)
-    toks = sample_tokens(
-        logits,
-        temperature_B=jnp.asarray([0.0, 0.0]),
-        top_k_B=jnp.zeros(2, jnp.int32),
-        top_p_B=jnp.ones(2),
-        keys_B2=keys,
-        mode="greedy",
-    )
-    assert np.asarray(toks).tolist() == [0, 7]
-    mixed = sample_tokens(
-        logits,
-        temperature_B=jnp.asarray([0.0, 5.0]),
-        top_k_B=jnp.zeros(2, jnp.int32),
-        top_p_B=jnp.ones(2),
-        keys_B2=keys,
-        mode="sample",
-    )
-    assert int(mixed[0]) == 0
+
+    def sample(temperatures, mode):
+        return sample_tokens(
+            logits,
+            temperature_B=jnp.asarray(temperatures),
+            top_k_B=jnp.zeros(2, jnp.int32),
+            top_p_B=jnp.ones(2),
+            keys_B2=keys,
+            mode=mode,
+        )
+
+    assert np.asarray(sample([0.0, 0.0], "greedy")).tolist() == [0, 7]
+    assert int(sample([0.0, 5.0], "sample")[0]) == 0
     assert sampling_mode([0.0, 0.0], [5, 0], [0.5, 1.0]) == "greedy"
     assert sampling_mode([0.0, 1.0], [5, 0], [0.5, 1.0]) == "sample"
     assert sampling_mode([0.0, 1.0], [5, 3], [0.5, 1.0]) == "filter"
