@@ -28,7 +28,8 @@ from eurollm_jax.filtering.langid import LanguageID, LanguageIdentifier
 from eurollm_jax.filtering.pii import PIIRedactor, URLBlocklist
 from eurollm_jax.filtering.pipeline import build_pipeline, default_config, merge_config
 from eurollm_jax.filtering.runner import read_output, run_local
-from eurollm_jax.filtering.text import EU_LANGUAGES, WordTokenizer, get_tokenizer
+from eurollm_jax.filtering.text import WordTokenizer, get_tokenizer
+from eurollm_jax.languages import EU_LANGUAGES
 
 __all__ = [
     "C4QualityFilter",

@@ -28,7 +28,7 @@ import re
 import time
 import urllib.error
 import urllib.request
-from typing import Iterable, Protocol, Sequence
+from typing import Iterable, Protocol
 
 from eurollm_jax.filtering.core import Document
 
@@ -288,8 +288,3 @@ def read_annotations(path: str, require_score: bool = True) -> list[dict]:
             if not require_score or r.get("score") is not None:
                 out.append(r)
     return out
-
-
-def annotate_texts(texts: Sequence[str], client: LLMClient) -> list[int | None]:
-    """Scores for a few texts without a file (interactive use)."""
-    return [parse_score(a) for a in client.complete([build_prompt(t) for t in texts])]

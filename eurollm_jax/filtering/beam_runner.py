@@ -26,12 +26,12 @@ globs; the shard writer here uses local/POSIX paths, e.g. a mounted bucket).
 
 from __future__ import annotations
 
-import json
 import os
 from typing import Any, Iterable
 
 import numpy as np
 
+from eurollm_jax.fileio import read_json, write_json
 from eurollm_jax.filtering import report as report_lib
 from eurollm_jax.filtering.dedup import bucket_edges, decisions_from_edges
 from eurollm_jax.filtering.io import ShardWriter, expand_inputs, output_suffix
@@ -100,9 +100,7 @@ def run_beam(inputs: str | Iterable[str], output_dir: str, config: dict[str, Any
             return acc
 
     def decisions(edge_list, exact_pairs):
-        exact_keys = dict(exact_pairs)
-        dec = decisions_from_edges(edge_list, exact_keys)
-        return {k: v for k, v in dec.items()}
+        return decisions_from_edges(edge_list, dict(exact_pairs))
 
     def apply_decision(row, dec, ids):
         name, key, record, exact, sig = row
@@ -116,13 +114,12 @@ def run_beam(inputs: str | Iterable[str], output_dir: str, config: dict[str, Any
         name, items = kv
         items = sorted(items, key=lambda kr: kr[0])
         stats = report_lib.ShardStats()
-        kept_w = ShardWriter(os.path.join(output_dir, "kept", name + output_suffix(fmt)), fmt)
-        drop_w = ShardWriter(os.path.join(output_dir, "dropped", name + output_suffix(fmt)), fmt)
-        for _, rec in items:
-            stats.add(rec)
-            (drop_w if "drop_reason" in rec else kept_w).write(rec)
-        kept_w.close()
-        drop_w.close()
+        kept_path, drop_path = (os.path.join(output_dir, sub, name + output_suffix(fmt))
+                                for sub in ("kept", "dropped"))
+        with ShardWriter(kept_path, fmt) as kept_w, ShardWriter(drop_path, fmt) as drop_w:
+            for _, rec in items:
+                stats.add(rec)
+                (drop_w if "drop_reason" in rec else kept_w).write(rec)
         return stats.to_json()
 
     class MergeStats(beam.CombineFn):
@@ -144,8 +141,7 @@ def run_beam(inputs: str | Iterable[str], output_dir: str, config: dict[str, Any
             return acc
 
     def save_stats(s):
-        with open(stats_path, "w", encoding="utf-8") as f:
-            json.dump(s, f)
+        write_json(stats_path, s)
 
     options = PipelineOptions(beam_args or ["--runner=DirectRunner"])
     with beam.Pipeline(options=options) as p:
@@ -172,7 +168,6 @@ def run_beam(inputs: str | Iterable[str], output_dir: str, config: dict[str, Any
                  | "Stats" >> beam.CombineGlobally(MergeStats()))
         _ = stats | "SaveStats" >> beam.Map(save_stats)
 
-    with open(stats_path, encoding="utf-8") as f:
-        stats = report_lib.ShardStats.from_json(json.load(f))
+    stats = report_lib.ShardStats.from_json(read_json(stats_path))
     os.remove(stats_path)
     return report_lib.write_report(stats, output_dir, cfg)

@@ -20,22 +20,35 @@ import statistics
 import time
 
 
+def first_drops(steps, docs, reason=lambda r: r) -> list:
+    """Per document, the reason of the first step that drops it (None: kept), stopping there
+    like the recipe. ``reason`` maps a step's ``filter`` answer to None (keep) or a reason."""
+    out = []
+    for d in docs:
+        res = None
+        for s in steps:
+            res = reason(s.filter(d))
+            if res is not None:
+                break
+        out.append(res)
+    return out
+
+
+def datatrove_reason(answer):
+    """A datatrove filter's answer (True, False or (False, reason)) as None or a reason."""
+    if answer is True:
+        return None
+    return answer[1] if isinstance(answer, tuple) else "dropped"
+
+
 def _ours(docs):
     from eurollm_jax.filtering.heuristics import fineweb_heuristics
     from eurollm_jax.filtering.text import get_tokenizer
 
     get_tokenizer.cache_clear()
     steps = fineweb_heuristics()
-    out = []
     t0 = time.perf_counter()
-    for d in docs:
-        res = None
-        for s in steps:
-            r = s.filter(d)
-            if r is not None:
-                res = f"{s.name}:{r}"
-                break
-        out.append(res)
+    out = first_drops(steps, docs)
     return time.perf_counter() - t0, out
 
 
@@ -51,16 +64,8 @@ def _datatrove(docs):
     dt_text.split_into_parts.cache_clear()
     steps = [GopherRepetitionFilter(), GopherQualityFilter(),
              C4QualityFilter(filter_no_terminal_punct=False), FineWebQualityFilter()]
-    out = []
     t0 = time.perf_counter()
-    for d in docs:
-        res = None
-        for s in steps:
-            r = s.filter(d)
-            if r is not True:
-                res = r[1] if isinstance(r, tuple) else "dropped"
-                break
-        out.append(res)
+    out = first_drops(steps, docs, datatrove_reason)
     return time.perf_counter() - t0, out
 
 

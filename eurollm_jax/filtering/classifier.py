@@ -27,7 +27,6 @@ documents whose predicted grade is >= threshold and records it in metadata), and
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import random
 import re
@@ -40,7 +39,7 @@ import numpy as np
 import optax
 from flax import nnx
 
-from eurollm_jax.fileio import atomic_open, write_json
+from eurollm_jax.fileio import atomic_open, read_json, write_json
 from eurollm_jax.filtering.core import DocumentFilter
 
 _TOKEN = re.compile(r"\w+|[^\w\s]", re.UNICODE)
@@ -362,8 +361,7 @@ def load_classifier(directory: str) -> QualityModel:
     if not os.path.exists(cfg_path):
         raise FileNotFoundError(f"{directory} has no classifier_config.json; train one with "
                                 "`python -m launch.filter --job=train_classifier`")
-    with open(cfg_path, encoding="utf-8") as f:
-        cfg = ClassifierConfig(**json.load(f))
+    cfg = ClassifierConfig(**read_json(cfg_path))
     model = QualityClassifier(cfg, nnx.Rngs(cfg.seed))
     pure = nnx.to_pure_dict(nnx.state(model, nnx.Param))
     table = None

@@ -8,7 +8,7 @@ drop. Over-long records are truncated to ``keep_chars`` characters in the droppe
 ``metadata["original_chars"]``/``["original_bytes"]``) so that one huge line cannot blow up
 memory downstream.
 
-``ShardWriter`` writes a shard atomically (temporary file + ``os.replace``); gzip output is
+``ShardWriter`` writes a shard atomically (``eurollm_jax.fileio.atomic_open``); gzip output is
 byte-deterministic (mtime 0), so two runs of the same job produce identical files.
 """
 
@@ -21,6 +21,7 @@ import json
 import os
 from typing import Any, Iterator
 
+from eurollm_jax.fileio import atomic_open
 from eurollm_jax.filtering.core import Document
 
 JSONL_SUFFIXES = (".jsonl", ".jsonl.gz", ".jsonl.zst", ".json", ".json.gz", ".json.zst")
@@ -191,6 +192,10 @@ def output_suffix(fmt: str) -> str:
     return "." + fmt
 
 
+class _Aborted(Exception):
+    """Raised into ``atomic_open`` by ``ShardWriter.abort``: it deletes its temporary file."""
+
+
 class ShardWriter:
     """Writes records to ``path`` atomically: nothing appears at ``path`` until ``close()``."""
 
@@ -198,23 +203,20 @@ class ShardWriter:
         self.path = path
         self.fmt = fmt or next((f for f in sorted(FORMATS, key=len, reverse=True)
                                 if path.endswith("." + f)), "jsonl")
-        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-        self.tmp = f"{path}.tmp-{os.getpid()}"
+        self._file = atomic_open(path, "wb")
+        self._raw = self._file.__enter__()
         self._rows: list[dict] = []
         self.count = 0
         if self.fmt == "parquet":
             self._fh = None
         elif self.fmt == "jsonl.gz":
-            self._raw = open(self.tmp, "wb")
             self._fh = gzip.GzipFile(filename="", mode="wb", fileobj=self._raw, mtime=0)
         elif self.fmt == "jsonl.zst":
             import zstandard
 
-            self._raw = open(self.tmp, "wb")
             self._fh = zstandard.ZstdCompressor().stream_writer(self._raw, closefd=False)
         else:
-            self._raw = None
-            self._fh = open(self.tmp, "wb")
+            self._fh = self._raw
 
     def write(self, record: dict[str, Any]) -> None:
         self.count += 1
@@ -232,22 +234,17 @@ class ShardWriter:
                     for r in self._rows]
             table = pa.Table.from_pylist(rows) if rows else pa.table(
                 {"id": pa.array([], pa.string()), "text": pa.array([], pa.string())})
-            pq.write_table(table, self.tmp)
-        else:
-            self._fh.close()
-            if getattr(self, "_raw", None) is not None:
-                self._raw.close()
-        os.replace(self.tmp, self.path)
+            pq.write_table(table, self._raw)
+        elif self._fh is not self._raw:
+            self._fh.close()  # the compressor's trailer; the file itself stays open
+        self._file.__exit__(None, None, None)  # fsync, rename onto ``path``
 
     def abort(self) -> None:
         try:
-            if self._fh is not None:
+            if self._fh is not None and self._fh is not self._raw:
                 self._fh.close()
-            if getattr(self, "_raw", None) is not None:
-                self._raw.close()
-        finally:
-            if os.path.exists(self.tmp):
-                os.remove(self.tmp)
+        finally:  # closes and deletes the temporary file
+            self._file.__exit__(_Aborted, _Aborted(), None)
 
     def __enter__(self):
         return self

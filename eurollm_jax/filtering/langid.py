@@ -20,7 +20,7 @@ import os
 from typing import Sequence
 
 from eurollm_jax.filtering.core import Document, DocumentFilter
-from eurollm_jax.filtering.text import EU_LANGUAGES
+from eurollm_jax.languages import EU_LANGUAGES
 
 
 def lid176_model_path() -> str:

@@ -25,7 +25,7 @@ from eurollm_jax.filtering.heuristics import fineweb_heuristics
 from eurollm_jax.filtering.io import read_documents
 from eurollm_jax.filtering.langid import LanguageID
 from eurollm_jax.filtering.pii import PIIRedactor, URLBlocklist
-from eurollm_jax.filtering.text import EU_LANGUAGES
+from eurollm_jax.languages import EU_LANGUAGES
 
 KEY_SHARD_SHIFT = 40  # global key = shard_index << 40 | position in shard
 
@@ -36,7 +36,7 @@ def default_config() -> dict[str, Any]:
         "input": {"text_key": "text", "id_key": "id", "max_doc_chars": 1_000_000,
                   "max_line_bytes": 16 << 20, "keep_chars": 10_000},
         "output": {"format": "jsonl.gz"},
-        "language_id": {"enabled": True, "threshold": 0.65, "languages": tuple(EU_LANGUAGES),
+        "language_id": {"enabled": True, "threshold": 0.65, "languages": EU_LANGUAGES,
                         "backend": "auto", "max_chars": 5000, "label_groups": None,
                         "thresholds": {}},
         "url_blocklist": {"enabled": True, "domains": (), "substrings": (), "domains_file": "",

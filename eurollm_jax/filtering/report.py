@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import collections
 import csv
-import json
 import os
 from typing import Any
 
@@ -160,8 +159,3 @@ def write_report(stats: ShardStats, output_dir: str, config: dict[str, Any] | No
                        + [row["dropped"].get(r, 0) for r in summary["reasons"]])
     _chart(summary, os.path.join(output_dir, "report.png"))
     return summary
-
-
-def load_report(output_dir: str) -> dict[str, Any]:
-    with open(os.path.join(output_dir, "report.json"), encoding="utf-8") as f:
-        return json.load(f)

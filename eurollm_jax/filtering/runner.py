@@ -6,11 +6,11 @@ any point and started again with the same arguments loses and duplicates no docu
 
 1. per input shard, in parallel (``runner.num_workers`` spawned processes): read, filter
    (``pipeline.process_shard``), write ``_work/stage1/<shard>.jsonl`` (every record in input
-   order, kept or with its drop reason) and ``<shard>.dedup.npz`` (global keys, exact keys and
-   MinHash signatures of the kept documents);
+   order, kept or with its drop reason) and ``<shard>.dedup.npz`` (global keys, ids, exact keys
+   and MinHash signatures of the kept documents);
 2. once, over all shards: exact + MinHash clustering (``dedup.cluster``) ->
    ``_work/dedup_decisions.json``;
-3. per shard, in parallel: apply the dedup decisions and write ``kept/<shard>.<fmt>`` and
+3. per shard, in parallel: apply the shard's dedup decisions and write ``kept/<shard>.<fmt>`` and
    ``dropped/<shard>.<fmt>`` (dropped records carry ``drop_reason``) plus per-language stats;
    finally ``report.{json,md,csv,png}`` (``report.py``).
 
@@ -31,9 +31,8 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
+from eurollm_jax.fileio import atomic_open, read_json, write_json
 from eurollm_jax.filtering import report as report_lib
-from eurollm_jax.fileio import write_json
-from eurollm_jax.filtering.core import Document
 from eurollm_jax.filtering.dedup import cluster
 from eurollm_jax.filtering.io import (
     ShardWriter,
@@ -42,7 +41,12 @@ from eurollm_jax.filtering.io import (
     read_records,
     shard_name,
 )
-from eurollm_jax.filtering.pipeline import dedup_config, merge_config, process_shard
+from eurollm_jax.filtering.pipeline import (
+    KEY_SHARD_SHIFT,
+    dedup_config,
+    merge_config,
+    process_shard,
+)
 
 
 def shard_names(files: list[str]) -> list[str]:
@@ -77,9 +81,8 @@ def _stage1(task: tuple[int, str, str, str, dict]) -> int:
     index, path, name, work, cfg = task
     out = os.path.join(work, "stage1")
     n = 0
-    keys, exact, sigs = [], [], []
-    writer = ShardWriter(os.path.join(out, f"{name}.jsonl"), "jsonl")
-    try:
+    keys, ids, exact, sigs = [], [], [], []
+    with ShardWriter(os.path.join(out, f"{name}.jsonl"), "jsonl") as writer:
         for rec in process_shard(path, index, cfg):
             n += 1
             r = rec.doc.to_record()
@@ -87,34 +90,32 @@ def _stage1(task: tuple[int, str, str, str, dict]) -> int:
             writer.write(r)
             if rec.exact is not None:
                 keys.append(rec.key)
+                ids.append(rec.doc.id)
                 exact.append(rec.exact)
                 sigs.append(rec.signature)
-    except BaseException:
-        writer.abort()
-        raise
     dd = dedup_config(cfg)
     width = dd.num_perm if dd.near else 0
+    ids_utf8 = [i.encode("utf-8", "surrogatepass") for i in ids]
     arrays = {"keys": np.asarray(keys, np.int64), "exact": np.asarray(exact, np.uint64),
+              # ids as one UTF-8 blob + end offsets (a fixed-width array would pad to the longest)
+              "id_bytes": np.frombuffer(b"".join(ids_utf8), np.uint8),
+              "id_ends": np.cumsum([len(b) for b in ids_utf8], dtype=np.int64),
               "sigs": (np.stack(sigs).astype(np.uint32) if sigs and dd.near
                        else np.zeros((len(keys), width), np.uint32))}
-    tmp = os.path.join(out, f"{name}.dedup.tmp-{os.getpid()}.npz")
-    np.savez(tmp, **arrays)
-    os.replace(tmp, os.path.join(out, f"{name}.dedup.npz"))
-    writer.close()
+    with atomic_open(os.path.join(out, f"{name}.dedup.npz"), "wb") as f:
+        np.savez(f, **arrays)
     write_json(os.path.join(out, f"{name}.done"), {"records": n, "kept": len(keys)})
     return n
 
 
-def _stage3(task: tuple[str, str, str, str, dict]) -> int:
-    name, work, output_dir, decisions_path, cfg = task
+def _stage3(task: tuple[str, str, str, dict, dict]) -> int:
+    name, work, output_dir, decisions, cfg = task  # decisions: this shard's, {str(key): [r, id]}
     fmt = cfg["output"]["format"]
-    with open(decisions_path, encoding="utf-8") as f:
-        decisions = json.load(f)["decisions"]
     stats = report_lib.ShardStats()
-    kept_w = ShardWriter(os.path.join(output_dir, "kept", name + output_suffix(fmt)), fmt)
-    drop_w = ShardWriter(os.path.join(output_dir, "dropped", name + output_suffix(fmt)), fmt)
     n = 0
-    try:
+    kept_path, drop_path = (os.path.join(output_dir, sub, name + output_suffix(fmt))
+                            for sub in ("kept", "dropped"))
+    with ShardWriter(kept_path, fmt) as kept_w, ShardWriter(drop_path, fmt) as drop_w:
         for rec in read_records(os.path.join(work, "stage1", f"{name}.jsonl")):
             n += 1
             key = rec.pop("_key")
@@ -124,12 +125,6 @@ def _stage3(task: tuple[str, str, str, str, dict]) -> int:
                 rec["metadata"]["duplicate_of"] = d[1]
             stats.add(rec)
             (drop_w if "drop_reason" in rec else kept_w).write(rec)
-    except BaseException:
-        kept_w.abort()
-        drop_w.abort()
-        raise
-    kept_w.close()
-    drop_w.close()
     write_json(os.path.join(work, "stage3", f"{name}.stats.json"), stats.to_json())
     write_json(os.path.join(work, "stage3", f"{name}.done"), {"records": n})
     return n
@@ -169,11 +164,10 @@ class _Pool:
 
 
 def _job_fingerprint(files: list[str], cfg: dict) -> dict:
+    inputs = [os.path.abspath(f) for f in files]
     stable = {k: v for k, v in cfg.items() if k != "runner"}
-    blob = json.dumps({"inputs": [os.path.abspath(f) for f in files], "config": stable},
-                      sort_keys=True, default=str)
-    return {"inputs": [os.path.abspath(f) for f in files], "config": stable,
-            "sha256": hashlib.sha256(blob.encode()).hexdigest()}
+    blob = json.dumps({"inputs": inputs, "config": stable}, sort_keys=True, default=str)
+    return {"inputs": inputs, "config": stable, "sha256": hashlib.sha256(blob.encode()).hexdigest()}
 
 
 def run_local(inputs: str | Iterable[str], output_dir: str, config: dict[str, Any] | None = None,
@@ -190,9 +184,7 @@ def run_local(inputs: str | Iterable[str], output_dir: str, config: dict[str, An
     job_path = os.path.join(work, "job.json")
     fp = _job_fingerprint(files, cfg)
     if os.path.exists(job_path):
-        with open(job_path, encoding="utf-8") as f:
-            old = json.load(f)
-        if old.get("sha256") != fp["sha256"]:
+        if read_json(job_path).get("sha256") != fp["sha256"]:
             raise ValueError(f"{output_dir} holds a run with other inputs or another config "
                              f"({job_path}); resume with the same arguments or use a new --output")
     else:
@@ -204,7 +196,7 @@ def run_local(inputs: str | Iterable[str], output_dir: str, config: dict[str, An
         d = os.path.join(output_dir, sub)
         if os.path.isdir(d):
             for f in os.listdir(d):
-                if ".tmp-" in f or f.endswith(".tmp"):
+                if ".tmp-" in f:
                     os.remove(os.path.join(d, f))
     pool = _Pool(workers)
     try:
@@ -224,35 +216,16 @@ def _run_stages(files, names, work, output_dir, cfg, pool, show):
 
     # Stage 2: global dedup.
     decisions_path = os.path.join(work, "dedup_decisions.json")
-    if not os.path.exists(decisions_path):
-        t0 = time.time()
-        dd = dedup_config(cfg)
-        keys, exact, sigs, ids = [], [], [], {}
-        for n in names:
-            z = np.load(os.path.join(work, "stage1", f"{n}.dedup.npz"))
-            keys.append(z["keys"])
-            exact.append(z["exact"])
-            sigs.append(z["sigs"])
-        keys_a = np.concatenate(keys) if keys else np.zeros(0, np.int64)
-        decisions: dict[int, tuple[str, int]] = {}
-        if dd.exact or dd.near:
-            sig_a = np.concatenate(sigs) if dd.near and keys else None
-            decisions = cluster(keys_a.tolist(), np.concatenate(exact).tolist(), sig_a, dd)
-        wanted = {rep for _, rep in decisions.values()}
-        if wanted:
-            for n in names:
-                for rec in read_records(os.path.join(work, "stage1", f"{n}.jsonl")):
-                    if rec["_key"] in wanted:
-                        ids[rec["_key"]] = rec["id"]
-        write_json(decisions_path, {
-            "decisions": {str(k): [r, ids.get(rep, str(rep))] for k, (r, rep) in decisions.items()},
-            "documents": int(keys_a.size)})
-        if show:
-            print(f"[filter] stage 2/3 dedup: {keys_a.size:,} docs, {len(decisions):,} duplicates, "
-                  f"{time.time() - t0:.1f}s", file=sys.stderr, flush=True)
+    if os.path.exists(decisions_path):
+        decided = read_json(decisions_path)["decisions"]
+    else:
+        decided = _stage2(names, work, cfg, decisions_path, show)
 
-    # Stage 3: write kept / dropped.
-    todo3 = [(n, work, output_dir, decisions_path, cfg) for n in names
+    # Stage 3: write kept / dropped; each shard gets its own decisions (keys carry the shard).
+    per_shard: list[dict] = [{} for _ in names]
+    for k, d in decided.items():
+        per_shard[int(k) >> KEY_SHARD_SHIFT][k] = d
+    todo3 = [(n, work, output_dir, per_shard[i], cfg) for i, n in enumerate(names)
              if not os.path.exists(os.path.join(work, "stage3", f"{n}.done"))]
     prog = Progress("stage 3/3 write", len(names), show)
     for _ in range(len(names) - len(todo3)):
@@ -261,9 +234,44 @@ def _run_stages(files, names, work, output_dir, cfg, pool, show):
 
     stats = report_lib.ShardStats()
     for n in names:
-        with open(os.path.join(work, "stage3", f"{n}.stats.json"), encoding="utf-8") as f:
-            stats.merge(report_lib.ShardStats.from_json(json.load(f)))
+        stats.merge(report_lib.ShardStats.from_json(
+            read_json(os.path.join(work, "stage3", f"{n}.stats.json"))))
     return report_lib.write_report(stats, output_dir, cfg)
+
+
+def _stage2(names, work, cfg, decisions_path, show) -> dict[str, list]:
+    """Clusters the kept documents of all shards; writes and returns ``{str(key): [reason, id
+    of the kept copy]}``."""
+    t0 = time.time()
+    dd = dedup_config(cfg)
+    npz = [os.path.join(work, "stage1", f"{n}.dedup.npz") for n in names]
+    keys, exact, sigs = [], [], []
+    for path in npz:
+        with np.load(path) as z:
+            keys.append(z["keys"])
+            exact.append(z["exact"])
+            sigs.append(z["sigs"])
+    keys_a = np.concatenate(keys) if keys else np.zeros(0, np.int64)
+    decisions: dict[int, tuple[str, int]] = {}
+    if dd.exact or dd.near:
+        sig_a = np.concatenate(sigs) if dd.near and keys else None
+        decisions = cluster(keys_a.tolist(), np.concatenate(exact).tolist(), sig_a, dd)
+    wanted = np.fromiter({rep for _, rep in decisions.values()}, np.int64)
+    ids: dict[int, str] = {}
+    for path, k in zip(npz, keys):
+        hit = np.flatnonzero(np.isin(k, wanted))
+        if hit.size:
+            with np.load(path) as z:
+                blob, ends = z["id_bytes"].tobytes(), z["id_ends"].tolist()
+            for j in hit.tolist():
+                start = ends[j - 1] if j else 0
+                ids[int(k[j])] = blob[start:ends[j]].decode("utf-8", "surrogatepass")
+    decided = {str(k): [r, ids.get(rep, str(rep))] for k, (r, rep) in decisions.items()}
+    write_json(decisions_path, {"decisions": decided, "documents": int(keys_a.size)})
+    if show:
+        print(f"[filter] stage 2/3 dedup: {keys_a.size:,} docs, {len(decisions):,} duplicates, "
+              f"{time.time() - t0:.1f}s", file=sys.stderr, flush=True)
+    return decided
 
 
 def read_output(output_dir: str, which: str = "kept") -> list[dict[str, Any]]:
@@ -274,7 +282,3 @@ def read_output(output_dir: str, which: str = "kept") -> list[dict[str, Any]]:
         if ".tmp-" not in f:
             out.extend(read_records(os.path.join(d, f)))
     return out
-
-
-def documents_from_records(records: Iterable[dict]) -> list[Document]:
-    return [Document.from_record(r) for r in records]

@@ -12,9 +12,12 @@ every Gopher / C4 / FineWeb rule fire on some documents, including near-threshol
 
 from __future__ import annotations
 
-import importlib
+import functools
+import json
 import random
 import re
+import subprocess
+import sys
 
 from eurollm_jax.filtering.core import Document
 
@@ -54,34 +57,48 @@ def _prose_like(para: str) -> bool:
     return alpha / len(tokens) > 0.9 and para.count("(") < len(tokens) / 10
 
 
+# Runs in a fresh ``python -I -S`` (standard library only): the docstrings then do not depend
+# on what the calling process imported (submodules become attributes of their package once
+# imported, e.g. ``importlib.metadata``; libraries patch functions, e.g. torch's
+# ``inspect.getfile``), so the corpus is the same in every process of one Python version.
+_READ_DOCSTRINGS = """
+import importlib, json, sys, warnings
+warnings.simplefilter("ignore")
+docs = []
+for name in sys.argv[1:]:
+    try:
+        mod = importlib.import_module(name)
+    except Exception:  # module missing on this platform
+        continue
+    docs.append(mod.__doc__)
+    for attr in sorted(dir(mod)):
+        try:
+            docs.append(getattr(getattr(mod, attr), "__doc__", None))
+        except Exception:
+            continue
+sys.stdout.write(json.dumps([d for d in docs if isinstance(d, str)]))
+"""
+
+
+@functools.lru_cache(maxsize=1)
+def _stdlib_docstrings() -> tuple[str, ...]:
+    """The docstrings of ``_STDLIB_MODULES`` and of their attributes, in a fixed order."""
+    out = subprocess.run([sys.executable, "-I", "-S", "-c", _READ_DOCSTRINGS, *_STDLIB_MODULES],
+                         capture_output=True, text=True, check=True)
+    return tuple(json.loads(out.stdout))
+
+
 def stdlib_paragraphs(min_chars: int = 40, prose: bool = True) -> list[str]:
     """Paragraphs of the standard library's docstrings (deduplicated, in a fixed order).
 
     ``prose=True`` keeps paragraphs that read like running text (few code symbols).
     """
-    import warnings
-
     seen: dict[str, None] = {}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        for name in _STDLIB_MODULES:
-            try:
-                mod = importlib.import_module(name)
-            except Exception:  # pragma: no cover - module missing on this platform
-                continue
-            docs = [mod.__doc__]
-            for attr in sorted(dir(mod)):
-                try:
-                    docs.append(getattr(getattr(mod, attr), "__doc__", None))
-                except Exception:  # pragma: no cover
-                    continue
-            for d in docs:
-                if not isinstance(d, str):
-                    continue
-                for para in re.split(r"\n\s*\n", d):
-                    para = "\n".join(line.strip() for line in para.strip().splitlines())
-                    if len(para) >= min_chars and (not prose or _prose_like(para)):
-                        seen.setdefault(para, None)
+    for d in _stdlib_docstrings():
+        for para in re.split(r"\n\s*\n", d):
+            para = "\n".join(line.strip() for line in para.strip().splitlines())
+            if len(para) >= min_chars and (not prose or _prose_like(para)):
+                seen.setdefault(para, None)
     return list(seen)
 
 
@@ -130,7 +147,7 @@ def english_corpus(n_docs: int = 400, seed: int = 0) -> list[Document]:
                 "salad", "boilerplate", "cookie_lines", "list", "hashtags", "ellipsis", "citations",
                 "lorem", "curly", "short", "javascript", "near_threshold_dup", "tabs")
     for i in range(n_docs):
-        variant = variants[i % len(variants)] if i >= 0 else "clean"
+        variant = variants[i % len(variants)]
         start = rng.randrange(len(paras))
         k = rng.randint(3, 12)
         body = [paras[(start + j) % len(paras)] for j in range(k)]

@@ -12,7 +12,7 @@ punctuation the same way); English additionally applies its contraction/abbrevia
 cases. ``count_sentences`` reproduces spaCy's rule-based sentencizer on a token list.
 
 Public: ``WordTokenizer``, ``get_tokenizer(lang)``, ``count_sentences(tokens)``,
-``is_punct(token)``, ``STOP_WORDS`` and ``stop_words(lang)``, ``EU_LANGUAGES``.
+``is_punct(token)``, ``STOP_WORDS`` and ``stop_words(lang)``.
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ import unicodedata
 
 from eurollm_jax.filtering import _rules_data as _rd
 from eurollm_jax.filtering._en_exceptions import EN_EXCEPTIONS
-from eurollm_jax.languages import EU_LANGUAGES  # noqa: F401  (re-exported)
 
 PUNCTUATION_SET = frozenset(_rd.PUNCTUATION) | _rd.TERMINAL_PUNCTUATION
 TERMINAL_PUNCTUATION = _rd.TERMINAL_PUNCTUATION

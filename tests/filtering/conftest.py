@@ -2,10 +2,13 @@
 sample corpus, small input shards, and a tiny chat model + SentencePiece tokenizer for the
 annotation job. Registers the ``datatrove`` and ``beam`` markers (optional peers)."""
 
+import collections
 import json
 import os
 
 import pytest
+
+from eurollm_jax.fileio import read_jsonl
 
 DATA = os.path.join(os.path.dirname(__file__), "data")
 
@@ -17,8 +20,7 @@ def pytest_configure(config):
 
 @pytest.fixture(scope="session")
 def eu_sentences():
-    with open(os.path.join(DATA, "eu_sentences.jsonl"), encoding="utf-8") as f:
-        return [json.loads(line) for line in f]
+    return read_jsonl(os.path.join(DATA, "eu_sentences.jsonl"))
 
 
 @pytest.fixture(scope="session")
@@ -40,16 +42,19 @@ def write_jsonl(path, records, extra_lines=()):
     return str(path)
 
 
-def multilingual_records(eu_sentences, copies=1):
-    """One document per language (its sentences joined by newlines), ``copies`` shuffles."""
-    import collections
-    import random
-
+def sentences_by_language(eu_sentences) -> dict[str, list[str]]:
     by = collections.defaultdict(list)
     for r in eu_sentences:
         by[r["lang"]].append(r["text"])
+    return by
+
+
+def multilingual_records(eu_sentences, copies=1):
+    """One document per language (its sentences joined by newlines), ``copies`` shuffles."""
+    import random
+
     out = []
-    for lang, sents in sorted(by.items()):
+    for lang, sents in sorted(sentences_by_language(eu_sentences).items()):
         for k in range(copies):
             s = list(sents)
             random.Random(k).shuffle(s)

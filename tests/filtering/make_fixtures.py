@@ -11,14 +11,11 @@ import json
 import os
 import re
 
-EU = ("bg cs da de el en es et fi fr ga hr hu it lt lv mt nl pl pt ro sk sl sv").split()
-SCRIPT = {"bg": "Cyrl", "el": "Grek"}
+from eurollm_jax.languages import EU_LANGUAGES, gflanguages_key, load_gflanguages
 
 
 def udhr_sentences(lang):
-    from gflanguages import LoadLanguages
-
-    sample = LoadLanguages()[f"{lang}_{SCRIPT.get(lang, 'Latn')}"].sample_text
+    sample = load_gflanguages()[gflanguages_key(lang)].sample_text
     out = []
     for field, value in sample.ListFields():
         if field.name in ("masthead_full", "masthead_partial", "styles"):
@@ -41,7 +38,7 @@ def spacy_sentences(lang):
 def main():
     path = os.path.join(os.path.dirname(__file__), "data", "eu_sentences.jsonl")
     with open(path, "w", encoding="utf-8") as f:
-        for lang in EU:
+        for lang in EU_LANGUAGES:
             for src, sents in (("gflanguages-udhr", udhr_sentences(lang)),
                                ("spacy-examples", spacy_sentences(lang))):
                 for s in sents:

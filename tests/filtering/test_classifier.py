@@ -2,7 +2,6 @@
 repeated lines (F1 >= 0.9 on a held-out split of different source texts), save/load, the
 pipeline step, the EuroLLM-features encoder, and the train_classifier CLI."""
 
-import collections
 import json
 import os
 import random
@@ -12,6 +11,7 @@ import sys
 import numpy as np
 import pytest
 
+from eurollm_jax.fileio import write_jsonl
 from eurollm_jax.filtering import Document
 from eurollm_jax.filtering.classifier import (
     ClassifierConfig,
@@ -26,6 +26,7 @@ from eurollm_jax.filtering.classifier import (
     train_classifier,
 )
 from eurollm_jax.filtering.sample_corpus import stdlib_paragraphs
+from tests.filtering.conftest import sentences_by_language
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -33,9 +34,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 @pytest.fixture(scope="module")
 def splits(eu_sentences):
     """Train / held-out clean texts from disjoint sources (English docs + 24 languages)."""
-    by = collections.defaultdict(list)
-    for r in eu_sentences:
-        by[r["lang"]].append(r["text"])
+    by = sentences_by_language(eu_sentences)
     multi = [" ".join(s[k:k + 3]) for s in by.values() for k in range(0, len(s), 3)]
     random.Random(0).shuffle(multi)
     clean = [p for p in stdlib_paragraphs() if len(p.split()) >= 25][:700]
@@ -114,9 +113,8 @@ def test_eurollm_feature_encoder(chat_model_dir, splits):
 def test_train_classifier_cli(splits, tmp_path):
     (x, y, _), _ = splits
     ann = tmp_path / "annotations.jsonl"
-    with open(ann, "w", encoding="utf-8") as f:
-        for i, (t, s) in enumerate(zip(x[:120], y[:120])):
-            f.write(json.dumps({"id": str(i), "text": t, "score": s}) + "\n")
+    write_jsonl(str(ann), ({"id": str(i), "text": t, "score": s}
+                           for i, (t, s) in enumerate(zip(x[:120], y[:120]))))
     out = tmp_path / "clf"
     res = subprocess.run(
         [sys.executable, "-m", "launch.filter", "--job=train_classifier",

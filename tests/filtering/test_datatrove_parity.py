@@ -9,6 +9,8 @@ import copy
 
 import pytest
 
+from eurollm_jax.filtering.bench import datatrove_reason, first_drops
+
 pytestmark = pytest.mark.datatrove
 
 dt_filters = pytest.importorskip("datatrove.pipeline.filters")
@@ -25,30 +27,11 @@ from eurollm_jax.filtering import (  # noqa: E402
 
 
 def _dt(filters, docs):
-    out = []
-    for d in docs:
-        dd = DTDocument(text=d.text, id=d.id)
-        res = None
-        for f in filters:
-            r = f.filter(dd)
-            if r is not True:
-                res = r[1] if isinstance(r, tuple) else "dropped"
-                break
-        out.append(res)
-    return out
+    return first_drops(filters, [DTDocument(text=d.text, id=d.id) for d in docs], datatrove_reason)
 
 
 def _ours(filters, docs):
-    out = []
-    for d in docs:
-        d = copy.deepcopy(d)
-        res = None
-        for f in filters:
-            res = f.filter(d)
-            if res is not None:
-                break
-        out.append(res)
-    return out
+    return first_drops(filters, [copy.deepcopy(d) for d in docs])
 
 
 def _agreement(a, b):

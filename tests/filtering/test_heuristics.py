@@ -9,7 +9,6 @@ from eurollm_jax.filtering import (
     FineWebQualityFilter,
     GopherQualityFilter,
     GopherRepetitionFilter,
-    fineweb_heuristics,
 )
 
 PROSE = ("The history of the printing press is closely tied to the spread of literacy in Europe. "
@@ -21,15 +20,6 @@ PROSE = ("The history of the printing press is closely tied to the spread of lit
 
 def doc(text, lang="en"):
     return Document("d", text, {"language": lang})
-
-
-def chain(text, lang="en"):
-    d = doc(text, lang)
-    for step in fineweb_heuristics():
-        r = step.filter(d)
-        if r is not None:
-            return f"{step.name}:{r}"
-    return None
 
 
 def test_clean_prose_is_kept():

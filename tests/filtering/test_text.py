@@ -4,13 +4,8 @@ and sensible splits for Maltese / Irish clitics."""
 
 import pytest
 
-from eurollm_jax.filtering.text import (
-    EU_LANGUAGES,
-    STOP_WORDS,
-    WordTokenizer,
-    count_sentences,
-    get_tokenizer,
-)
+from eurollm_jax.filtering.text import STOP_WORDS, WordTokenizer, count_sentences, get_tokenizer
+from eurollm_jax.languages import EU_LANGUAGES
 
 
 def test_basic_english_splits():
@@ -37,12 +32,9 @@ def test_every_eu_language_has_stop_words():
 
 def test_stop_words_occur_in_real_text(eu_sentences):
     """Each language's UDHR passage contains at least 2 of its stop words (Gopher's rule)."""
-    import collections
+    from tests.filtering.conftest import sentences_by_language
 
-    by = collections.defaultdict(list)
-    for r in eu_sentences:
-        by[r["lang"]].append(r["text"])
-    for lang, sents in by.items():
+    for lang, sents in sentences_by_language(eu_sentences).items():
         words = set(get_tokenizer(lang).words(" ".join(sents)))
         assert len(words & set(STOP_WORDS[lang])) >= 2, lang
 
