@@ -96,7 +96,6 @@ def run_annotate(cfg) -> int:
                     if a.limit and n >= a.limit:
                         return
 
-    os.makedirs(FLAGS.output, exist_ok=True)
     out = os.path.join(FLAGS.output, "annotations.jsonl")
     stats = annotate(docs(), client, out, batch_size=a.batch_size, progress=True)
     print(json.dumps(stats), f"-> {out}")

@@ -6,7 +6,7 @@ tests compare them with Beam's DirectRunner):
 1. ``Create(shards)`` -> ``FlatMap(process_shard)``: each input shard is read and filtered
    on a worker (the per-document pipeline is built once per worker in ``DoFn.setup``);
 2. dedup: every kept document emits its exact-key bucket and its LSH band buckets;
-   ``GroupByKey`` -> per-bucket edges (``dedup.bucket_edges``) -> one global union-find
+   ``GroupByKey`` -> per-bucket edges (``DedupConfig.edges``) -> one global union-find
    (``CombineGlobally``; the edge list is small next to the corpus) -> decisions as a side input;
 3. ``GroupByKey(shard)`` -> sort by position -> write ``kept/<shard>.<fmt>`` and
    ``dropped/<shard>.<fmt>``, then a global combine of the per-language stats writes the report.
@@ -33,7 +33,7 @@ import numpy as np
 
 from eurollm_jax.fileio import read_json, write_json
 from eurollm_jax.filtering import report as report_lib
-from eurollm_jax.filtering.dedup import bucket_edges, decisions_from_edges
+from eurollm_jax.filtering.dedup import decisions_from_edges
 from eurollm_jax.filtering.io import ShardWriter, expand_inputs, output_suffix
 from eurollm_jax.filtering.pipeline import dedup_config, merge_config, process_shard
 from eurollm_jax.filtering.runner import shard_names
@@ -75,15 +75,10 @@ def run_beam(inputs: str | Iterable[str], output_dir: str, config: dict[str, Any
         name, key, record, exact, sig = row
         if "drop_reason" in record or exact is None:
             return
-        if dd.near and sig is not None:
-            for bk in dd.band_keys(np.frombuffer(sig, np.uint32)):
-                yield (b"B" + bk, (key, sig))
-        if dd.exact:
-            yield (b"E" + int(exact).to_bytes(8, "little"), (key, None))
+        yield from dd.buckets(key, exact, sig)
 
     def edges(kv):
-        key, members = kv
-        return bucket_edges(list(members), dd.verify_threshold if key[:1] == b"B" else None)
+        return dd.edges(*kv)
 
     class Decide(beam.CombineFn):
         def create_accumulator(self):

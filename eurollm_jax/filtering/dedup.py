@@ -31,7 +31,7 @@ import hashlib
 import re
 import unicodedata
 import zlib
-from typing import Iterable
+from typing import Iterable, Iterator
 
 import numpy as np
 
@@ -116,10 +116,25 @@ class DedupConfig:
             h = (a * sh[None, :] + b) >> np.uint64(32)
         return h.min(axis=1).astype(np.uint32)
 
-    def band_keys(self, sig: np.ndarray) -> list[bytes]:
+    def band_keys(self, sig: np.ndarray | bytes) -> list[bytes]:
         r = self.rows
-        raw = np.ascontiguousarray(sig, dtype=np.uint32).tobytes()
+        raw = sig if isinstance(sig, bytes) else np.ascontiguousarray(sig, np.uint32).tobytes()
         return [bytes([i]) + raw[i * r * 4:(i + 1) * r * 4] for i in range(self.bands)]
+
+    def buckets(self, key: int, exact: int, sig: bytes | None
+                ) -> Iterator[tuple[bytes, tuple[int, bytes | None]]]:
+        """``(bucket, member)`` for each LSH band (``b"B"...``) and the exact key (``b"E"...``)
+        of one document; the local and the Beam runner group members by bucket alike."""
+        if self.near and sig is not None:
+            for bk in self.band_keys(sig):
+                yield b"B" + bk, (key, sig)
+        if self.exact:
+            yield b"E" + int(exact).to_bytes(8, "little"), (key, None)
+
+    def edges(self, bucket: bytes, members: Iterable[tuple[int, bytes | None]]
+              ) -> list[tuple[int, int]]:
+        """``bucket_edges`` of one bucket (band buckets are verified, exact ones need not be)."""
+        return bucket_edges(list(members), self.verify_threshold if bucket[:1] == b"B" else None)
 
     def features(self, text: str) -> tuple[int, np.ndarray | None]:
         return exact_key(text), (self.signature(text) if self.near else None)
@@ -187,19 +202,14 @@ def cluster(keys: Iterable[int], exact: Iterable[int], signatures: np.ndarray | 
     """Dedup decisions for documents with global ``keys`` (see the module docstring)."""
     keys = [int(k) for k in keys]
     exact = [int(e) for e in exact]
+    sig_bytes: list[bytes | None] = (
+        [row.tobytes() for row in np.ascontiguousarray(signatures, np.uint32)]
+        if config.near and signatures is not None else [None] * len(keys))
     buckets: dict[bytes, list[tuple[int, bytes | None]]] = {}
-    sig_bytes: list[bytes | None] = [None] * len(keys)
-    if config.near and signatures is not None and len(keys):
-        sig_bytes = [row.tobytes() for row in np.ascontiguousarray(signatures, np.uint32)]
-        for k, sig, sb in zip(keys, signatures, sig_bytes):
-            for bk in config.band_keys(sig):
-                buckets.setdefault(b"B" + bk, []).append((k, sb))
-    if config.exact:
-        for k, e in zip(keys, exact):
-            buckets.setdefault(b"E" + e.to_bytes(8, "little"), []).append((k, None))
-    edges = []
-    for key, members in buckets.items():
-        edges.extend(bucket_edges(members, config.verify_threshold if key[:1] == b"B" else None))
+    for k, e, sb in zip(keys, exact, sig_bytes):
+        for bucket, member in config.buckets(k, e, sb):
+            buckets.setdefault(bucket, []).append(member)
+    edges = [e for bucket, members in buckets.items() for e in config.edges(bucket, members)]
     return decisions_from_edges(edges, dict(zip(keys, exact)))
 
 

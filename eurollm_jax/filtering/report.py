@@ -61,6 +61,14 @@ class ShardStats:
         return s
 
 
+def by_step(by_reason: dict[str, int]) -> collections.Counter:
+    """``{"step:reason": n}`` folded to ``{"step": n}``."""
+    steps = collections.Counter()
+    for r, n in by_reason.items():
+        steps[r.split(":", 1)[0]] += n
+    return steps
+
+
 def summarize(stats: ShardStats) -> dict[str, Any]:
     """Report dict: totals, per-language table and per-reason totals."""
     reasons = sorted({o for c in stats.docs.values() for o in c if o != KEPT})
@@ -78,12 +86,9 @@ def summarize(stats: ShardStats) -> dict[str, Any]:
         by_reason.update({r: n for r, n in c.items() if r != KEPT})
     total = sum(sum(c.values()) for c in stats.docs.values())
     kept = sum(c.get(KEPT, 0) for c in stats.docs.values())
-    by_step = collections.Counter()
-    for r, n in by_reason.items():
-        by_step[r.split(":", 1)[0]] += n
     return {"documents": total, "kept": kept, "dropped": total - kept,
             "dropped_by_reason": dict(sorted(by_reason.items())),
-            "dropped_by_step": dict(sorted(by_step.items())),
+            "dropped_by_step": dict(sorted(by_step(by_reason).items())),
             "languages": rows, "reasons": reasons}
 
 
@@ -96,9 +101,7 @@ def _markdown(summary: dict[str, Any]) -> str:
              "Documents removed per language and step (the reasons are in report.json):", "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in summary["languages"]:
-        per_step = collections.Counter()
-        for r, n in row["dropped"].items():
-            per_step[r.split(":", 1)[0]] += n
+        per_step = by_step(row["dropped"])
         cells = [row["language"], f"{row['documents']:,}", f"{row['kept']:,}",
                  f"{100 * row['kept_fraction']:.1f}"] + [f"{per_step.get(s, 0):,}" for s in steps]
         lines.append("| " + " | ".join(cells) + " |")
@@ -119,12 +122,9 @@ def _chart(summary: dict[str, Any], path: str) -> None:
     fig, ax = plt.subplots(figsize=(max(6, 0.45 * len(rows) + 3), 4.5), dpi=100)
     bottom = [0.0] * len(rows)
     series = [("kept", [r["kept"] / max(r["documents"], 1) for r in rows])]
+    per_step = [by_step(r["dropped"]) for r in rows]
     for s in steps:
-        vals = []
-        for r in rows:
-            n = sum(v for k, v in r["dropped"].items() if k.split(":", 1)[0] == s)
-            vals.append(n / max(r["documents"], 1))
-        series.append((s, vals))
+        series.append((s, [p[s] / max(r["documents"], 1) for p, r in zip(per_step, rows)]))
     palette = ("#1f77b4", "#ff7f0e", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
                "#bcbd22", "#17becf", "#aec7e8", "#ffbb78", "#ff9896", "#c5b0d5", "#c49c94",
                "#f7b6d2", "#c7c7c7", "#dbdb8d", "#9edae5")  # no greens: green means kept
