@@ -111,3 +111,18 @@ def base_config(preset: str, **model_overrides) -> ml_collections.ConfigDict:
     config.seed = 0
     train_sections(config)
     return config
+
+
+def pretrain_config(
+    preset: str, *, steps: int, batch_size: int, lr: float, **model_overrides
+) -> ml_collections.ConfigDict:
+    """A production pre-training job: 4,096-token rows from the data pipeline, the LM head's
+    loss 1,024 positions at a time, a log line every 50 steps, a checkpoint every 1,000."""
+    config = base_config(preset, **model_overrides)
+    t = config.train
+    t.steps, t.batch_size, t.seq_len = steps, batch_size, 4096
+    t.log_every, t.loss_chunk = 50, 1024
+    config.optimizer.lr = lr
+    config.checkpoint.every = 1000
+    config.data.source = "pipeline"
+    return config

@@ -8,20 +8,16 @@ names (data groups of the production pipeline). 2,800 divides 400 GPUs, not a po
 TPU slice: on a pod pick e.g. ``--config.train.batch_size=2816`` (= 44 x 64).
 """
 
-from configs.base import base_config
+from configs.base import pretrain_config
 
 TOTAL_STEPS = 350_000
 
 
 def get_config():
-    config = base_config("eurollm-9b", remat_policy="dots")
-    t = config.train
-    t.steps = TOTAL_STEPS
-    t.batch_size = 2800
-    t.seq_len = 4096
-    t.log_every = 50
-    t.loss_chunk = 1024
-    t.phases = (
+    config = pretrain_config(
+        "eurollm-9b", steps=TOTAL_STEPS, batch_size=2800, lr=3e-4, remat_policy="dots"
+    )
+    config.train.phases = (
         {
             "name": "web",
             "steps": 245_000,
@@ -41,9 +37,6 @@ def get_config():
             "lr": {"start": 1.0, "end": 0.0, "shape": "linear"},
         },
     )
-    config.optimizer.lr = 3e-4
-    config.checkpoint.every = 1000
-    config.data.source = "pipeline"
     config.eval.every = 5000
     config.eval.batches = 16
     return config

@@ -24,9 +24,13 @@ def main(argv):
     from eurollm_jax.parallel import initialize_distributed
 
     initialize_distributed()
-    from eurollm_jax.train import TrainConfigError, export_from_workdir, train
-    from eurollm_jax.train.checkpointing import CheckpointMismatchError
-    from eurollm_jax.train.loop import TrainingAborted
+    from eurollm_jax.train import (
+        CheckpointMismatchError,
+        TrainConfigError,
+        TrainingAborted,
+        export_from_workdir,
+        train,
+    )
 
     if not any(a.startswith(("--verbosity", "-v")) for a in sys.argv[1:]):
         from absl import logging as absl_logging

@@ -24,7 +24,6 @@ from eurollm_jax.train.loop import (
     export_params,
     train,
 )
-from eurollm_jax.parallel.hardware import chip_info, mfu, peak_flops
 from eurollm_jax.train.optimizer import OptimizerError, make_optimizer
 from eurollm_jax.train.schedules import Phase, ScheduleError, make_schedule, parse_phases
 from eurollm_jax.train.state import StateSpec, init_state, state_spec
@@ -52,9 +51,6 @@ __all__ = [
     "export_from_workdir",
     "export_params",
     "train",
-    "chip_info",
-    "mfu",
-    "peak_flops",
     "OptimizerError",
     "make_optimizer",
     "Phase",

@@ -10,7 +10,9 @@ the chip's HBM plus the step's FLOPs. Nothing is allocated; no TPU is needed.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
+import re
 
 import jax
 
@@ -138,15 +140,14 @@ def topology_devices(topology: str):
 
 def compile_for_topology(config, topology: str) -> CompileReport:
     from eurollm_jax.train.loop import build_job
-    from eurollm_jax.train.step import abstract_batch, jit_train_step, make_train_step
+    from eurollm_jax.train.step import abstract_batch
 
     name, devices = topology_devices(topology)
     if config.model.attention_impl == "auto":  # "auto" resolves on *this* host's platform
         config.model.attention_impl = "splash"
     job = build_job(config, devices=devices)
     spec = job.spec
-    step = make_train_step(spec.graphdef, job.model_cfg, job.tx, job.schedule, job.step_opts)
-    fn = jit_train_step(step, spec, job.mesh, compiler_options=job.compiler_options)
+    fn = job.jitted_train_step()
     t = config.train
     batch = abstract_batch(int(t.batch_size), int(t.seq_len), job.mesh)
     kind = devices[0].device_kind
@@ -207,8 +208,6 @@ def compile_for_topology(config, topology: str) -> CompileReport:
 
 def _parse_oom(message: str):
     """(required, available) bytes from XLA:TPU's RESOURCE_EXHAUSTED message, or None."""
-    import re
-
     if "RESOURCE_EXHAUSTED" not in message and "Ran out of memory" not in message:
         return None
     m = re.search(
@@ -225,8 +224,5 @@ def _bytes_per_device(tree) -> int:
     for leaf in jax.tree.leaves(tree):
         sharding = getattr(leaf, "sharding", None)
         shape = sharding.shard_shape(leaf.shape) if sharding is not None else leaf.shape
-        size = 1
-        for d in shape:
-            size *= int(d)
-        total += size * jax.numpy.dtype(leaf.dtype).itemsize
+        total += math.prod(shape) * jax.numpy.dtype(leaf.dtype).itemsize
     return total

@@ -39,22 +39,14 @@ def make_jax_step(config):
     import jax
 
     from eurollm_jax.parallel import batch_sharding
+    from eurollm_jax.parallel.hardware import mfu
     from eurollm_jax.train.data import make_iterator
     from eurollm_jax.train.loop import build_job
-    from eurollm_jax.parallel.hardware import mfu
     from eurollm_jax.train.state import init_state
-    from eurollm_jax.train.step import jit_train_step, make_train_step
 
     job = build_job(config)
-    state = init_state(
-        job.model_cfg, job.tx, job.mesh, job.spec, seed=0, compiler_options=job.compiler_options
-    )
-    fn = jit_train_step(
-        make_train_step(job.spec.graphdef, job.model_cfg, job.tx, job.schedule, job.step_opts),
-        job.spec,
-        job.mesh,
-        compiler_options=job.compiler_options,
-    )
+    state = init_state(job.model_cfg, job.tx, job.mesh, job.spec, seed=0)
+    fn = job.jitted_train_step()
     sh = batch_sharding(job.mesh, 2)
     it = make_iterator(config)
     batches = [{k: jax.device_put(v, sh) for k, v in next(it).items()} for _ in range(4)]

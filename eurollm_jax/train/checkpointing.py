@@ -20,29 +20,38 @@ from __future__ import annotations
 import json
 import logging
 import os
-from typing import Any
 
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
+from eurollm_jax.checkpoint import CheckpointMismatchError
+
 log = logging.getLogger(__name__)
 
-ITEMS = ("state", "data", "config")
+
+def shapes(tree) -> dict[str, tuple]:
+    """``{"params/layers/mlp/up_proj": shape, ...}``: the array shapes in ``tree`` by path."""
+    return {
+        jax.tree_util.keystr(path, simple=True, separator="/"): tuple(leaf.shape)
+        for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]
+        if hasattr(leaf, "shape")
+    }
 
 
-class CheckpointMismatchError(ValueError):
-    """A checkpoint whose tensors do not match the model being trained."""
-
-
-def _flat(tree) -> dict[str, Any]:
-    out = {}
-    for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
-        key = "/".join(
-            str(getattr(k, "key", getattr(k, "name", getattr(k, "idx", k)))) for k in path
-        )
-        out[key] = leaf
-    return out
+def shape_problems(expected: dict, saved: dict, *, unexpected: bool = True) -> list[str]:
+    """One line per tensor whose shape in ``saved`` differs from ``expected`` (both
+    path -> shape), is missing, or (``unexpected``) is only in ``saved``."""
+    problems = []
+    for k, shape in expected.items():
+        if k not in saved:
+            problems.append(f"{k}: missing from the checkpoint (expected {shape})")
+        elif saved[k] != shape:
+            problems.append(f"{k}: checkpoint {saved[k]} vs model {shape}")
+    if unexpected:
+        extra = [k for k in saved if k not in expected]
+        problems += [f"{k}: in the checkpoint but not in the model" for k in extra]
+    return problems
 
 
 def gather_json(obj) -> list:
@@ -116,22 +125,11 @@ class Checkpointer:
 
     def saved_shapes(self, step: int) -> dict[str, tuple]:
         meta = self.manager.item_metadata(step)["state"]
-        tree = getattr(meta, "tree", meta)
-        return {k: tuple(v.shape) for k, v in _flat(tree).items() if hasattr(v, "shape")}
+        return shapes(getattr(meta, "tree", meta))
 
     def check_compatible(self, step: int, abstract_state) -> None:
         """Raise CheckpointMismatchError naming every tensor whose shape differs or is missing."""
-        saved = self.saved_shapes(step)
-        expected = {k: tuple(v.shape) for k, v in _flat(abstract_state).items()}
-        problems = []
-        for k, shape in expected.items():
-            if k not in saved:
-                problems.append(f"{k}: missing from the checkpoint (expected {shape})")
-            elif saved[k] != shape:
-                problems.append(f"{k}: checkpoint {saved[k]} vs model {shape}")
-        for k in saved:
-            if k not in expected:
-                problems.append(f"{k}: in the checkpoint but not in the model")
+        problems = shape_problems(shapes(abstract_state), self.saved_shapes(step))
         if problems:
             params_first = sorted(problems, key=lambda p: (not p.startswith("params/"), p))
             raise CheckpointMismatchError(
@@ -168,13 +166,8 @@ class Checkpointer:
 
     def restore_params(self, step: int, abstract_params):
         """Only the parameters (e.g. to export them), in the given shardings."""
-        saved = self.saved_shapes(step)
-        expected = {f"params/{k}": tuple(v.shape) for k, v in _flat(abstract_params).items()}
-        bad = [
-            f"{k}: checkpoint {saved.get(k)} vs model {v}"
-            for k, v in expected.items()
-            if saved.get(k) != v
-        ]
+        expected = shapes({"params": abstract_params})
+        bad = shape_problems(expected, self.saved_shapes(step), unexpected=False)
         if bad:
             raise CheckpointMismatchError("parameter mismatch:\n  " + "\n  ".join(bad))
         args = ocp.args.Composite(state=_restore_args({"params": abstract_params}, partial=True))

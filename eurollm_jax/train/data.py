@@ -21,11 +21,9 @@ each sub-source; a different seed for ``synthetic``).
 from __future__ import annotations
 
 import functools
-import json
 from typing import Any, Mapping
 
-import numpy as np
-
+from eurollm_jax.fileio import read_jsonl
 from eurollm_jax.train import sources as S
 
 SOURCES = ("synthetic", "text", "sft", "pipeline")
@@ -75,8 +73,7 @@ def named_token_docs(data: Mapping[str, Any], split: str, vocab_size: int):
     if source == "sft":
         path = data.get("sft_file", "")
         if path:
-            with open(path, encoding="utf-8") as f:
-                convs = [json.loads(line)["messages"] for line in f if line.strip()]
+            convs = [record["messages"] for record in read_jsonl(path)]
         else:
             convs = S.language_conversations(tuple(data.get("languages") or S.EU_LANGUAGES))
         encoded = [S.chatml_encode(c) for c in _split_docs(convs, frac, split)]
@@ -183,7 +180,3 @@ def corpus_unigram_entropy(config, split: str = "train") -> float:
     named = named_token_docs(config.data.to_dict(), split, int(config.model.vocab_size))
     docs = [d for docs, _ in named.values() for d in docs]
     return S.unigram_entropy(docs)
-
-
-def peek_batch(config, **kwargs) -> dict[str, np.ndarray]:
-    return next(make_iterator(config, **kwargs))

@@ -35,13 +35,22 @@ import jax
 import numpy as np
 from flax import nnx
 
+from eurollm_jax.checkpoint import load_params, save_params
+from eurollm_jax.checkpoint.params import load_model_config
+from eurollm_jax.data import BATCH_KEYS
 from eurollm_jax.fileio import write_json
 from eurollm_jax.model import abstract_model
 from eurollm_jax.parallel import batch_sharding, create_mesh
 from eurollm_jax.parallel.hardware import mfu
 from eurollm_jax.train import data as data_lib
 from eurollm_jax.train import metrics as metrics_lib
-from eurollm_jax.train.checkpointing import Checkpointer, CheckpointMismatchError, gather_json
+from eurollm_jax.train.checkpointing import (
+    Checkpointer,
+    CheckpointMismatchError,
+    gather_json,
+    shape_problems,
+    shapes,
+)
 from eurollm_jax.train.optimizer import make_optimizer
 from eurollm_jax.train.schedules import make_schedule, parse_phases, phase_index, phase_schedule
 from eurollm_jax.train.state import init_state, params_to_model, state_spec
@@ -97,7 +106,20 @@ class Job:
     tx: Any
     spec: Any
     step_opts: StepOptions
-    compiler_options: dict | None = None
+    compiler_options: dict | None = None  # train.compiler_options: XLA options of the steps
+
+    def jitted_train_step(self, keys=BATCH_KEYS):
+        """The train step, jitted with the state's shardings (donated)."""
+        step = make_train_step(
+            self.spec.graphdef, self.model_cfg, self.tx, self.schedule, self.step_opts
+        )
+        return jit_train_step(
+            step, self.spec, self.mesh, keys, compiler_options=self.compiler_options
+        )
+
+    def jitted_eval_step(self):
+        step = make_eval_step(self.spec.graphdef, self.model_cfg, self.step_opts)
+        return jit_eval_step(step, self.spec, self.mesh, compiler_options=self.compiler_options)
 
 
 def build_job(config, *, devices=None) -> Job:
@@ -179,21 +201,8 @@ def _compiled_job(config, devices=None):
         job, train_fn, eval_fn = _JOB_CACHE[key]
         return dataclasses.replace(job, config=config), train_fn, eval_fn
     job = build_job(config, devices=devices)
-    spec = job.spec
-    train_fn = jit_train_step(
-        make_train_step(spec.graphdef, job.model_cfg, job.tx, job.schedule, job.step_opts),
-        spec,
-        job.mesh,
-        compiler_options=job.compiler_options,
-    )
-    eval_fn = None
-    if int(config.eval.every) > 0:
-        eval_fn = jit_eval_step(
-            make_eval_step(spec.graphdef, job.model_cfg, job.step_opts),
-            spec,
-            job.mesh,
-            compiler_options=job.compiler_options,
-        )
+    train_fn = job.jitted_train_step()
+    eval_fn = job.jitted_eval_step() if int(config.eval.every) > 0 else None
     _JOB_CACHE[key] = (job, train_fn, eval_fn)
     while len(_JOB_CACHE) > _JOB_CACHE_SIZE:
         _JOB_CACHE.popitem(last=False)
@@ -202,21 +211,14 @@ def _compiled_job(config, devices=None):
 
 def _load_init_params(job: Job, directory: str):
     """Parameters of a params-only checkpoint (SFT start), shape-checked by name."""
-    from eurollm_jax.checkpoint.params import load_model_config, load_params
-
     if not os.path.isdir(directory):
         raise TrainConfigError(f"train.init_params: {directory} is not a directory")
     saved_cfg = load_model_config(directory)
-    want = nnx.to_pure_dict(nnx.state(abstract_model(job.model_cfg)))
-    have = nnx.to_pure_dict(nnx.state(abstract_model(saved_cfg)))
-    from eurollm_jax.train.checkpointing import _flat
-
-    fw, fh = _flat(want), _flat(have)
-    bad = [
-        f"{k}: checkpoint {tuple(fh[k].shape) if k in fh else 'missing'} vs model {tuple(v.shape)}"
-        for k, v in fw.items()
-        if k not in fh or tuple(fh[k].shape) != tuple(v.shape)
-    ]
+    bad = shape_problems(
+        shapes(job.spec.abstract["params"]),
+        shapes(nnx.to_pure_dict(nnx.state(abstract_model(saved_cfg)))),
+        unexpected=False,
+    )
     if bad:
         raise CheckpointMismatchError(
             f"train.init_params {directory} does not match config.model:\n  " + "\n  ".join(bad)
@@ -233,8 +235,17 @@ def _global_batch(local: dict, sharding) -> dict:
     return {
         k: jax.make_array_from_process_local_data(sharding, np.asarray(v, np.int32))
         for k, v in local.items()
-        if k in ("tokens", "segment_ids", "positions", "loss_mask", "labels")
+        if k in BATCH_KEYS or k == "labels"
     }
+
+
+def _on_process_0(flag: bool) -> bool:
+    """Process 0's ``flag``, on every process (a collective: every process calls it)."""
+    if jax.process_count() == 1:
+        return flag
+    from jax.experimental import multihost_utils
+
+    return bool(multihost_utils.broadcast_one_to_all(np.int32(flag)))
 
 
 class _StopFlag:
@@ -297,17 +308,16 @@ def train(
 
     ckpt_dir = os.path.join(workdir, "checkpoints")
     latest = None
-    if os.path.isdir(ckpt_dir):
-        probe = Checkpointer(
-            ckpt_dir,
-            keep=int(ck.keep),
-            async_save=bool(ck.async_save),
-            replica_parallel=bool(ck.get("replica_parallel", False)),
-        )
-        latest = probe.latest_step()
-        if latest is not None:
-            probe.check_compatible(latest, spec.abstract)
-        probe.close()
+    # Process 0's view, taken before any process can create the directory: a process that
+    # opened a checkpoint manager alone would run its collectives out of step with the others.
+    if _on_process_0(os.path.isdir(ckpt_dir)):
+        probe = Checkpointer(ckpt_dir)
+        try:
+            latest = probe.latest_step()
+            if latest is not None:
+                probe.check_compatible(latest, spec.abstract)
+        finally:
+            probe.close()
     init_params = None
     if latest is None and t.init_params:
         init_params = _load_init_params(job, t.init_params)
@@ -348,13 +358,7 @@ def train(
         log.info("resumed from step %d (phase %d)", latest, start_phase)
     else:
         state = init_state(
-            job.model_cfg,
-            job.tx,
-            mesh,
-            spec,
-            seed=int(config.seed),
-            params=init_params,
-            compiler_options=job.compiler_options,
+            job.model_cfg, job.tx, mesh, spec, seed=int(config.seed), params=init_params
         )
     step = int(jax.device_get(state["step"]))
 
@@ -368,7 +372,7 @@ def train(
     total = int(t.steps)
     stop_after = int(t.stop_after or 0)
     run_end = min(total, step + stop_after) if stop_after > 0 else total
-    device_kind = jax.devices()[0].device_kind
+    device_kind, num_devices = mesh.devices.flat[0].device_kind, mesh.devices.size
     flops_per_token = job.model_cfg.train_flops_per_token(int(t.seq_len))
     tokens_per_step = int(t.batch_size) * int(t.seq_len)
     sharding = batch_sharding(mesh, 2)
@@ -431,9 +435,7 @@ def train(
                         dt = (now - interval_start) / interval_steps
                         rec["step_time_s"] = dt
                         rec["tokens_per_s"] = tokens_per_step / dt
-                        u = mfu(
-                            flops_per_token, rec["tokens_per_s"], device_kind, jax.device_count()
-                        )
+                        u = mfu(flops_per_token, rec["tokens_per_s"], device_kind, num_devices)
                         if u is not None:
                             rec["mfu"] = u
                     if do_eval:
@@ -480,8 +482,6 @@ def train(
 
 def export_params(job: Job, params, directory: str) -> str:
     """Write a params-only checkpoint (``eurollm_jax.checkpoint.load_params`` reads it)."""
-    from eurollm_jax.checkpoint import save_params
-
     model = params_to_model(job.spec.graphdef, params)
     return save_params(model, directory, force=True)
 

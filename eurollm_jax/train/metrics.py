@@ -1,8 +1,7 @@
-"""Training metrics: MFU from a per-chip peak table, JSONL + TensorBoard writers, progress.
+"""Training metrics: JSONL + TensorBoard writers and the progress line.
 
-MFU = achieved model FLOP/s / (peak dense bf16 FLOP/s per chip x chips), with model
-FLOPs per token from ``ModelConfig.train_flops_per_token`` (6 x matmul params + causal
-attention, DESIGN.md). On CPU (or an unknown chip) MFU is not reported.
+(MFU comes from ``eurollm_jax.parallel.hardware.mfu``: model FLOPs per token from
+``ModelConfig.train_flops_per_token`` over the chips' peak; not reported on CPU.)
 """
 
 from __future__ import annotations
@@ -70,11 +69,6 @@ def truncate_jsonl(path: str, max_step: int) -> None:
         except json.JSONDecodeError:  # a line cut by a kill
             continue
     write_text(path, "".join(keep))
-
-
-def read_jsonl(path: str) -> list[dict]:
-    with open(path, encoding="utf-8") as f:
-        return [json.loads(ln) for ln in f if ln.strip()]
 
 
 # --------------------------------------------------------------------------- TensorBoard

@@ -25,11 +25,9 @@ class OptimizerError(ValueError):
 
 def param_paths(params) -> Any:
     """A tree like ``params`` whose leaves are the "/"-joined paths."""
-
-    def name(path, _):
-        return "/".join(str(getattr(k, "key", getattr(k, "name", k))) for k in path)
-
-    return jax.tree_util.tree_map_with_path(name, params)
+    return jax.tree_util.tree_map_with_path(
+        lambda path, _: jax.tree_util.keystr(path, simple=True, separator="/"), params
+    )
 
 
 def _matches(path: str, patterns: Sequence[str]) -> bool:

@@ -18,7 +18,6 @@ multipliers of ``optimizer.lr``: ``{"start": 1.0, "end": 0.0, "shape": "linear",
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import Any, Callable, Mapping, Sequence
 
 import jax.numpy as jnp
@@ -198,9 +197,3 @@ def phase_index(phases: Sequence[Phase], step: int) -> int:
         if step < p.end:
             return i
     return len(phases) - 1
-
-
-def describe(schedule: Schedule, total_steps: int, points: int = 5) -> str:
-    steps = sorted({0, *[int(math.floor(total_steps * k / (points - 1))) for k in range(points)]})
-    steps = [min(s, total_steps - 1) for s in steps]
-    return ", ".join(f"{s}: {float(schedule(s)):.3g}" for s in steps)

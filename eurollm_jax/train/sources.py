@@ -64,18 +64,6 @@ def unigram_entropy(docs: Sequence[np.ndarray], skip_first: bool = True) -> floa
 
 
 # --------------------------------------------------------------------------- packing
-def positions_from_segments(segment_ids: np.ndarray) -> np.ndarray:
-    seg = np.asarray(segment_ids)
-    pos = np.zeros_like(seg)
-    for r in range(seg.shape[0]):
-        start = 0
-        for t in range(seg.shape[1]):
-            if t > 0 and seg[r, t] != seg[r, t - 1]:
-                start = t
-            pos[r, t] = t - start
-    return pos
-
-
 def pack_documents(
     docs: Sequence[np.ndarray], seq_len: int, loss_masks: Sequence[np.ndarray] | None = None
 ) -> dict[str, np.ndarray]:
@@ -83,19 +71,17 @@ def pack_documents(
     split, its remainder starting the next row as a new segment. Returns [N, T] arrays."""
     if seq_len < 2:
         raise SourceError(f"seq_len must be at least 2, got {seq_len}")
+    keys = ("tokens", "segment_ids", "positions", "loss_mask")
     rows: list[dict[str, np.ndarray]] = []
-    tok = np.zeros(seq_len, np.int32)
-    seg = np.zeros(seq_len, np.int32)
-    msk = np.zeros(seq_len, np.int32)
+    row = {k: np.zeros(seq_len, np.int32) for k in keys}
     fill, nseg = 0, 0
 
     def flush():
-        nonlocal tok, seg, msk, fill, nseg
+        nonlocal row, fill, nseg
         if fill:
-            rows.append({"tokens": tok, "segment_ids": seg, "loss_mask": msk})
-        tok = np.zeros(seq_len, np.int32)
-        seg = np.zeros(seq_len, np.int32)
-        msk = np.zeros(seq_len, np.int32)
+            row["positions"][fill:] = np.arange(seq_len - fill)  # the padding run counts too
+            rows.append(row)
+        row = {k: np.zeros(seq_len, np.int32) for k in keys}
         fill, nseg = 0, 0
 
     for i, doc in enumerate(docs):
@@ -106,9 +92,10 @@ def pack_documents(
                 flush()
             take = min(len(doc), seq_len - fill)
             nseg += 1
-            tok[fill : fill + take] = doc[:take]
-            seg[fill : fill + take] = nseg
-            msk[fill : fill + take] = mask[:take]
+            row["tokens"][fill : fill + take] = doc[:take]
+            row["segment_ids"][fill : fill + take] = nseg
+            row["positions"][fill : fill + take] = np.arange(take)
+            row["loss_mask"][fill : fill + take] = mask[:take]
             fill += take
             doc, mask = doc[take:], mask[take:]
             if fill == seq_len:
@@ -116,9 +103,7 @@ def pack_documents(
     flush()
     if not rows:
         raise SourceError("no documents to pack")
-    out = {k: np.stack([r[k] for r in rows]) for k in ("tokens", "segment_ids", "loss_mask")}
-    out["positions"] = positions_from_segments(out["segment_ids"]).astype(np.int32)
-    return out
+    return {k: np.stack([r[k] for r in rows]) for k in keys}
 
 
 def _rows_list(packed: Mapping[str, np.ndarray]) -> list[dict[str, np.ndarray]]:

@@ -22,7 +22,7 @@ import optax
 from flax import nnx
 from jax.sharding import NamedSharding, PartitionSpec
 
-from eurollm_jax.model import ModelConfig, create_model, model_shardings
+from eurollm_jax.model import ModelConfig, abstract_model, create_model, model_shardings
 
 
 @dataclasses.dataclass
@@ -36,11 +36,6 @@ class StateSpec:
 
 def replicated(mesh) -> NamedSharding:
     return NamedSharding(mesh, PartitionSpec())
-
-
-def param_shardings(cfg: ModelConfig, mesh):
-    graphdef, shardings = model_shardings(cfg, mesh)
-    return graphdef, nnx.to_pure_dict(shardings)
 
 
 def opt_state_shardings(tx, abstract_params, p_shardings, mesh):
@@ -61,9 +56,8 @@ def opt_state_shardings(tx, abstract_params, p_shardings, mesh):
 
 def state_spec(cfg: ModelConfig, tx, mesh) -> StateSpec:
     """Graphdef, shardings and the abstract (shape + sharding) train state on ``mesh``."""
-    graphdef, p_sh = param_shardings(cfg, mesh)
-    from eurollm_jax.model import abstract_model
-
+    graphdef, model_sh = model_shardings(cfg, mesh)
+    p_sh = nnx.to_pure_dict(model_sh)
     abstract_params = nnx.to_pure_dict(nnx.state(abstract_model(cfg)))
     o_sh, abstract_opt = opt_state_shardings(tx, abstract_params, p_sh, mesh)
     rep = replicated(mesh)
@@ -87,19 +81,14 @@ def init_params(cfg: ModelConfig, mesh, *, seed: int) -> dict:
     return nnx.to_pure_dict(nnx.state(create_model(cfg, mesh=mesh, seed=seed), nnx.Param))
 
 
-def init_state(
-    cfg: ModelConfig, tx, mesh, spec: StateSpec, *, seed: int, params=None, compiler_options=None
-) -> dict:
+def init_state(cfg: ModelConfig, tx, mesh, spec: StateSpec, *, seed: int, params=None) -> dict:
     """A fresh sharded state: random parameters (or ``params``), a zero optimizer state."""
     if params is None:
         params = init_params(cfg, mesh, seed=seed)
     else:
         params = jax.device_put(params, spec.shardings["params"])
-    opts = dict(compiler_options) if compiler_options else None
     with jax.set_mesh(mesh):
-        opt_state = jax.jit(
-            tx.init, out_shardings=spec.shardings["opt_state"], compiler_options=opts
-        )(params)
+        opt_state = jax.jit(tx.init, out_shardings=spec.shardings["opt_state"])(params)
     rep = replicated(mesh)
     rng = jax.random.key_data(jax.random.key(seed)).astype(jnp.uint32)
     return {

@@ -19,6 +19,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from eurollm_jax.data import BATCH_KEYS
 from eurollm_jax.model import ModelConfig
 from eurollm_jax.parallel import batch_sharding
 from eurollm_jax.parallel.rules import constrain
@@ -29,8 +30,6 @@ from eurollm_jax.train.loss import (
     target_weights,
 )
 from eurollm_jax.train.state import StateSpec, params_to_model, replicated
-
-BATCH_KEYS = ("tokens", "segment_ids", "positions", "loss_mask")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+from eurollm_jax.data import BATCH_KEYS
 from eurollm_jax.model import ModelConfig
 from eurollm_jax.parallel import resolve_mesh_shape
 
@@ -82,11 +83,10 @@ def check_train_config(config, num_devices: int, process_count: int = 1) -> tupl
 
 def batch_problem(batch, batch_size: int, seq_len: int) -> str | None:
     """Why a (process-local) batch does not match the contract, or None."""
-    required = ("tokens", "segment_ids", "positions", "loss_mask")
-    missing = [k for k in required if k not in batch]
+    missing = [k for k in BATCH_KEYS if k not in batch]
     if missing:
-        return f"the batch lacks {missing}; a batch is a dict with {list(required)}, all [B, T]"
-    for k in required:
+        return f"the batch lacks {missing}; a batch is a dict with {list(BATCH_KEYS)}, all [B, T]"
+    for k in BATCH_KEYS:
         shape = tuple(batch[k].shape)
         if shape != (batch_size, seq_len):
             return (
@@ -94,11 +94,3 @@ def batch_problem(batch, batch_size: int, seq_len: int) -> str | None:
                 f"({batch_size}, {seq_len}) = (train.batch_size / processes, train.seq_len)"
             )
     return None
-
-
-def tokens_per_step(config) -> int:
-    return int(config.train.batch_size) * int(config.train.seq_len)
-
-
-def ceil_div(a: int, b: int) -> int:
-    return -(-a // b) if b else 0

@@ -97,13 +97,18 @@ def setup_command() -> str:
 
 
 def train_command(
-    module_args: Sequence[str], module: str = "launch.train", env: dict | None = None
+    module_args: Sequence[str],
+    module: str = "launch.train",
+    env: dict | None = None,
+    cwd: str | None = REMOTE_DIR,
 ) -> str:
-    """The shell command every worker runs (jax.distributed discovers the slice itself)."""
+    """The shell command every worker runs (jax.distributed discovers the slice itself),
+    from ``cwd`` (None: where the worker starts, e.g. a container's working directory)."""
     env = {"EUROLLM_AUTO_DISTRIBUTED": "1", **(env or {})}
     exports = " ".join(f"{k}={shlex.quote(str(v))}" for k, v in sorted(env.items()))
     args = " ".join(shlex.quote(a) for a in module_args)
-    return f"cd {REMOTE_DIR} && {exports} python3 -m {module} {args}"
+    command = f"{exports} python3 -m {module} {args}"
+    return f"cd {cwd} && {command}" if cwd else command
 
 
 def xpk_create(

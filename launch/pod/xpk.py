@@ -34,7 +34,7 @@ def main(argv):
     if missing or not job_args:
         print(f"error: --{', --'.join(missing) or 'job flags after --'} required", file=sys.stderr)
         return 2
-    command = C.train_command(job_args, module=_MODULE.value).replace(f"cd {C.REMOTE_DIR} && ", "")
+    command = C.train_command(job_args, module=_MODULE.value, cwd=None)  # the image's workdir
     cmd = C.xpk_create(
         _CLUSTER.value,
         _WORKLOAD.value,

@@ -19,9 +19,6 @@ SMALL_MODEL = dict(
 )
 
 
-FAST_COMPILE = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
-
-
 def small_config(mesh=(2, 2, 2), **train) -> ml_collections.ConfigDict:
     config = base_config("tiny", **SMALL_MODEL)
     config.mesh.data, config.mesh.fsdp, config.mesh.tensor = mesh
@@ -34,8 +31,6 @@ def small_config(mesh=(2, 2, 2), **train) -> ml_collections.ConfigDict:
     config.data.num_docs = 128
     config.optimizer.warmup_steps = 2
     config.optimizer.lr = 3e-3
-    # Tests time compilation, not the compiled code: XLA's cheapest CPU pipeline (3x faster).
-    config.train.compiler_options = FAST_COMPILE
     for k, v in train.items():
         config.train[k] = v
     return config

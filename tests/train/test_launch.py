@@ -13,11 +13,18 @@ from launch.pod.tpu_vm import plan
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-def _env(**extra):
+def _run_module(module, *args, timeout=120):
+    """``python -m module args`` from the repository root, without the tests' XLA_FLAGS."""
     env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
     env.pop("XLA_FLAGS", None)
-    env.update(extra)
-    return env
+    return subprocess.run(
+        [sys.executable, "-m", module, *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 @pytest.mark.tpu
@@ -32,33 +39,20 @@ def test_compile_tiny_for_a_small_tpu_topology():
         "--config.model.ffn_dim=256",
         "--config.train.seq_len=128",
     ]
-    cmd = [
-        sys.executable,
-        "-m",
-        "launch.compile_tpu",
-        "--config=configs/tiny.py",
-        "--topology=v5e:2x2",
-    ]
-    ok = subprocess.run(
-        cmd + small, cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=600
-    )
+    cmd = ["--config=configs/tiny.py", "--topology=v5e:2x2"]
+    ok = _run_module("launch.compile_tpu", *cmd, *small, timeout=600)
     assert ok.returncode == 0, ok.stdout + ok.stderr[-3000:]
     assert "4 x v5e chips" in ok.stdout and "FITS" in ok.stdout and "of 16.00 GiB HBM" in ok.stdout
     assert "compiled FLOPs per chip per step" in ok.stdout
     assert ok.stderr.strip() == "", ok.stderr[-2000:]  # libtpu stays quiet
     # A batch that cannot fit a chip: exit code 1 and the reason.
-    big = subprocess.run(
-        cmd
-        + small
-        + [
-            "--config.train.batch_size=4096",
-            "--config.train.seq_len=512",
-            "--config.model.max_seq_len=512",
-        ],
-        cwd=ROOT,
-        env=_env(),
-        capture_output=True,
-        text=True,
+    big = _run_module(
+        "launch.compile_tpu",
+        *cmd,
+        *small,
+        "--config.train.batch_size=4096",
+        "--config.train.seq_len=512",
+        "--config.model.max_seq_len=512",
         timeout=600,
     )
     assert big.returncode == 1, big.stdout + big.stderr[-3000:]
@@ -84,48 +78,30 @@ def test_tpu_vm_plan_creates_or_reuses_and_runs_everywhere():
 
 
 def test_pod_dry_runs_print_the_commands():
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "launch.pod.tpu_vm",
-            "--name=n",
-            "--zone=z",
-            "--accelerator=v5litepod-256",
-            "--dry_run",
-            "--",
-            "--config=configs/eurollm_9b.py",
-            "--workdir=/mnt/run",
-        ],
-        cwd=ROOT,
-        env=_env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
+    out = _run_module(
+        "launch.pod.tpu_vm",
+        "--name=n",
+        "--zone=z",
+        "--accelerator=v5litepod-256",
+        "--dry_run",
+        "--",
+        "--config=configs/eurollm_9b.py",
+        "--workdir=/mnt/run",
     )
     assert out.returncode == 0, out.stderr
     lines = out.stdout.strip().splitlines()
     assert all(line.startswith("[dry-run] gcloud compute tpus tpu-vm") for line in lines)
     assert any("--worker=all" in line and "launch.train" in line for line in lines)
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "launch.pod.xpk",
-            "--cluster=c",
-            "--workload=w",
-            "--tpu_type=v5p-128",
-            "--image=img",
-            "--num_slices=2",
-            "--dry_run",
-            "--",
-            "--config=configs/eurollm_9b.py",
-        ],
-        cwd=ROOT,
-        env=_env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
+    out = _run_module(
+        "launch.pod.xpk",
+        "--cluster=c",
+        "--workload=w",
+        "--tpu_type=v5p-128",
+        "--image=img",
+        "--num_slices=2",
+        "--dry_run",
+        "--",
+        "--config=configs/eurollm_9b.py",
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith(

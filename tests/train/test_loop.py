@@ -7,11 +7,13 @@ import signal
 import jax
 import numpy as np
 import pytest
+from flax import nnx
 
 from eurollm_jax.checkpoint import load_params
+from eurollm_jax.fileio import read_jsonl
 from eurollm_jax.train import Checkpointer, TrainingAborted, build_job, train
 from eurollm_jax.train.data import corpus_unigram_entropy
-from eurollm_jax.train.metrics import read_jsonl, read_tensorboard_scalars
+from eurollm_jax.train.metrics import read_tensorboard_scalars
 from tests.train.helpers import override, small_config
 
 
@@ -101,9 +103,7 @@ def test_sft_from_exported_params_trains_only_the_head(pretrained, tmp_path):
     ck = Checkpointer(os.path.join(workdir, "checkpoints"))
     state, _, saved_config = ck.restore(3, job.spec.abstract)
     ck.close()
-    from flax import nnx
-
-    pre = nnx.state(before).to_pure_dict()
+    pre = nnx.to_pure_dict(nnx.state(before))
     after = jax.device_get(state["params"])
     for name in ("embed_tokens",):
         np.testing.assert_array_equal(after[name], pre[name])

@@ -6,10 +6,10 @@ import os
 import numpy as np
 import pytest
 
+from eurollm_jax.fileio import read_jsonl
 from eurollm_jax.train import train
 from eurollm_jax.train.data import DataConfigError, make_iterator
-from eurollm_jax.train.metrics import read_jsonl
-from eurollm_jax.train.sources import BYTE_OFFSET, byte_tokenize, udhr_texts
+from eurollm_jax.train.sources import byte_detokenize, byte_tokenize, udhr_texts
 from tests.train.helpers import override, small_config
 
 
@@ -47,14 +47,10 @@ def test_phase_mixture_is_applied_to_the_live_pipeline(manifest):
 
     config = _config(manifest)
     it = make_iterator(config, mixture={"en/udhr": 1.0})
-    en = bytes(int(t) - BYTE_OFFSET for t in next(it)["tokens"].ravel() if t >= BYTE_OFFSET).decode(
-        "utf-8", "replace"
-    )
+    en = byte_detokenize(next(it)["tokens"].ravel())
     it2 = switch_mixture(it, config, {"de/udhr": 1.0}, shard_index=0, shard_count=1)
     assert it2 is it  # same iterator, new weights: sources continue where they were
-    de = bytes(int(t) - BYTE_OFFSET for t in next(it)["tokens"].ravel() if t >= BYTE_OFFSET).decode(
-        "utf-8", "replace"
-    )
+    de = byte_detokenize(next(it)["tokens"].ravel())
     assert " the " in en and " the " not in de
     assert " und " in de or " die " in de or " der " in de
 

@@ -1,6 +1,7 @@
 """Tests that need their own processes: the CLI contract, a kill during an asynchronous
 save, and real multi-host training (2 processes x 4 CPU devices over gloo)."""
 
+import contextlib
 import os
 import signal
 import socket
@@ -10,8 +11,8 @@ import sys
 import jax
 import numpy as np
 
+from eurollm_jax.fileio import read_jsonl
 from eurollm_jax.train import Checkpointer, train
-from eurollm_jax.train.metrics import read_jsonl
 from tests.train.helpers import SMALL_MODEL, small_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -56,10 +57,10 @@ def _cli_flags(workdir, mesh=(2, 2, 2), steps=4, **extra):
     return flags
 
 
-def _matching_config(mesh=(2, 2, 2), steps=4):
-    config = small_config(mesh=mesh, steps=steps)
-    config.checkpoint.every = 2
-    config.train.compiler_options = {}  # the subprocesses use the same options via XLA_FLAGS
+def _matching_config(steps=4, checkpoint_every=2):
+    """The job of ``_cli_flags``, in this process (the same XLA flags: tests/conftest.py)."""
+    config = small_config(mesh=(2, 2, 2), steps=steps)
+    config.checkpoint.every = checkpoint_every
     return config
 
 
@@ -91,13 +92,8 @@ def test_cli_resumes_exactly(tmp_path):
     )
     assert bad.returncode == 1 and "parent directory of --workdir does not exist" in bad.stderr
 
-    # the same job straight through in this process (XLA options as in the subprocesses)
-    config = _matching_config()
-    config.train.compiler_options = {
-        "xla_backend_optimization_level": 0,
-        "xla_llvm_disable_expensive_passes": True,
-    }
-    straight = train(config, str(tmp_path / "straight"))
+    # the same job straight through in this process
+    straight = train(_matching_config(), str(tmp_path / "straight"))
     ref = {
         r["step"]: r["loss"] for r in read_jsonl(os.path.join(straight.workdir, "metrics.jsonl"))
     }
@@ -153,42 +149,47 @@ def test_kill_during_async_save_keeps_the_last_good_checkpoint(tmp_path):
     ck.close()
 
 
-def _free_port():
+@contextlib.contextmanager
+def _reserved_port():
+    """A free port that no other program can take until the block ends. (A port picked and
+    released may be taken before jax's coordinator binds it.) The socket holding it sets
+    SO_REUSEPORT, as gRPC's listening sockets do, so the coordinator can bind it too."""
     with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        yield s.getsockname()[1]
 
 
 def test_two_processes_log_the_same_losses_as_one(tmp_path):
     workdir = str(tmp_path / "multi")
-    port = _free_port()
     cmd = [sys.executable, "-m", "launch.train"] + _cli_flags(
         workdir, steps=3, **{"checkpoint.every": 3}
     )
-    procs = [
-        subprocess.Popen(
-            cmd,
-            env=_env(
-                devices=4,
-                EUROLLM_COORDINATOR=f"127.0.0.1:{port}",
-                EUROLLM_NUM_PROCESSES="2",
-                EUROLLM_PROCESS_ID=str(i),
-            ),
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for i in range(2)
-    ]
-    outs = []
-    for p in procs:
-        try:
-            outs.append(p.communicate(timeout=400))
-        except subprocess.TimeoutExpired:
-            for q in procs:
-                q.kill()
-            raise
+    with _reserved_port() as port:
+        procs = [
+            subprocess.Popen(
+                cmd,
+                env=_env(
+                    devices=4,
+                    EUROLLM_COORDINATOR=f"127.0.0.1:{port}",
+                    EUROLLM_NUM_PROCESSES="2",
+                    EUROLLM_PROCESS_ID=str(i),
+                ),
+                cwd=ROOT,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for i in range(2)
+        ]
+        outs = []
+        for p in procs:
+            try:
+                outs.append(p.communicate(timeout=400))
+            except subprocess.TimeoutExpired:
+                for q in procs:
+                    q.kill()
+                raise
     for p, (out, err) in zip(procs, outs):
         assert p.returncode == 0, err[-4000:]
     multi = {r["step"]: r["loss"] for r in read_jsonl(os.path.join(workdir, "metrics.jsonl"))}
@@ -197,13 +198,7 @@ def test_two_processes_log_the_same_losses_as_one(tmp_path):
     assert ck.latest_step() == 3
     ck.close()
 
-    config = _matching_config(steps=3)
-    config.checkpoint.every = 3
-    config.train.compiler_options = {
-        "xla_backend_optimization_level": 0,
-        "xla_llvm_disable_expensive_passes": True,
-    }
-    single = train(config, str(tmp_path / "single"))
+    single = train(_matching_config(steps=3, checkpoint_every=3), str(tmp_path / "single"))
     ref = {r["step"]: r["loss"] for r in read_jsonl(os.path.join(single.workdir, "metrics.jsonl"))}
     np.testing.assert_allclose(
         [multi[s] for s in (1, 2, 3)], [ref[s] for s in (1, 2, 3)], rtol=0, atol=1e-5

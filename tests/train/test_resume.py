@@ -7,6 +7,7 @@ import jax
 import numpy as np
 import pytest
 
+from eurollm_jax.fileio import read_jsonl
 from eurollm_jax.train import (
     Checkpointer,
     CheckpointMismatchError,
@@ -14,7 +15,6 @@ from eurollm_jax.train import (
     build_job,
     train,
 )
-from eurollm_jax.train.metrics import read_jsonl
 from tests.train.helpers import override, small_config
 
 

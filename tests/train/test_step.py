@@ -6,24 +6,15 @@ import numpy as np
 import pytest
 
 from eurollm_jax.parallel import batch_sharding
-from eurollm_jax.train import build_job, init_state, jit_train_step, make_iterator, make_train_step
-from eurollm_jax.train.step import StepOptions
-from tests.train.helpers import FAST_COMPILE, override, small_config
+from eurollm_jax.train import build_job, init_state, make_iterator, make_train_step
+from eurollm_jax.train.step import BATCH_KEYS, StepOptions
+from tests.train.helpers import override, small_config
 
 
-def _setup(config, devices=None, keys=None):
+def _setup(config, devices=None, keys=BATCH_KEYS):
     job = build_job(config, devices=devices)
-    state = init_state(
-        job.model_cfg, job.tx, job.mesh, job.spec, seed=0, compiler_options=FAST_COMPILE
-    )
-    fn = jit_train_step(
-        make_train_step(job.spec.graphdef, job.model_cfg, job.tx, job.schedule, job.step_opts),
-        job.spec,
-        job.mesh,
-        compiler_options=FAST_COMPILE,
-        **({"keys": keys} if keys else {}),
-    )
-    return job, state, fn
+    state = init_state(job.model_cfg, job.tx, job.mesh, job.spec, seed=0)
+    return job, state, job.jitted_train_step(keys)
 
 
 def _batches(config, n):
@@ -145,9 +136,7 @@ def test_z_loss_adds_to_the_objective_only():
     config = small_config(mesh=(1, 1, 1))
     batch = _batches(config, 1)[0]
     job = build_job(config, devices=jax.devices()[:1])
-    host_state = jax.device_get(
-        init_state(job.model_cfg, job.tx, job.mesh, job.spec, seed=0, compiler_options=FAST_COMPILE)
-    )
+    host_state = jax.device_get(init_state(job.model_cfg, job.tx, job.mesh, job.spec, seed=0))
     out = []
     for z in (0.0, 1e-2):
         state = host_state
@@ -155,7 +144,7 @@ def test_z_loss_adds_to_the_objective_only():
             job.spec.graphdef, job.model_cfg, job.tx, job.schedule, StepOptions(z_loss=z)
         )
         with jax.set_mesh(job.mesh):
-            new, m = jax.jit(step, compiler_options=FAST_COMPILE)(state, batch)
+            new, m = jax.jit(step)(state, batch)
         out.append((float(m["loss"]), float(m["z_loss"]), float(m["grad_norm"])))
     assert out[0][0] == pytest.approx(out[1][0], abs=1e-6)  # loss is the CE alone
     assert out[1][1] > 0 and out[0][2] != out[1][2]
