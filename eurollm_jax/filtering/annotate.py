@@ -211,21 +211,17 @@ def _done_ids(path: str) -> set[str]:
     done: set[str] = set()
     if not os.path.exists(path):
         return done
-    with open(path, "rb") as f:
-        data = f.read()
     good_end = 0
-    for line in data.split(b"\n"):
-        end = good_end + len(line) + 1
-        try:
-            done.add(str(json.loads(line)["id"]))
-            good_end = end
-        except (ValueError, KeyError, TypeError):
-            if line.strip():
-                break  # a torn line (crash mid-write): drop it and everything after
-            good_end = end
-    if good_end < len(data):  # truncate the torn tail so appends start on a clean line
-        with open(path, "r+b") as f:
-            f.truncate(max(0, min(good_end, len(data))))
+    with open(path, "r+b") as f:  # line by line: the file holds every annotated text
+        for line in f:
+            try:
+                done.add(str(json.loads(line)["id"]))
+            except (ValueError, KeyError, TypeError):
+                if line.strip():
+                    break  # a torn line (crash mid-write): drop it and everything after
+            good_end += len(line)
+        if good_end < f.seek(0, os.SEEK_END):  # cut the torn tail: appends start on a clean line
+            f.truncate(good_end)
     return done
 
 

@@ -59,7 +59,7 @@ class Document:
             raise ValueError(f"field {text_key!r} is missing or not a string")
         doc_id = record.get(id_key)
         doc_id = default_id if doc_id is None else str(doc_id)
-        meta = dict(record.get("metadata") or {}) if isinstance(record.get("metadata"), dict) else {}
+        meta = dict(record["metadata"]) if isinstance(record.get("metadata"), dict) else {}
         for k, v in record.items():
             if k not in (text_key, id_key, "metadata", DROP_REASON):
                 meta[k] = v

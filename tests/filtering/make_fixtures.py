@@ -7,10 +7,10 @@ sentences (20 of them). Run ``python tests/filtering/make_fixtures.py`` after
 """
 
 import importlib
-import json
 import os
 import re
 
+from eurollm_jax.fileio import write_jsonl
 from eurollm_jax.languages import EU_LANGUAGES, gflanguages_key, load_gflanguages
 
 
@@ -37,13 +37,11 @@ def spacy_sentences(lang):
 
 def main():
     path = os.path.join(os.path.dirname(__file__), "data", "eu_sentences.jsonl")
-    with open(path, "w", encoding="utf-8") as f:
-        for lang in EU_LANGUAGES:
-            for src, sents in (("gflanguages-udhr", udhr_sentences(lang)),
-                               ("spacy-examples", spacy_sentences(lang))):
-                for s in sents:
-                    f.write(json.dumps({"lang": lang, "source": src, "text": s},
-                                       ensure_ascii=False) + "\n")
+    write_jsonl(path, ({"lang": lang, "source": src, "text": s}
+                       for lang in EU_LANGUAGES
+                       for src, sents in (("gflanguages-udhr", udhr_sentences(lang)),
+                                          ("spacy-examples", spacy_sentences(lang)))
+                       for s in sents))
     print("wrote", path)
 
 
