@@ -11,14 +11,15 @@ from typing import Any, Iterable, Iterator
 
 
 @contextlib.contextmanager
-def atomic_open(path: str, mode: str = "w", encoding: str | None = "utf-8") -> Iterator[Any]:
+def atomic_open(path: str, mode: str = "w", encoding: str | None = "utf-8",
+                newline: str | None = None) -> Iterator[Any]:
     """Open a temporary file next to ``path``; rename it onto ``path`` only on success."""
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix="-" + os.path.basename(path), dir=directory)
     os.close(fd)
     try:
-        kwargs = {} if "b" in mode else {"encoding": encoding}
+        kwargs = {} if "b" in mode else {"encoding": encoding, "newline": newline}
         with open(tmp, mode, **kwargs) as f:
             yield f
             f.flush()

@@ -269,13 +269,11 @@ def write_report(stages: Stages, info: dict) -> str:
 
 def _summarise_filter(report: dict, out_dir: str) -> dict:
     """The per-language counts of the filter's report.json, dropped counts folded by step."""
-    langs = {}
-    for row in report["languages"]:
-        by_step: dict[str, int] = {}
-        for reason, n in row["dropped"].items():
-            step = reason.split(":", 1)[0]
-            by_step[step] = by_step.get(step, 0) + n
-        langs[row["language"]] = {"documents": row["documents"], "kept": row["kept"], "dropped": by_step}
+    from eurollm_jax.filtering.report import by_step
+
+    langs = {row["language"]: {"documents": row["documents"], "kept": row["kept"],
+                               "dropped": dict(by_step(row["dropped"]))}
+             for row in report["languages"]}
     return {"total": report["documents"], "kept": report["kept"], "dropped": report["dropped"],
             "languages": langs, "png": os.path.join(out_dir, "report.png")}
 

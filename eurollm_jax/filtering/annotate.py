@@ -182,15 +182,11 @@ class InProcessClient:
         import eurollm_jax.inference as inference  # lazy: pulls in the engine only when used
 
         self._inf = inference
-        self.model, self.tokenizer = model, tokenizer
+        self.engine = inference.as_engine(model, tokenizer)  # built once, reused per chunk
+        self.tokenizer = tokenizer
         self.max_new_tokens, self.batch_size, self.name = max_new_tokens, batch_size, name
-        if chat is None:
-            try:
-                inference.chat_stop_ids(tokenizer)
-                chat = True
-            except Exception:  # no <|im_start|>/<|im_end|> tokens: plain completion
-                chat = False
-        self.chat = chat
+        # Without <|im_start|>/<|im_end|> in the vocabulary: plain completion.
+        self.chat = inference.has_chat_markers(tokenizer) if chat is None else chat
 
     def complete(self, prompts: list[str]) -> list[str]:
         out: list[str] = []
@@ -198,10 +194,10 @@ class InProcessClient:
             chunk = prompts[i:i + self.batch_size]
             if self.chat:
                 conv = [[{"role": "user", "content": p}] for p in chunk]
-                comps = self._inf.generate_chat(self.model, conv, tokenizer=self.tokenizer,
+                comps = self._inf.generate_chat(self.engine, conv, tokenizer=self.tokenizer,
                                                 max_new_tokens=self.max_new_tokens, temperature=0.0)
             else:
-                comps = self._inf.generate(self.model, chunk, max_new_tokens=self.max_new_tokens,
+                comps = self._inf.generate(self.engine, chunk, max_new_tokens=self.max_new_tokens,
                                            temperature=0.0, tokenizer=self.tokenizer)
             out.extend((c.text if getattr(c, "text", None) is not None else "") for c in comps)
         return out

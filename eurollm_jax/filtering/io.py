@@ -87,6 +87,15 @@ def _check_text(doc: Document, max_doc_chars: int, keep_chars: int) -> Document:
     return doc
 
 
+def _has_lone_surrogate(record: dict) -> bool:
+    """JSON can escape a lone UTF-16 surrogate that no UTF-8 writer (or fastText) accepts."""
+    try:
+        json.dumps(record, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
 def read_documents(path: str, text_key: str = "text", id_key: str = "id",
                    max_doc_chars: int = 1_000_000, max_line_bytes: int = 16 << 20,
                    keep_chars: int = 10_000) -> Iterator[Document]:
@@ -140,6 +149,9 @@ def read_documents(path: str, text_key: str = "text", id_key: str = "id",
                 continue
             if not isinstance(record, dict):
                 yield _bad(default_id, "malformed_json", line.rstrip("\n"), keep_chars)
+                continue
+            if "\\u" in line and _has_lone_surrogate(record):  # e.g. "\ud800": not encodable
+                yield _bad(default_id, "invalid_utf8", line.rstrip("\n"), keep_chars)
                 continue
             try:
                 doc = Document.from_record(record, text_key, id_key, default_id)

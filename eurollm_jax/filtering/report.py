@@ -151,7 +151,7 @@ def write_report(stats: ShardStats, output_dir: str, config: dict[str, Any] | No
         summary["config"] = config
     write_json(os.path.join(output_dir, "report.json"), summary)
     write_text(os.path.join(output_dir, "report.md"), _markdown(summary))
-    with atomic_open(os.path.join(output_dir, "report.csv")) as f:
+    with atomic_open(os.path.join(output_dir, "report.csv"), newline="") as f:  # csv's own line ends
         w = csv.writer(f)
         w.writerow(["language", "documents", "kept"] + summary["reasons"])
         for row in summary["languages"]:

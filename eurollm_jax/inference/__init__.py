@@ -18,9 +18,15 @@ from eurollm_jax.inference.activations import (
     residual_norms,
     steering_interventions,
 )
-from eurollm_jax.inference.chat import chat_stop_ids, encode_chat, generate_chat, render_chatml
+from eurollm_jax.inference.chat import (
+    chat_stop_ids,
+    encode_chat,
+    generate_chat,
+    has_chat_markers,
+    render_chatml,
+)
 from eurollm_jax.inference.batching import bucket_length
-from eurollm_jax.inference.engine import Completion, Engine, SamplingParams, generate
+from eurollm_jax.inference.engine import Completion, Engine, SamplingParams, as_engine, generate
 from eurollm_jax.inference.loading import load_for_inference
 from eurollm_jax.inference.scoring import (
     LogLikelihood,
@@ -34,6 +40,7 @@ from eurollm_jax.inference.tokenization import load_tokenizer
 __all__ = [
     "generate",
     "Engine",
+    "as_engine",
     "Completion",
     "SamplingParams",
     "bucket_length",
@@ -48,6 +55,7 @@ __all__ = [
     "render_chatml",
     "encode_chat",
     "chat_stop_ids",
+    "has_chat_markers",
     "generate_chat",
     "load_for_inference",
     "load_tokenizer",

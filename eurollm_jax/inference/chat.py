@@ -73,9 +73,9 @@ def render_chatml(
     return text
 
 
-def special_token_ids(tokenizer) -> dict[str, int]:
-    """{"<|im_start|>": id, "<|im_end|>": id} from the tokenizer when it knows them."""
-    ids = {IM_START: IM_START_ID, IM_END: IM_END_ID}
+def _known_marker_ids(tokenizer) -> dict[str, int]:
+    """The ChatML marker ids the tokenizer itself knows (attribute or vocabulary piece)."""
+    ids = {}
     for marker, attr in ((IM_START, "im_start_id"), (IM_END, "im_end_id")):
         value = tok_lib.int_attribute(tokenizer, attr)
         if value is None and hasattr(tokenizer, "piece_to_id"):
@@ -88,6 +88,16 @@ def special_token_ids(tokenizer) -> dict[str, int]:
         if value is not None:
             ids[marker] = value
     return ids
+
+
+def has_chat_markers(tokenizer) -> bool:
+    """Whether the tokenizer has both ChatML markers (an instruct tokenizer)."""
+    return len(_known_marker_ids(tokenizer)) == 2
+
+
+def special_token_ids(tokenizer) -> dict[str, int]:
+    """{"<|im_start|>": id, "<|im_end|>": id}: the tokenizer's own, else EuroLLM's 3 and 4."""
+    return {IM_START: IM_START_ID, IM_END: IM_END_ID, **_known_marker_ids(tokenizer)}
 
 
 def encode_chat(

@@ -200,6 +200,12 @@ class Transformer(nnx.Module):
             "segment_ids": constrain(jnp.zeros((batch_size, max_len), jnp.int32), ("act_batch", "cache_seq")),
         }
 
+    def lm_head_kernel(self):
+        """The [D, V] output projection in the compute dtype (the embedding when tied)."""
+        if self.cfg.tie_embeddings:
+            return self.embed_tokens[...].astype(self.cfg.dtype).T
+        return self.lm_head[...].astype(self.cfg.dtype)
+
     # -------------------------------------------------------------- forward
     def __call__(self, input_ids, **kwargs):
         return self.forward(input_ids, **kwargs).logits
@@ -303,11 +309,8 @@ class Transformer(nnx.Module):
             out_logits = None
         else:
             h = x[:, -1:, :] if logits == "last" else x
-            if cfg.tie_embeddings:
-                kernel = self.embed_tokens[...].astype(dt).T
-            else:
-                kernel = self.lm_head[...].astype(dt)
-            out_logits = jnp.einsum("btd,dv->btv", h, kernel, preferred_element_type=jnp.float32)
+            out_logits = jnp.einsum("btd,dv->btv", h, self.lm_head_kernel(),
+                                    preferred_element_type=jnp.float32)
             out_logits = constrain(out_logits, ("act_batch", "act_seq", "act_vocab"))
         return ModelOutput(logits=out_logits, final_hidden=x, hidden_states=hidden, cache=new_cache)
 

@@ -46,12 +46,8 @@ def loss_sums(graphdef, cfg: ModelConfig, params, mb, loss_chunk: int = 0):
         out = model.forward(
             mb["tokens"], segment_ids=mb["segment_ids"], positions=mb["positions"], logits="none"
         )
-        if cfg.tie_embeddings:
-            kernel = params["embed_tokens"].astype(cfg.dtype).T
-        else:
-            kernel = params["lm_head"].astype(cfg.dtype)
         return chunked_cross_entropy_sums(
-            out.final_hidden, kernel, mb["targets"], mb["weights"], loss_chunk
+            out.final_hidden, model.lm_head_kernel(), mb["targets"], mb["weights"], loss_chunk
         )
     logits = model.forward(
         mb["tokens"], segment_ids=mb["segment_ids"], positions=mb["positions"]

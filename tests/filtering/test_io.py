@@ -56,6 +56,7 @@ def test_bad_input_becomes_dropped_documents(tmp_path):
         b"",
         json.dumps({"id": "long_line", "text": "y" * 50000}).encode(),
         json.dumps({"text": "no id here"}).encode(),
+        b'{"id": "surrogate", "text": "half a pair \\ud800 here"}',
     ]
     path.write_bytes(b"\n".join(lines) + b"\n")
     docs = list(read_documents(str(path), max_doc_chars=4000, max_line_bytes=20000,
@@ -66,7 +67,7 @@ def test_bad_input_becomes_dropped_documents(tmp_path):
         "empty": "input:empty_document", "notext": "input:missing_text",
         "nostr": "input:missing_text", "bad/6": "input:malformed_json",
         "huge": "input:document_too_large", "bad/9": "input:line_too_large",
-        "bad/10": None}
+        "bad/10": None, "bad/11": "input:invalid_utf8"}
     by_id = {d.id: d for d in docs}
     assert len(by_id["huge"].text) == 100 and by_id["huge"].metadata["original_chars"] == 5000
     assert by_id["bad/9"].metadata["original_bytes"] > 50000
