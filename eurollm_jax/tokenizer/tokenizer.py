@@ -1,4 +1,4 @@
-"""The SentencePiece tokenizer wrapper: encode/decode, BOS/EOS rules, ChatML rendering.
+"""The SentencePiece tokenizer wrapper: encode/decode, BOS/EOS rules, EuroLLM's special ids.
 
 Loads any SentencePiece ``tokenizer.model`` from a local path (EuroLLM's own included).
 EuroLLM's conventions are the defaults: BOS is added, EOS is not, special ids
@@ -8,6 +8,10 @@ Decoding is lossless for the models trained by ``train_tokenizer`` (identity nor
 byte fallback, no dummy prefix). SentencePiece itself turns a literal U+2581 ("▁", its
 whitespace marker) into a space; ``encode`` avoids that by emitting the UTF-8 byte pieces of
 U+2581 when the model has byte fallback, so ``decode(encode(x)) == x`` for every string.
+
+ChatML (``render_chat``) is rendered by ``eurollm_jax.tokenizer.chat_template``; this class
+implements its ``ChatTokenizer`` protocol (``encode_plain``, ``bos_id``, ``eos_id``,
+``im_start_id``, ``im_end_id``).
 """
 
 from __future__ import annotations
@@ -20,16 +24,19 @@ import numpy as np
 import sentencepiece as spm
 
 from eurollm_jax.fileio import atomic_open
+from eurollm_jax.tokenizer import chat_template
+from eurollm_jax.tokenizer.chat_template import CHAT_ROLES, IM_END, IM_START, TokenizerError
 
 UNK_ID, BOS_ID, EOS_ID, IM_START_ID, IM_END_ID = 0, 1, 2, 3, 4
-UNK, BOS, EOS, IM_START, IM_END = "<unk>", "<s>", "</s>", "<|im_start|>", "<|im_end|>"
+UNK, BOS, EOS = "<unk>", "<s>", "</s>"
 SPECIAL_TOKENS: tuple[str, ...] = (UNK, BOS, EOS, IM_START, IM_END)
-CHAT_ROLES: tuple[str, ...] = ("system", "user", "assistant", "tool")
 _SPACE_MARK = "\u2581"
 
-
-class TokenizerError(ValueError):
-    """A tokenizer file or a chat conversation is not usable as given."""
+__all__ = [
+    "Tokenizer", "TokenizerError", "SPECIAL_TOKENS", "CHAT_ROLES",
+    "UNK_ID", "BOS_ID", "EOS_ID", "IM_START_ID", "IM_END_ID",
+    "UNK", "BOS", "EOS", "IM_START", "IM_END",
+]
 
 
 class Tokenizer:
@@ -156,7 +163,8 @@ class Tokenizer:
 
     # ------------------------------------------------------------------ encode / decode
 
-    def _encode_plain(self, text: str) -> list[int]:
+    def encode_plain(self, text: str) -> list[int]:
+        """Token ids of ``text`` without BOS/EOS (never a control id such as ``<|im_start|>``)."""
         if _SPACE_MARK not in text or self._space_mark_ids is None:
             return self._sp.encode(text)
         ids: list[int] = []
@@ -171,7 +179,7 @@ class Tokenizer:
         """Token ids of ``text``; BOS first by default (EuroLLM), EOS only when asked."""
         if not isinstance(text, str):
             raise TypeError(f"encode expects a str, got {type(text).__name__}; use encode_batch")
-        ids = self._encode_plain(text)
+        ids = self.encode_plain(text)
         return ([self.bos_id] if add_bos else []) + ids + ([self.eos_id] if add_eos else [])
 
     def encode_batch(
@@ -186,7 +194,7 @@ class Tokenizer:
         out = self._sp.encode(texts, num_threads=num_threads)
         for i, text in enumerate(texts):
             if _SPACE_MARK in text:
-                out[i] = self._encode_plain(text)
+                out[i] = self.encode_plain(text)
         pre = [self.bos_id] if add_bos else []
         post = [self.eos_id] if add_eos else []
         if pre or post:
@@ -225,39 +233,12 @@ class Tokenizer:
         add_bos: bool = True,
         add_generation_prompt: bool = False,
     ) -> tuple[list[int], list[int]]:
-        """ChatML token ids and a loss mask (1 = train on this token as a target).
-
-        Layout, per message: ``<|im_start|>{role}\\n{content}<|im_end|>\\n``; with
-        ``add_generation_prompt`` a final ``<|im_start|>assistant\\n``. The mask is 1 on
-        exactly the assistant contents and their ``<|im_end|>`` (EuroLLM's instruct recipe:
-        loss on assistant turns, end-of-turn trained), 0 elsewhere. Each piece is encoded
-        on its own, so the masks line up exactly with the ids.
-        """
-        im_start, im_end = self.im_start_id, self.im_end_id
-        if im_start is None or im_end is None:
-            raise TokenizerError(
-                f"this tokenizer has no {IM_START}/{IM_END} pieces, so it cannot render ChatML; "
-                "train one with `python -m launch.train_tokenizer` (it adds them as ids 3 and 4)"
-            )
-        ids: list[int] = [self.bos_id] if add_bos else []
-        mask: list[int] = [0] * len(ids)
-        for n, message in enumerate(messages):
-            role, content = message.get("role"), message.get("content")
-            if role not in CHAT_ROLES:
-                raise TokenizerError(f"message {n}: role {role!r} is not one of {CHAT_ROLES}")
-            if not isinstance(content, str):
-                raise TokenizerError(f"message {n}: content must be a string, got {content!r}")
-            header = [im_start] + self._encode_plain(role + "\n")
-            body = self._encode_plain(content) + [im_end]
-            trailer = self._encode_plain("\n")
-            target = 1 if role == "assistant" else 0
-            ids += header + body + trailer
-            mask += [0] * len(header) + [target] * len(body) + [0] * len(trailer)
-        if add_generation_prompt:
-            prompt = [im_start] + self._encode_plain("assistant\n")
-            ids += prompt
-            mask += [0] * len(prompt)
-        return ids, mask
+        """ChatML token ids and a loss mask (1 on the assistant contents and their
+        ``<|im_end|>``): ``chat_template.render_ids``; TokenizerError when this model has
+        no ``<|im_start|>``/``<|im_end|>`` pieces or a message is malformed."""
+        return chat_template.render_ids(
+            self, messages, add_bos=add_bos, add_generation_prompt=add_generation_prompt
+        )
 
     def __repr__(self) -> str:
         return f"Tokenizer(path={self.path!r}, vocab_size={self.vocab_size})"

@@ -41,7 +41,7 @@ def test_render_chatml_layout():
 
 
 class _PlainTokenizer:
-    """A duck-typed tokenizer without render_chat (encode adds nothing)."""
+    """A duck-typed engine tokenizer (encode/decode/bos/eos) without the ChatML protocol."""
 
     def __init__(self, tok):
         self.tok, self.bos_id, self.eos_id = tok, tok.bos_id, tok.eos_id
@@ -54,25 +54,49 @@ class _PlainTokenizer:
 
 
 def test_encode_chat_uses_special_ids(tokenizer):
+    from eurollm_jax.tokenizer import chat_template
+
     ids = encode_chat(tokenizer, MESSAGES)
     assert ids == tokenizer.render_chat(MESSAGES, add_generation_prompt=True)[0]
+    assert ids == chat_template.render_ids(tokenizer, MESSAGES, add_generation_prompt=True)[0]
     assert ids[0] == 1 and ids.count(3) == 3 and ids.count(4) == 2
-    plain = encode_chat(_PlainTokenizer(tokenizer), MESSAGES)
-    assert plain[0] == 1 and plain.count(3) == 3 and plain.count(4) == 2
     enc = lambda t: tokenizer.encode(t, add_bos=False)  # noqa: E731
-    assert plain == (
-        [1, 3]
-        + enc("system\nYou are helpful.")
-        + [4]
-        + enc("\n")
-        + [3]
-        + enc("user\nGood morning")
-        + [4]
-        + enc("\n")
-        + [3]
-        + enc("assistant\n")
+    assert ids == (
+        [1, 3] + enc("system\n") + enc("You are helpful.") + [4] + enc("\n")
+        + [3] + enc("user\n") + enc("Good morning") + [4] + enc("\n")
+        + [3] + enc("assistant\n")
+    )
+    assert encode_chat(tokenizer, MESSAGES, add_bos=False, add_generation_prompt=False) == (
+        tokenizer.render_chat(MESSAGES, add_bos=False)[0]
     )
     assert chat_stop_ids(tokenizer) == [4, 2]
+    # No fallback: a tokenizer without the ChatML protocol is refused, naming what it lacks.
+    with pytest.raises(TypeError, match="encode_plain"):
+        encode_chat(_PlainTokenizer(tokenizer), MESSAGES)
+    with pytest.raises(TypeError, match="im_end_id"):
+        chat_stop_ids(_PlainTokenizer(tokenizer))
+
+
+def test_encode_chat_with_the_byte_tokenizer():
+    from eurollm_jax.inference.chat import has_chat_markers, special_token_ids
+    from eurollm_jax.tokenizer import ByteTokenizer
+
+    tok = ByteTokenizer()
+    ids = encode_chat(tok, MESSAGES[1:], system="Be brief.")
+    enc = tok.encode_plain
+    assert ids == (
+        [1, 3] + enc("system\nBe brief.") + [4] + enc("\n")
+        + [3] + enc("user\nGood morning") + [4] + enc("\n")
+        + [3] + enc("assistant\n")
+    )
+    assert tok.decode(ids, skip_special_tokens=False) == "<s>" + render_chatml(
+        MESSAGES[1:], system="Be brief."
+    )
+    assert chat_stop_ids(tok) == [4, 2]
+    assert has_chat_markers(tok) and special_token_ids(tok) == {"<|im_start|>": 3, "<|im_end|>": 4}
+    assert not has_chat_markers(object()) and special_token_ids(object()) == {}
+    with pytest.raises(ValueError, match="role .robot. is not one of"):
+        encode_chat(tok, [{"role": "robot", "content": "x"}])
 
 
 def test_generate_chat_stops_on_im_end(jax_model, tokenizer):

@@ -14,6 +14,7 @@ from eurollm_jax.tokenizer import (
     TokenizerTrainConfig,
     train_tokenizer,
 )
+from eurollm_jax.tokenizer import chat_template
 
 # Letters a tokenizer must not lose: Greek tonos/dialytika, Bulgarian Cyrillic, Maltese
 # ħ ġ ċ ż, Irish fadas, Baltic/Romanian/Czech diacritics, plus whitespace and symbols.
@@ -90,6 +91,7 @@ def test_render_chat_masks_exactly_assistant_content_and_im_end(demo_tokenizer):
         f"<|im_start|>{m['role']}\n{m['content']}<|im_end|>\n" for m in messages
     )
     assert tok.decode(ids, skip_special_tokens=False) == expected
+    assert expected == chat_template.render_text(messages, bos="<s>")  # the one layout
     # Runs of mask == 1 are exactly the assistant turns, each ending with <|im_end|>.
     runs, current = [], []
     for i, m in zip(ids, mask):
@@ -110,6 +112,17 @@ def test_render_chat_masks_exactly_assistant_content_and_im_end(demo_tokenizer):
     ids2, mask2 = tok.render_chat(messages[:2], add_generation_prompt=True)
     assert tok.decode(ids2, skip_special_tokens=False).endswith("<|im_start|>assistant\n")
     assert sum(mask2) == 0
+    assert tok.decode(ids2, skip_special_tokens=False) == chat_template.render_text(
+        messages[:2], add_generation_prompt=True, bos="<s>"
+    )
+    # Each piece encoded on its own, markers as ids: exactly chat_template.render_ids.
+    enc = tok.encode_plain
+    assert ids2 == (
+        [1, 3] + enc("system\n") + enc(messages[0]["content"]) + [4] + enc("\n")
+        + [3] + enc("user\n") + enc(messages[1]["content"]) + [4] + enc("\n")
+        + [3] + enc("assistant\n")
+    )
+    assert chat_template.stop_ids(tok) == [4, 2]
 
 
 def test_render_chat_rejects_bad_messages(demo_tokenizer):
