@@ -3,7 +3,7 @@
 A handful of shapes cover every request: ``bucket_length`` pads sequence lengths,
 ``bucket_batch`` pads the row count to a power of two that the mesh's batch axes divide,
 ``length_batches`` groups requests (longest first) under a token budget. ``put_batch``
-places a [B, ...] host array split like activations (``parallel.batch_sharding``),
+places a [B, ...] host array split like activations (``parallel.make_global_batch``),
 ``put_replicated`` copies one to every device, and ``mesh_scope`` sets the model's mesh
 around a jitted call.
 """
@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec
 
-from eurollm_jax.parallel import batch_sharding
+from eurollm_jax.parallel import batch_sharding, make_global_batch
 
 PAD_ID = 0
 
@@ -71,11 +71,12 @@ def mesh_scope(mesh):
 
 
 def put_batch(x, mesh):
-    """Host array [B, ...] -> device array, the batch split over the mesh's batch axes."""
+    """Host array [B, ...] (the whole batch, which every process holds) -> device array,
+    the batch split over the mesh's batch axes (``parallel.make_global_batch``)."""
     x = np.asarray(x)
     if mesh is None or mesh.size == 1:
         return jnp.asarray(x)
-    return jax.device_put(x, batch_sharding(mesh, x.ndim))
+    return make_global_batch({"x": x}, mesh, x.shape[0])["x"]
 
 
 def put_replicated(x, mesh, dtype=None):

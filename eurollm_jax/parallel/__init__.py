@@ -8,6 +8,7 @@ that maps those names to the physical mesh axes ``data``, ``fsdp``, ``tensor``
 mesh axis.
 """
 
+from eurollm_jax.parallel.batch import HostBatchLayout, host_batch_layout, make_global_batch
 from eurollm_jax.parallel.mesh import (
     MESH_AXES,
     MeshConfig,
@@ -27,6 +28,9 @@ from eurollm_jax.parallel.rules import (
 )
 
 __all__ = [
+    "HostBatchLayout",
+    "host_batch_layout",
+    "make_global_batch",
     "MESH_AXES",
     "MeshConfig",
     "create_mesh",

@@ -16,6 +16,13 @@ SIGTERM (preemption) saves a checkpoint at the next step boundary and returns cl
 ``train.stop_after`` does the same after that many steps of this run. Every problem that
 can be found before training (config, mesh, batch sizes, checkpoint shapes, missing
 workdir parent) raises before anything is written.
+
+The loop itself only steps: evaluation, logging, checkpointing and profiling are hooks
+(``eurollm_jax.train.hooks``), and ``Trainer.add_hook(fn, every=n)`` adds more (a hook
+sees the state and the step's metrics, may change the data mixture, and may keep state
+that is saved in every checkpoint). Multi-host: each process loads the rows its devices
+hold (``parallel.host_batch_layout``), the stop decision and the number of evaluation
+batches are agreed by all processes, and resume needs the same process count.
 """
 
 from __future__ import annotations
@@ -40,10 +47,24 @@ from eurollm_jax.checkpoint.params import load_model_config
 from eurollm_jax.data import BATCH_KEYS
 from eurollm_jax.fileio import write_json
 from eurollm_jax.model import abstract_model
-from eurollm_jax.parallel import batch_sharding, create_mesh
-from eurollm_jax.parallel.hardware import mfu
+from eurollm_jax.parallel import (
+    HostBatchLayout,
+    ShardingError,
+    create_mesh,
+    host_batch_layout,
+    make_global_batch,
+)
 from eurollm_jax.train import data as data_lib
-from eurollm_jax.train import metrics as metrics_lib
+from eurollm_jax.train.hooks import (
+    CheckpointHook,
+    EvalHook,
+    FunctionHook,
+    Hook,
+    LoggingHook,
+    ProfileHook,
+    StepInfo,
+    StepTiming,
+)
 from eurollm_jax.train.checkpointing import (
     Checkpointer,
     CheckpointMismatchError,
@@ -125,7 +146,7 @@ class Job:
 def build_job(config, *, devices=None) -> Job:
     """Validate ``config`` and build mesh, schedule, optimizer and the abstract state."""
     devices = list(jax.devices() if devices is None else devices)
-    shape = check_train_config(config, len(devices), jax.process_count())
+    shape = check_train_config(config, len(devices))
     mesh = create_mesh(shape, devices=devices)
     mcfg = model_config(config)
     t, o = config.train, config.optimizer
@@ -165,37 +186,38 @@ def build_job(config, *, devices=None) -> Job:
 
 # Jitted steps of recent jobs, so that train() called again in the same process (resume in a
 # notebook, tests) reuses the compiled step instead of tracing and compiling it again. The
-# key holds everything the step depends on; the values are pure functions of it.
+# key is the whole config except the fields below, which the steps provably do not read
+# (they steer the loop, its files and its data); a field added later is in the key unless
+# it is added here, so the cache can only miss, never return a step of another config.
 _JOB_CACHE: "collections.OrderedDict[str, tuple]" = collections.OrderedDict()
 _JOB_CACHE_SIZE = 4
-_STEP_KEYS = (
-    "steps",
-    "batch_size",
-    "seq_len",
-    "micro_batches",
-    "z_loss",
-    "freeze",
-    "trainable",
-    "phases",
-    "loss_chunk",
-    "compiler_options",
-)
+_NOT_IN_STEP = {
+    "train": ("stop_after", "init_params", "log_every", "max_nonfinite", "profile_start",
+              "profile_steps"),
+    "checkpoint": "*",
+    "data": "*",
+    "eval": ("batches",),
+}
+
+
+def _step_key(config, devices) -> str:
+    plain = _to_plain(config)
+    for section, fields in _NOT_IN_STEP.items():
+        if section not in plain:
+            continue
+        if fields == "*":
+            plain.pop(section)
+        else:
+            for f in fields:
+                plain[section].pop(f, None)
+    plain.setdefault("eval", {})["every"] = int(config.eval.every) > 0  # eval step or not
+    plain["devices"] = [d.id for d in devices]
+    return json.dumps(plain, sort_keys=True, default=str)
 
 
 def _compiled_job(config, devices=None):
     devices = list(jax.devices() if devices is None else devices)
-    key = json.dumps(
-        {
-            "model": _to_plain(config.model),
-            "optimizer": _to_plain(config.optimizer),
-            "mesh": _to_plain(config.mesh),
-            "train": {k: _to_plain(config.train.get(k)) for k in _STEP_KEYS},
-            "eval": int(config.eval.every) > 0,
-            "devices": [d.id for d in devices],
-        },
-        sort_keys=True,
-        default=str,
-    )
+    key = _step_key(config, devices)
     if key in _JOB_CACHE:
         _JOB_CACHE.move_to_end(key)
         job, train_fn, eval_fn = _JOB_CACHE[key]
@@ -231,12 +253,14 @@ def _load_init_params(job: Job, directory: str):
     return nnx.to_pure_dict(nnx.state(model))
 
 
-def _global_batch(local: dict, sharding) -> dict:
-    return {
-        k: jax.make_array_from_process_local_data(sharding, np.asarray(v, np.int32))
-        for k, v in local.items()
-        if k in BATCH_KEYS or k == "labels"
-    }
+# ============================================================================ agreement
+def _max_over_processes(value: int) -> int:
+    """The largest ``value`` of all processes, on every process (a collective)."""
+    if jax.process_count() == 1:
+        return int(value)
+    from jax.experimental import multihost_utils
+
+    return int(np.max(multihost_utils.process_allgather(np.int32(value))))
 
 
 def _on_process_0(flag: bool) -> bool:
@@ -248,47 +272,318 @@ def _on_process_0(flag: bool) -> bool:
     return bool(multihost_utils.broadcast_one_to_all(np.int32(flag)))
 
 
-class _StopFlag:
-    def __init__(self):
-        self.set = False
-        self._old = None
+def _preemption_service() -> bool:
+    """Whether jax.distributed runs its preemption sync manager (multi-host runs)."""
+    if jax.process_count() == 1:
+        return False
+    try:
+        from jax._src import distributed
 
-    def install(self):
-        if threading.current_thread() is threading.main_thread():
-            self._old = signal.signal(signal.SIGTERM, self._handle)
+        return distributed.global_state.preemption_sync_manager is not None
+    except (ImportError, AttributeError):  # pragma: no cover - jax internals moved
+        return False
+
+
+class StopSignal:
+    """SIGTERM -> stop at the next step boundary, agreed by every process.
+
+    The decision is collective: each step every process contributes its own flag (SIGTERM
+    may reach only one host) and all stop when any has it, at the same step, and save
+    together. When jax.distributed's preemption service is running it has its own SIGTERM
+    notifier (installed outside Python) that tells every process to stop at the same sync
+    point (``reached_preemption_sync_point``): then no Python handler is installed, since it
+    would replace that notifier and the pod's preemption notice would be lost.
+    """
+
+    def __init__(self):
+        self.received = False
+        self._old = None
+        self.uses_preemption_service = _preemption_service()
+
+    def install(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        current = signal.getsignal(signal.SIGTERM)
+        if self.uses_preemption_service and current is None:
+            log.info("SIGTERM is handled by jax.distributed's preemption notifier")
+            return
+        self._old = signal.signal(signal.SIGTERM, self._handle)
 
     def _handle(self, signum, frame):
         log.warning("SIGTERM: saving a checkpoint at the next step boundary, then exiting")
-        self.set = True
+        self.received = True
 
-    def uninstall(self):
+    def uninstall(self) -> None:
         if self._old is not None:
             signal.signal(signal.SIGTERM, self._old)
             self._old = None
 
+    def should_stop(self, step: int) -> bool:
+        """Every process calls this after every step and gets the same answer."""
+        stop = _max_over_processes(int(self.received)) > 0
+        if self.uses_preemption_service:
+            from jax.experimental import multihost_utils
 
-def _should_stop(flag: _StopFlag, step: int) -> bool:
-    if jax.process_count() == 1:
-        return flag.set
-    try:  # every process agrees on the same step (jax.distributed's preemption sync)
-        from jax.experimental import multihost_utils
-
-        return bool(multihost_utils.reached_preemption_sync_point(step)) or flag.set
-    except Exception:  # pragma: no cover - no preemption service
-        return flag.set
+            stop = bool(multihost_utils.reached_preemption_sync_point(step)) or stop
+        return stop
 
 
-def evaluate(job: Job, eval_fn, params, shard_index: int, shard_count: int) -> dict:
+# ============================================================================ the trainer
+class Trainer:
+    """A training run: ``Trainer(config, workdir).add_hook(fn, every=10).run()``.
+
+    Construction validates everything that can be checked before training (config, mesh,
+    batch layout over processes, checkpoint shapes, init params, the data source) and
+    writes nothing; ``run()`` creates the workdir, restores the latest checkpoint (with the
+    data iterator and hook states), trains to ``train.steps`` (or ``train.stop_after`` more
+    steps, or a SIGTERM) calling the hooks after each step, and exports the params at the
+    end of training.
+    """
+
+    def __init__(self, config, workdir: str, *, devices=None, hooks=()):
+        self.workdir = check_workdir(workdir)
+        self.config = config
+        self.job, self.train_fn, self.eval_fn = _compiled_job(config, devices)
+        t = config.train
+        mesh = self.job.mesh
+        try:
+            self.layout = host_batch_layout(mesh, int(t.batch_size))
+        except ShardingError as e:
+            raise TrainConfigError(f"train.batch_size over the mesh's processes: {e}") from e
+        self.ckpt_dir = os.path.join(self.workdir, "checkpoints")
+        self.latest = self._probe_checkpoints()
+        self.init_params = None
+        if self.latest is None and t.init_params:
+            self.init_params = _load_init_params(self.job, t.init_params)
+        # Data: fail on a bad source before anything is written.
+        self.phase = phase_index(self.job.phases, self.latest or 0)
+        self.iterator = self._iterator("train", self.job.phases[self.phase].mixture or None)
+        self.total_steps = int(t.steps)
+        self.tokens_per_step = int(t.batch_size) * int(t.seq_len)
+        self.flops_per_token = self.job.model_cfg.train_flops_per_token(int(t.seq_len))
+        self.timing = StepTiming()
+        self.last_metrics: dict = {}
+        self.hooks: list[Hook] = []
+        self._builtin_hooks_added = False
+        self._extra_hooks = list(hooks)
+        self.state = None
+        self.checkpointer = None
+
+    # ------------------------------------------------------------------ set-up pieces
+    def _probe_checkpoints(self) -> int | None:
+        # Process 0's view, taken before any process can create the directory: a process that
+        # opened a checkpoint manager alone would run its collectives out of step with the rest.
+        if not _on_process_0(os.path.isdir(self.ckpt_dir)):
+            return None
+        probe = Checkpointer(self.ckpt_dir)
+        try:
+            latest = probe.latest_step()
+            if latest is not None:
+                probe.check_compatible(latest, self.job.spec.abstract)
+        finally:
+            probe.close()
+        return latest
+
+    def _iterator(self, split: str, mixture=None):
+        return data_lib.make_iterator(
+            self.config,
+            split=split,
+            mixture=mixture,
+            shard_index=self.layout.shard_index,
+            shard_count=self.layout.shard_count,
+            batch_size=self.layout.local_batch,
+        )
+
+    def add_hook(self, hook, every: int = 1, *, name: str | None = None) -> Hook:
+        """Add a ``Hook``, or a function ``fn(info)`` called every ``every`` steps."""
+        if not isinstance(hook, Hook):
+            hook = FunctionHook(hook, every, name=name)
+        names = {h.name for h in self.hooks + self._extra_hooks}
+        if hook.name in names:
+            base, i = hook.name, 2
+            while f"{base}_{i}" in names:
+                i += 1
+            hook.name = f"{base}_{i}"  # state_dict keys must be unique
+        self._extra_hooks.append(hook)
+        return hook
+
+    def _all_hooks(self, first_step: int) -> list[Hook]:
+        """Evaluation, the added hooks, logging, profiling, checkpointing: in this order, so
+        added hooks see the eval metrics and may add their own to the logged record, and the
+        checkpoint of a step holds what every hook did at that step."""
+        t, ck = self.config.train, self.config.checkpoint
+        hooks: list[Hook] = []
+        if self.eval_fn is not None:
+            hooks.append(EvalHook(int(self.config.eval.every), self.total_steps))
+        hooks += self._extra_hooks
+        hooks.append(LoggingHook(self.workdir, int(t.log_every), self.total_steps, first_step))
+        if int(t.get("profile_steps", 0) or 0) > 0:
+            hooks.append(ProfileHook(self.workdir, int(t.profile_start), int(t.profile_steps)))
+        hooks.append(CheckpointHook(int(ck.every)))
+        return hooks
+
+    # ------------------------------------------------------------------ used by hooks
+    def evaluate(self, params) -> dict:
+        """Held-out loss over ``eval.batches`` batches (fewer if the held-out set ends).
+
+        Multi-host: every process runs the same number of eval steps (each a collective).
+        A process whose held-out shard ended while another still has batches feeds
+        zero-weight batches, which add nothing to the loss.
+        """
+        return evaluate(self.job, self.eval_fn, params, self.layout)
+
+    def hook_states(self) -> dict:
+        return {h.name: h.state_dict() for h in self.hooks if h.state_dict() is not None}
+
+    def save_checkpoint(self, step: int, *, force: bool = False) -> None:
+        data_state = {
+            "phase": self.phase,
+            "iterators": gather_json(self.iterator.get_state()),
+            "hooks": self.hook_states(),
+        }
+        self.checkpointer.save(step, self.state, data_state, self.config_dict, force=force)
+
+    # ------------------------------------------------------------------ the run
+    def _restore_or_init(self):
+        spec, pid, nproc = self.job.spec, jax.process_index(), jax.process_count()
+        if self.latest is None:
+            return init_state(
+                self.job.model_cfg, self.job.tx, self.job.mesh, spec,
+                seed=int(self.config.seed), params=self.init_params,
+            ), {}
+        state, data_item, _ = self.checkpointer.restore(self.latest, spec.abstract)
+        iters = data_item.get("iterators", [])
+        if len(iters) != nproc:
+            raise TrainConfigError(
+                f"checkpoint {self.latest} holds data iterator states of {len(iters)} processes "
+                f"but this run has {nproc}; resume with the same process count"
+            )
+        self.iterator.set_state(iters[pid])
+        if int(data_item.get("phase", 0)) != self.phase:  # saved right at a phase boundary
+            self._enter_phase(self.phase)
+        log.info("resumed from step %d (phase %d)", self.latest, self.phase)
+        return state, data_item.get("hooks", {}) or {}
+
+    def _enter_phase(self, p: int) -> None:
+        self.phase = p
+        mixture = self.job.phases[p].mixture or self.iterator.default_mixture
+        self.iterator.set_mixture_weights(mixture)
+
+    def run(self) -> TrainResult:
+        config, t, ck = self.config, self.config.train, self.config.checkpoint
+        # ------------------------------------------------------------ commit: files from here
+        os.makedirs(self.workdir, exist_ok=True)
+        self.checkpointer = Checkpointer(
+            self.ckpt_dir,
+            keep=int(ck.keep),
+            async_save=bool(ck.async_save),
+            replica_parallel=bool(ck.get("replica_parallel", False)),
+        )
+        self.config_dict = _to_plain(config)
+        if jax.process_index() == 0:
+            write_json(os.path.join(self.workdir, "config.json"), self.config_dict)
+        stop = StopSignal()
+        stopped_early = False
+        try:
+            self.state, saved_hooks = self._restore_or_init()
+            step = first_step = int(jax.device_get(self.state["step"]))
+            self.hooks = self._all_hooks(first_step)
+            for hook in self.hooks:
+                if hook.name in saved_hooks:
+                    hook.load_state_dict(saved_hooks[hook.name])
+            stop_after = int(t.stop_after or 0)
+            run_end = min(self.total_steps, step + stop_after) if stop_after > 0 else self.total_steps
+            local_batch, seq_len = self.layout.local_batch, int(t.seq_len)
+            max_nonfinite = int(t.max_nonfinite)
+            info = None
+            stop.install()
+            with jax.set_mesh(self.job.mesh):
+                while step < run_end:
+                    p = phase_index(self.job.phases, step)
+                    if p != self.phase:
+                        self._enter_phase(p)
+                        log.info("phase %d (%s) from step %d", p, self.job.phases[p].name, step)
+                    self.timing.begin()
+                    local = next(self.iterator)
+                    problem = batch_problem(local, local_batch, seq_len)
+                    if problem:
+                        raise TrainConfigError(f"data.source={config.data.source!r}: {problem}")
+                    batch = make_global_batch(_batch_arrays(local), self.job.mesh,
+                                              self.layout.global_batch, dtype=np.int32)
+                    self.state, m = self.train_fn(self.state, batch)
+                    step += 1
+                    m = jax.device_get(m)
+                    self.timing.end(first_of_run=step == first_step + 1)
+                    if int(m["nonfinite"]) >= max_nonfinite:
+                        raise TrainingAborted(
+                            f"{int(m['nonfinite'])} non-finite steps in a row (up to step {step}); "
+                            f"the updates were skipped and the last good checkpoint is kept. Lower "
+                            f"optimizer.lr, raise optimizer.warmup_steps or check the data."
+                        )
+                    if int(m["skipped"]):
+                        log.warning("step %d: non-finite loss/gradient, update skipped", step)
+                    stopping = stop.should_stop(step)
+                    info = StepInfo(step, self.state, self._record(m, step), self,
+                                    final=stopping or step == run_end, stopping=stopping)
+                    for hook in self.hooks:
+                        if hook.due(info):
+                            hook(info)
+                    if stopping:
+                        stopped_early = True
+                        log.warning("stopped at step %d on SIGTERM (checkpoint saved)", step)
+                        break
+                if step < self.total_steps:
+                    stopped_early = True  # train.stop_after or SIGTERM
+                self.checkpointer.wait()
+                if info is not None:
+                    for hook in self.hooks:
+                        hook.on_end(info)
+                if step >= self.total_steps and bool(ck.export_params):
+                    export_params(self.job, self.state["params"],
+                                  os.path.join(self.workdir, "params"))
+        finally:
+            stop.uninstall()
+            for hook in self.hooks:
+                hook.close()
+            self.checkpointer.close()
+        return TrainResult(step=step, stopped_early=stopped_early,
+                           last_metrics=self.last_metrics, workdir=self.workdir)
+
+    def _record(self, m: dict, step: int) -> dict:
+        rec = {k: float(v) for k, v in m.items() if k != "nonfinite"}
+        if not self.job.step_opts.z_loss:
+            rec.pop("z_loss", None)
+        rec.update(step=step, phase=self.phase, tokens=step * self.tokens_per_step)
+        return rec
+
+
+def _batch_arrays(local: dict) -> dict:
+    return {k: v for k, v in local.items() if k in BATCH_KEYS or k == "labels"}
+
+
+def evaluate(job: Job, eval_fn, params, layout: HostBatchLayout) -> dict:
+    """Held-out loss and perplexity over ``eval.batches`` batches (see Trainer.evaluate)."""
     cfg = job.config
-    it = data_lib.make_iterator(cfg, split="eval", shard_index=shard_index, shard_count=shard_count)
-    sharding = batch_sharding(job.mesh, 2)
+    it = data_lib.make_iterator(
+        cfg, split="eval", shard_index=layout.shard_index, shard_count=layout.shard_count,
+        batch_size=layout.local_batch,
+    )
     nll = count = 0.0
+    empty = None
     for _ in range(int(cfg.eval.batches)):
         try:
-            local = next(it)
-        except StopIteration:  # a finite held-out set smaller than eval.batches
+            local = _batch_arrays(next(it))
+        except StopIteration:  # this process's held-out shard is exhausted
+            local = None
+        if _max_over_processes(int(local is not None)) == 0:
             break
-        out = jax.device_get(eval_fn(params, _global_batch(local, sharding)))
+        if local is None:
+            if empty is None:
+                shape = (layout.local_batch, int(cfg.train.seq_len))
+                empty = {k: np.zeros(shape, np.int32) for k in BATCH_KEYS}
+            local = empty
+        batch = make_global_batch(local, job.mesh, layout.global_batch, dtype=np.int32)
+        out = jax.device_get(eval_fn(params, batch))
         nll += float(out["nll"])
         count += float(out["targets"])
     loss = nll / max(count, 1.0)
@@ -296,188 +591,14 @@ def evaluate(job: Job, eval_fn, params, shard_index: int, shard_count: int) -> d
 
 
 def train(
-    config, workdir: str, *, on_step: Callable[[int], None] | None = None, devices=None
+    config, workdir: str, *, on_step: Callable[[int], None] | None = None, hooks=(), devices=None
 ) -> TrainResult:
-    """Train (or resume) ``config`` in ``workdir``. See the module docstring."""
-    workdir = check_workdir(workdir)
-    job, train_fn, eval_fn = _compiled_job(config, devices)
-    t, ck = config.train, config.checkpoint
-    mesh, spec = job.mesh, job.spec
-    pid, nproc = jax.process_index(), jax.process_count()
-    local_batch = int(t.batch_size) // nproc
-
-    ckpt_dir = os.path.join(workdir, "checkpoints")
-    latest = None
-    # Process 0's view, taken before any process can create the directory: a process that
-    # opened a checkpoint manager alone would run its collectives out of step with the others.
-    if _on_process_0(os.path.isdir(ckpt_dir)):
-        probe = Checkpointer(ckpt_dir)
-        try:
-            latest = probe.latest_step()
-            if latest is not None:
-                probe.check_compatible(latest, spec.abstract)
-        finally:
-            probe.close()
-    init_params = None
-    if latest is None and t.init_params:
-        init_params = _load_init_params(job, t.init_params)
-
-    # Data: fail on a bad source before anything is written.
-    start_phase = phase_index(job.phases, latest or 0)
-    mixture = job.phases[start_phase].mixture
-    it = data_lib.make_iterator(config, mixture=mixture, shard_index=pid, shard_count=nproc)
-
-    # ---------------------------------------------------------------- commit: files from here
-    os.makedirs(workdir, exist_ok=True)
-    checkpointer = Checkpointer(
-        ckpt_dir,
-        keep=int(ck.keep),
-        async_save=bool(ck.async_save),
-        replica_parallel=bool(ck.get("replica_parallel", False)),
-    )
-    config_dict = _to_plain(config)
-    if pid == 0:
-        write_json(os.path.join(workdir, "config.json"), config_dict)
-
-    if latest is not None:
-        state, data_item, _ = checkpointer.restore(latest, spec.abstract)
-        saved_phase = int(data_item.get("phase", 0))
-        iters = data_item.get("iterators", [])
-        pipeline = config.data.source == "pipeline"
-        if saved_phase == start_phase or pipeline:
-            if len(iters) != nproc:
-                raise TrainConfigError(
-                    f"checkpoint {latest} holds data iterator states of {len(iters)} processes but "
-                    f"this run has {nproc}; resume with the same process count"
-                )
-            it.set_state(iters[pid])
-            if saved_phase != start_phase:  # saved right at a phase boundary
-                it = data_lib.switch_mixture(
-                    it, config, job.phases[start_phase].mixture, shard_index=pid, shard_count=nproc
-                )
-        log.info("resumed from step %d (phase %d)", latest, start_phase)
-    else:
-        state = init_state(
-            job.model_cfg, job.tx, mesh, spec, seed=int(config.seed), params=init_params
-        )
-    step = int(jax.device_get(state["step"]))
-
-    metrics_path = os.path.join(workdir, "metrics.jsonl")
-    writer = tb = None
-    if pid == 0:
-        metrics_lib.truncate_jsonl(metrics_path, step)
-        writer = metrics_lib.JsonlWriter(metrics_path)
-        tb = metrics_lib.TensorBoardWriter(os.path.join(workdir, "tensorboard"))
-
-    total = int(t.steps)
-    stop_after = int(t.stop_after or 0)
-    run_end = min(total, step + stop_after) if stop_after > 0 else total
-    device_kind, num_devices = mesh.devices.flat[0].device_kind, mesh.devices.size
-    flops_per_token = job.model_cfg.train_flops_per_token(int(t.seq_len))
-    tokens_per_step = int(t.batch_size) * int(t.seq_len)
-    sharding = batch_sharding(mesh, 2)
-    max_nonfinite = int(t.max_nonfinite)
-    ckpt_every = int(ck.every)
-    log_every = int(t.log_every)
-
-    flag = _StopFlag()
-    flag.install()
-    phase = start_phase
-    last_metrics: dict = {}
-    stopped_early = False
-    interval_start, interval_steps, reset_interval = None, 0, False
-    run_start = time.time()
-    first_step = step
-
-    def save(at: int, force: bool = False):
-        data_state = {"phase": phase, "iterators": gather_json(it.get_state())}
-        checkpointer.save(at, state, data_state, config_dict, force=force)
-
-    try:
-        with jax.set_mesh(mesh):
-            while step < run_end:
-                p = phase_index(job.phases, step)
-                if p != phase:
-                    phase = p
-                    it = data_lib.switch_mixture(
-                        it, config, job.phases[p].mixture, shard_index=pid, shard_count=nproc
-                    )
-                    log.info("phase %d (%s) from step %d", p, job.phases[p].name, step)
-                local = next(it)
-                problem = batch_problem(local, local_batch, int(t.seq_len))
-                if problem:
-                    raise TrainConfigError(f"data.source={config.data.source!r}: {problem}")
-                state, m = train_fn(state, _global_batch(local, sharding))
-                step += 1
-                m = jax.device_get(m)
-                now = time.time()
-                if interval_start is None:  # the first step compiled: time from here on
-                    interval_start, interval_steps = now, 0
-                else:
-                    interval_steps += 1
-                if int(m["nonfinite"]) >= max_nonfinite:
-                    raise TrainingAborted(
-                        f"{int(m['nonfinite'])} non-finite steps in a row (up to step {step}); the "
-                        f"updates were skipped and the last good checkpoint is kept. Lower "
-                        f"optimizer.lr, raise optimizer.warmup_steps or check the data."
-                    )
-                if int(m["skipped"]):
-                    log.warning("step %d: non-finite loss/gradient, update skipped", step)
-                do_eval = eval_fn is not None and (
-                    step % int(config.eval.every) == 0 or step == total
-                )
-                if step % log_every == 0 or step == run_end or do_eval:
-                    rec = {k: float(v) for k, v in m.items() if k not in ("nonfinite",)}
-                    rec["step"] = step
-                    rec["phase"] = phase
-                    rec["tokens"] = step * tokens_per_step
-                    if interval_steps > 0:
-                        dt = (now - interval_start) / interval_steps
-                        rec["step_time_s"] = dt
-                        rec["tokens_per_s"] = tokens_per_step / dt
-                        u = mfu(flops_per_token, rec["tokens_per_s"], device_kind, num_devices)
-                        if u is not None:
-                            rec["mfu"] = u
-                    if do_eval:
-                        rec.update(evaluate(job, eval_fn, state["params"], pid, nproc))
-                    if not job.step_opts.z_loss:
-                        rec.pop("z_loss", None)
-                    last_metrics = rec
-                    if pid == 0:
-                        writer.write(rec)
-                        tb.scalars(step, {k: v for k, v in rec.items() if k != "step"})
-                        per_step = rec.get(
-                            "step_time_s", (now - run_start) / max(step - first_step, 1)
-                        )
-                        eta = per_step * (total - step)
-                        print(metrics_lib.progress_line(step, total, rec, eta), flush=True)
-                    reset_interval = True
-                if on_step is not None:
-                    on_step(step)
-                stop = _should_stop(flag, step)
-                if stop or step == run_end or (ckpt_every > 0 and step % ckpt_every == 0):
-                    save(step, force=stop)
-                if reset_interval:  # time steps only: not logging, eval or checkpointing
-                    interval_start, interval_steps, reset_interval = time.time(), 0, False
-                if stop:
-                    stopped_early = True
-                    log.warning("stopped at step %d on SIGTERM (checkpoint saved)", step)
-                    break
-            if step < total and not stopped_early:
-                stopped_early = True  # train.stop_after
-            checkpointer.wait()
-            if step >= total and bool(ck.export_params):
-                export_dir = os.path.join(workdir, "params")
-                export_params(job, state["params"], export_dir)
-    finally:
-        flag.uninstall()
-        checkpointer.close()
-        if writer is not None:
-            writer.close()
-            tb.close()
-    return TrainResult(
-        step=step, stopped_early=stopped_early, last_metrics=last_metrics, workdir=workdir
-    )
+    """Train (or resume) ``config`` in ``workdir``; see ``Trainer``. ``hooks``: extra ``Hook``s
+    (after the built-in ones); ``on_step(step)`` is called after every step."""
+    trainer = Trainer(config, workdir, devices=devices, hooks=hooks)
+    if on_step is not None:
+        trainer.add_hook(lambda info: on_step(info.step), every=1, name="on_step")
+    return trainer.run()
 
 
 def export_params(job: Job, params, directory: str) -> str:

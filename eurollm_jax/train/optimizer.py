@@ -8,12 +8,19 @@ expressions matched with ``re.search``:
 - ``train.freeze``: parameters that never change (no update, no optimizer state);
 - ``train.trainable``: when non-empty, everything that matches none of these is frozen
   (e.g. ``("lm_head",)`` trains only the head).
+
+The learning rate is read from the train state's ``step``, passed to every update as
+``tx.update(grads, opt_state, params, step=state["step"])``, not from a counter inside the
+optimizer state: a skipped (non-finite) step leaves the optimizer state untouched, and an
+internal counter would then fall behind the step, shifting the applied learning rate, the
+end of a WSD decay and every phase boundary. Adam's own bias-correction count still counts
+applied updates only, as it should.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping, NamedTuple, Sequence
 
 import jax
 import optax
@@ -60,6 +67,31 @@ def decay_mask(params, no_decay: Sequence[str] = ("norm",)):
     return jax.tree.map(lambda p: not _matches(p, no_decay), param_paths(params))
 
 
+class _StepScheduleState(NamedTuple):
+    """No state: the step comes from the caller."""
+
+
+def scale_by_step_schedule(schedule) -> optax.GradientTransformationExtraArgs:
+    """Multiply updates by ``-schedule(step)``, ``step`` being an extra argument of update."""
+
+    def init_fn(params):
+        del params
+        return _StepScheduleState()
+
+    def update_fn(updates, state, params=None, *, step=None, **extra):
+        del params, extra
+        if step is None:
+            raise TypeError(
+                "this optimizer reads the learning rate at the train state's step: call "
+                "tx.update(grads, opt_state, params, step=state['step'])"
+            )
+        lr = schedule(step)
+        updates = jax.tree.map(lambda u: (-lr * u).astype(u.dtype), updates)
+        return updates, state
+
+    return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+
+
 def make_optimizer(opt: Mapping[str, Any], schedule, params, *, freeze=(), trainable=()):
     """AdamW (or plain SGD, for debugging) for ``params`` driven by ``schedule``.
 
@@ -69,17 +101,24 @@ def make_optimizer(opt: Mapping[str, Any], schedule, params, *, freeze=(), train
     name = opt.get("name", "adamw")
     clip = float(opt.get("clip_norm", 1.0) or 0.0)
     no_decay = tuple(opt.get("no_decay", ("norm",)))
-    if name == "adamw":
-        core = optax.adamw(
-            schedule,
-            b1=float(opt.get("b1", 0.9)),
-            b2=float(opt.get("b2", 0.95)),
-            eps=float(opt.get("eps", 1e-8)),
-            weight_decay=float(opt.get("weight_decay", 0.1)),
-            mask=lambda p: decay_mask(p, no_decay),
+    if name == "adamw":  # optax.adamw, with the learning rate taken at the caller's step
+        core = optax.chain(
+            optax.scale_by_adam(
+                b1=float(opt.get("b1", 0.9)),
+                b2=float(opt.get("b2", 0.95)),
+                eps=float(opt.get("eps", 1e-8)),
+            ),
+            optax.add_decayed_weights(
+                float(opt.get("weight_decay", 0.1)), mask=lambda p: decay_mask(p, no_decay)
+            ),
+            scale_by_step_schedule(schedule),
         )
     elif name == "sgd":
-        core = optax.sgd(schedule, momentum=float(opt.get("momentum", 0.0)) or None)
+        momentum = float(opt.get("momentum", 0.0))
+        core = optax.chain(
+            optax.trace(decay=momentum) if momentum else optax.identity(),
+            scale_by_step_schedule(schedule),
+        )
     else:
         raise OptimizerError(f"unknown optimizer {name!r}; choose 'adamw' or 'sgd'")
     tx = optax.chain(optax.clip_by_global_norm(clip), core) if clip > 0 else core

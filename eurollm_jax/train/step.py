@@ -107,7 +107,7 @@ def make_train_step(graphdef, cfg: ModelConfig, tx, schedule, opts: StepOptions)
         z_mean = z / total
         grad_norm = optax.tree.norm(grads)
         finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm) & jnp.isfinite(z_mean)
-        updates, new_opt = tx.update(grads, state["opt_state"], params)
+        updates, new_opt = tx.update(grads, state["opt_state"], params, step=state["step"])
         new_params = optax.apply_updates(params, updates)
         keep = lambda new, old: jnp.where(finite, new, old)  # noqa: E731
         new_state = {

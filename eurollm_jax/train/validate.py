@@ -35,7 +35,7 @@ def model_config(config) -> ModelConfig:
         raise TrainConfigError(f"config.model: {e}") from e
 
 
-def check_train_config(config, num_devices: int, process_count: int = 1) -> tuple[int, int, int]:
+def check_train_config(config, num_devices: int) -> tuple[int, int, int]:
     """Validate the train section against the mesh; returns the resolved mesh shape."""
     t = config.train
     try:
@@ -59,10 +59,6 @@ def check_train_config(config, num_devices: int, process_count: int = 1) -> tupl
             f"of the "
             f"mesh (data x fsdp = {shape[0]} x {shape[1]} = {data_par}); choose train.batch_size a "
             f"multiple of {m * data_par} or change the mesh"
-        )
-    if b % process_count:
-        raise TrainConfigError(
-            f"train.batch_size ({b}) must divide over the {process_count} processes"
         )
     mc = model_config(config)
     if int(t.seq_len) > mc.max_seq_len:

@@ -70,7 +70,8 @@ def test_phases_with_their_own_lr_segments():
     lr = values(phase_schedule(phases, 0.5, fallback), 40)
     np.testing.assert_allclose(lr[:5], 0.5 * np.arange(1, 6) / 5, rtol=1e-6)
     np.testing.assert_allclose(lr[5:30], 0.5)
-    np.testing.assert_allclose(lr[30], 0.5) and np.testing.assert_allclose(lr[39], 0.0, atol=1e-7)
+    np.testing.assert_allclose(lr[30], 0.5)
+    np.testing.assert_allclose(lr[39], 0.0, atol=1e-7)
     assert [phase_index(phases, s) for s in (0, 9, 10, 29, 30, 39, 40)] == [0, 0, 1, 1, 2, 2, 2]
 
 
