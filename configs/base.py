@@ -16,7 +16,9 @@ A job config has a ``model`` section (ModelConfig fields), a ``mesh`` section
 - ``checkpoint``: every (steps; 0 = only at the end), keep, async_save, export_params,
   replica_parallel (split writes of replicated arrays over replicas: large DP meshes).
 - ``data``: source (synthetic | text | sft | pipeline) and its options, mixture; for the
-  production pipeline: manifest, eval_manifest, weighting, temperature, packing, num_workers.
+  production pipeline: manifest, eval_manifest, weighting, temperature, packing, num_workers;
+  shards (logical data shards of each global batch, 0 = one per process row block; the same
+  value gives the same batches on any number of hosts, see ``train.host_data``).
 - ``eval``: every (steps; 0 = never), batches.
 
 Override anything on the command line, e.g. ``--config.train.steps=100
@@ -96,6 +98,7 @@ def train_sections(config: ml_collections.ConfigDict) -> ml_collections.ConfigDi
             temperature=3.0,
             packing="",
             num_workers=0,
+            shards=0,
             mixture=ml_collections.ConfigDict(),
         ),
         type_safe=False,

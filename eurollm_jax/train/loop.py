@@ -55,6 +55,7 @@ from eurollm_jax.parallel import (
     make_global_batch,
 )
 from eurollm_jax.train import data as data_lib
+from eurollm_jax.train.host_data import DataShardError, HostBatches
 from eurollm_jax.train.hooks import (
     CheckpointHook,
     EvalHook,
@@ -384,15 +385,8 @@ class Trainer:
             probe.close()
         return latest
 
-    def _iterator(self, split: str, mixture=None):
-        return data_lib.make_iterator(
-            self.config,
-            split=split,
-            mixture=mixture,
-            shard_index=self.layout.shard_index,
-            shard_count=self.layout.shard_count,
-            batch_size=self.layout.local_batch,
-        )
+    def _iterator(self, split: str, mixture=None) -> HostBatches:
+        return host_iterator(self.config, self.layout, split=split, mixture=mixture)
 
     def add_hook(self, hook, every: int = 1, *, name: str | None = None) -> Hook:
         """Add a ``Hook``, or a function ``fn(info)`` called every ``every`` steps."""
@@ -557,6 +551,21 @@ class Trainer:
         return rec
 
 
+def host_iterator(config, layout: HostBatchLayout, *, split="train", mixture=None) -> HostBatches:
+    """This process's batches of ``config``'s data (``train.host_data``)."""
+
+    def make(shard_index, shard_count, rows):
+        return data_lib.make_iterator(
+            config, split=split, mixture=mixture, shard_index=shard_index,
+            shard_count=shard_count, batch_size=rows,
+        )
+
+    try:
+        return HostBatches(make, layout, int(config.data.get("shards", 0) or 0))
+    except DataShardError as e:
+        raise TrainConfigError(str(e)) from e
+
+
 def _batch_arrays(local: dict) -> dict:
     return {k: v for k, v in local.items() if k in BATCH_KEYS or k == "labels"}
 
@@ -564,10 +573,7 @@ def _batch_arrays(local: dict) -> dict:
 def evaluate(job: Job, eval_fn, params, layout: HostBatchLayout) -> dict:
     """Held-out loss and perplexity over ``eval.batches`` batches (see Trainer.evaluate)."""
     cfg = job.config
-    it = data_lib.make_iterator(
-        cfg, split="eval", shard_index=layout.shard_index, shard_count=layout.shard_count,
-        batch_size=layout.local_batch,
-    )
+    it = host_iterator(cfg, layout, split="eval")
     nll = count = 0.0
     empty = None
     for _ in range(int(cfg.eval.batches)):

@@ -7,9 +7,11 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 
 import jax
 import numpy as np
+import pytest
 
 from eurollm_jax.fileio import read_jsonl
 from eurollm_jax.train import Checkpointer, train
@@ -160,46 +162,117 @@ def _reserved_port():
         yield s.getsockname()[1]
 
 
-def test_two_processes_log_the_same_losses_as_one(tmp_path):
-    workdir = str(tmp_path / "multi")
-    cmd = [sys.executable, "-m", "launch.train"] + _cli_flags(
-        workdir, steps=3, **{"checkpoint.every": 3}
-    )
-    with _reserved_port() as port:
-        procs = [
-            subprocess.Popen(
-                cmd,
-                env=_env(
-                    devices=4,
-                    EUROLLM_COORDINATOR=f"127.0.0.1:{port}",
-                    EUROLLM_NUM_PROCESSES="2",
-                    EUROLLM_PROCESS_ID=str(i),
-                ),
-                cwd=ROOT,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-            )
-            for i in range(2)
-        ]
-        outs = []
-        for p in procs:
-            try:
-                outs.append(p.communicate(timeout=400))
-            except subprocess.TimeoutExpired:
-                for q in procs:
-                    q.kill()
-                raise
+def _launch(workdir, processes, devices, mesh, port, **extra):
+    """``processes`` x ``devices`` CPU processes running ``launch.train`` on ``mesh``."""
+    cmd = [sys.executable, "-m", "launch.train"] + _cli_flags(workdir, mesh=mesh, **extra)
+    return [
+        subprocess.Popen(
+            cmd,
+            env=_env(
+                devices=devices,
+                EUROLLM_COORDINATOR=f"127.0.0.1:{port}",
+                EUROLLM_NUM_PROCESSES=str(processes),
+                EUROLLM_PROCESS_ID=str(i),
+            ),
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(processes)
+    ]
+
+
+def _wait(procs, timeout=600):
+    outs = []
+    for p in procs:
+        try:
+            outs.append(p.communicate(timeout=timeout))
+        except subprocess.TimeoutExpired:
+            for q in procs:
+                q.kill()
+            raise
     for p, (out, err) in zip(procs, outs):
         assert p.returncode == 0, err[-4000:]
-    multi = {r["step"]: r["loss"] for r in read_jsonl(os.path.join(workdir, "metrics.jsonl"))}
+    return outs
+
+
+def _losses(workdir):
+    return {r["step"]: r["loss"] for r in read_jsonl(os.path.join(workdir, "metrics.jsonl"))}
+
+
+def _multi_equals_single(tmp_path, processes, devices, mesh, shards=2):
+    # The same data.shards on both sides: the global batches are the same rows.
+    workdir = str(tmp_path / "multi")
+    with _reserved_port() as port:
+        _wait(_launch(workdir, processes, devices, mesh, port, steps=3,
+                      **{"checkpoint.every": 3, "data.shards": shards}))
+    multi = _losses(workdir)
     assert sorted(multi) == [1, 2, 3]
     ck = Checkpointer(os.path.join(workdir, "checkpoints"))
     assert ck.latest_step() == 3
     ck.close()
-
-    single = train(_matching_config(steps=3, checkpoint_every=3), str(tmp_path / "single"))
-    ref = {r["step"]: r["loss"] for r in read_jsonl(os.path.join(single.workdir, "metrics.jsonl"))}
+    config = small_config(mesh=mesh, steps=3)
+    config.checkpoint.every = 3
+    config.data.shards = shards
+    ref = _losses(train(config, str(tmp_path / "single")).workdir)
     np.testing.assert_allclose(
-        [multi[s] for s in (1, 2, 3)], [ref[s] for s in (1, 2, 3)], rtol=0, atol=1e-5
+        [multi[s] for s in (1, 2, 3)], [ref[s] for s in (1, 2, 3)], rtol=1e-5, atol=0
+    )
+
+
+def test_two_processes_log_the_same_losses_as_one(tmp_path):
+    _multi_equals_single(tmp_path, 2, 4, (2, 2, 2))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "processes, devices, mesh, shards",
+    [(2, 4, (1, 1, 8), 1), (2, 4, (1, 2, 4), 2), (4, 2, (2, 2, 2), 4)],
+    ids=["2x4-tensor8", "2x4-fsdp2-tensor4", "4x2-2.2.2"],
+)
+def test_multi_process_layouts_log_the_same_losses_as_one(
+    tmp_path, processes, devices, mesh, shards
+):
+    # (1, 1, 8): both processes hold every row (replicas) and must load identical rows;
+    # (1, 2, 4): one fsdp shard per process; 4 x 2: one (data, fsdp) cell per process.
+    _multi_equals_single(tmp_path, processes, devices, mesh, shards)
+
+
+def test_sigterm_to_one_process_stops_both_at_the_same_step(tmp_path):
+    """SIGTERM reaches one host only: every process stops at the same step, they save that
+    step together and exit 0; the run then resumes exactly (losses of a straight run)."""
+    workdir = str(tmp_path / "multi")
+    long = {"checkpoint.every": 0, "optimizer.schedule": "constant", "data.shards": 2}
+    with _reserved_port() as port:
+        procs = _launch(workdir, 2, 4, (2, 2, 2), port, steps=400, **long)
+        metrics = os.path.join(workdir, "metrics.jsonl")
+        deadline = time.time() + 400
+        while time.time() < deadline:  # wait for a few steps, then preempt process 1 only
+            if os.path.exists(metrics) and len(read_jsonl(metrics)) >= 3:
+                break
+            if any(p.poll() is not None for p in procs):
+                break
+            time.sleep(0.5)
+        procs[1].send_signal(signal.SIGTERM)
+        outs = _wait(procs)
+    stopped = [int(out.strip().splitlines()[-1].split("at step ")[1].split(";")[0]) for out, _ in outs]
+    assert stopped[0] == stopped[1] and 3 <= stopped[0] < 400, outs
+    ck = Checkpointer(os.path.join(workdir, "checkpoints"))
+    assert ck.latest_step() == stopped[0]
+    ck.close()
+    stop = stopped[0]
+    with _reserved_port() as port:  # resume for two more steps
+        _wait(_launch(workdir, 2, 4, (2, 2, 2), port, steps=400,
+                      **dict(long, **{"train.stop_after": 2})))
+    resumed = _losses(workdir)
+    assert sorted(resumed) == list(range(1, stop + 3))
+    config = small_config(mesh=(2, 2, 2), steps=400, stop_after=stop + 2)
+    config.checkpoint.every = 0
+    config.optimizer.schedule = "constant"
+    config.data.shards = 2
+    ref = _losses(train(config, str(tmp_path / "single")).workdir)
+    steps = sorted(ref)
+    np.testing.assert_allclose(
+        [resumed[s] for s in steps], [ref[s] for s in steps], rtol=1e-5, atol=0
     )
