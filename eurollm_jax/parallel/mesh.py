@@ -11,12 +11,15 @@ from typing import Sequence
 import jax
 import numpy as np
 
+from eurollm_jax.schema import Section
+
 MESH_AXES: tuple[str, ...] = ("data", "fsdp", "tensor")
 
 
 @dataclasses.dataclass(frozen=True)
-class MeshConfig:
-    """Mesh shape by axis. One size may be -1: it takes the devices that are left.
+class MeshConfig(Section):
+    """Mesh shape by axis (the ``mesh`` section of job configs). One size may be -1: it
+    takes the devices that are left.
 
     ``data`` replicates parameters and splits the batch; ``fsdp`` splits the batch
     and shards parameters (ZeRO-3 style); ``tensor`` shards heads, the MLP width and

@@ -88,8 +88,9 @@ from eurollm_jax.train.validate import (
     batch_problem,
     check_train_config,
     check_workdir,
-    model_config,
+    job_settings,
 )
+from eurollm_jax.train.config import TrainJobConfig
 
 log = logging.getLogger(__name__)
 
@@ -129,6 +130,7 @@ class Job:
     spec: Any
     step_opts: StepOptions
     compiler_options: dict | None = None  # train.compiler_options: XLA options of the steps
+    settings: TrainJobConfig | None = None  # the typed, validated job config
 
     def jitted_train_step(self, keys=BATCH_KEYS):
         """The train step, jitted with the state's shardings (donated)."""
@@ -147,42 +149,31 @@ class Job:
 def build_job(config, *, devices=None) -> Job:
     """Validate ``config`` and build mesh, schedule, optimizer and the abstract state."""
     devices = list(jax.devices() if devices is None else devices)
+    settings = job_settings(config)
     shape = check_train_config(config, len(devices))
     mesh = create_mesh(shape, devices=devices)
-    mcfg = model_config(config)
-    t, o = config.train, config.optimizer
-    steps = int(t.steps)
+    mcfg, t, o = settings.model, settings.train, settings.optimizer
     try:
-        phases = parse_phases(_to_plain(t.phases), steps)
+        phases = parse_phases(_to_plain(t.phases), t.steps)
         base = make_schedule(
             o.schedule,
-            lr=float(o.lr),
-            total_steps=steps,
-            warmup_steps=int(o.warmup_steps),
-            warmup_fraction=float(o.warmup_fraction),
-            decay_fraction=float(o.decay_fraction),
+            lr=o.lr,
+            total_steps=t.steps,
+            warmup_steps=o.warmup_steps,
+            warmup_fraction=o.warmup_fraction,
+            decay_fraction=o.decay_fraction,
             decay_shape=o.decay_shape,
-            min_lr_ratio=float(o.min_lr_ratio),
+            min_lr_ratio=o.min_lr_ratio,
         )
-        schedule = phase_schedule(phases, float(o.lr), base)
+        schedule = phase_schedule(phases, o.lr, base)
         abstract_params = nnx.to_pure_dict(nnx.state(abstract_model(mcfg)))
-        tx = make_optimizer(
-            _to_plain(o),
-            schedule,
-            abstract_params,
-            freeze=tuple(t.freeze),
-            trainable=tuple(t.trainable),
-        )
+        tx = make_optimizer(o, schedule, abstract_params, freeze=t.freeze, trainable=t.trainable)
     except ValueError as e:
         raise TrainConfigError(str(e)) from e
     spec = state_spec(mcfg, tx, mesh)
-    opts = StepOptions(
-        micro_batches=int(t.micro_batches),
-        z_loss=float(t.z_loss),
-        loss_chunk=int(t.get("loss_chunk", 0) or 0),
-    )
-    copts = _to_plain(t.get("compiler_options", None)) or None
-    return Job(config, mesh, mcfg, phases, schedule, tx, spec, opts, copts)
+    opts = StepOptions(micro_batches=t.micro_batches, z_loss=t.z_loss, loss_chunk=t.loss_chunk)
+    return Job(config, mesh, mcfg, phases, schedule, tx, spec, opts,
+               dict(t.compiler_options) or None, settings)
 
 
 # Jitted steps of recent jobs, so that train() called again in the same process (resume in a
@@ -225,7 +216,7 @@ def _compiled_job(config, devices=None):
         return dataclasses.replace(job, config=config), train_fn, eval_fn
     job = build_job(config, devices=devices)
     train_fn = job.jitted_train_step()
-    eval_fn = job.jitted_eval_step() if int(config.eval.every) > 0 else None
+    eval_fn = job.jitted_eval_step() if job.settings.eval.every > 0 else None
     _JOB_CACHE[key] = (job, train_fn, eval_fn)
     while len(_JOB_CACHE) > _JOB_CACHE_SIZE:
         _JOB_CACHE.popitem(last=False)
@@ -345,10 +336,11 @@ class Trainer:
         self.workdir = check_workdir(workdir)
         self.config = config
         self.job, self.train_fn, self.eval_fn = _compiled_job(config, devices)
-        t = config.train
+        self.settings = settings = self.job.settings
+        t = settings.train
         mesh = self.job.mesh
         try:
-            self.layout = host_batch_layout(mesh, int(t.batch_size))
+            self.layout = host_batch_layout(mesh, t.batch_size)
         except ShardingError as e:
             raise TrainConfigError(f"train.batch_size over the mesh's processes: {e}") from e
         self.ckpt_dir = os.path.join(self.workdir, "checkpoints")
@@ -359,9 +351,9 @@ class Trainer:
         # Data: fail on a bad source before anything is written.
         self.phase = phase_index(self.job.phases, self.latest or 0)
         self.iterator = self._iterator("train", self.job.phases[self.phase].mixture or None)
-        self.total_steps = int(t.steps)
-        self.tokens_per_step = int(t.batch_size) * int(t.seq_len)
-        self.flops_per_token = self.job.model_cfg.train_flops_per_token(int(t.seq_len))
+        self.total_steps = t.steps
+        self.tokens_per_step = t.batch_size * t.seq_len
+        self.flops_per_token = self.job.model_cfg.train_flops_per_token(t.seq_len)
         self.timing = StepTiming()
         self.last_metrics: dict = {}
         self.hooks: list[Hook] = []
@@ -405,15 +397,15 @@ class Trainer:
         """Evaluation, the added hooks, logging, profiling, checkpointing: in this order, so
         added hooks see the eval metrics and may add their own to the logged record, and the
         checkpoint of a step holds what every hook did at that step."""
-        t, ck = self.config.train, self.config.checkpoint
+        t, ck = self.settings.train, self.settings.checkpoint
         hooks: list[Hook] = []
         if self.eval_fn is not None:
-            hooks.append(EvalHook(int(self.config.eval.every), self.total_steps))
+            hooks.append(EvalHook(self.settings.eval.every, self.total_steps))
         hooks += self._extra_hooks
-        hooks.append(LoggingHook(self.workdir, int(t.log_every), self.total_steps, first_step))
-        if int(t.get("profile_steps", 0) or 0) > 0:
-            hooks.append(ProfileHook(self.workdir, int(t.profile_start), int(t.profile_steps)))
-        hooks.append(CheckpointHook(int(ck.every)))
+        hooks.append(LoggingHook(self.workdir, t.log_every, self.total_steps, first_step))
+        if t.profile_steps > 0:
+            hooks.append(ProfileHook(self.workdir, t.profile_start, t.profile_steps))
+        hooks.append(CheckpointHook(ck.every))
         return hooks
 
     # ------------------------------------------------------------------ used by hooks
@@ -443,7 +435,7 @@ class Trainer:
         if self.latest is None:
             return init_state(
                 self.job.model_cfg, self.job.tx, self.job.mesh, spec,
-                seed=int(self.config.seed), params=self.init_params,
+                seed=self.settings.seed, params=self.init_params,
             ), {}
         state, data_item, _ = self.checkpointer.restore(self.latest, spec.abstract)
         iters = data_item.get("iterators", [])
@@ -464,14 +456,12 @@ class Trainer:
         self.iterator.set_mixture_weights(mixture)
 
     def run(self) -> TrainResult:
-        config, t, ck = self.config, self.config.train, self.config.checkpoint
+        config, t, ck = self.config, self.settings.train, self.settings.checkpoint
         # ------------------------------------------------------------ commit: files from here
         os.makedirs(self.workdir, exist_ok=True)
         self.checkpointer = Checkpointer(
-            self.ckpt_dir,
-            keep=int(ck.keep),
-            async_save=bool(ck.async_save),
-            replica_parallel=bool(ck.get("replica_parallel", False)),
+            self.ckpt_dir, keep=ck.keep, async_save=ck.async_save,
+            replica_parallel=ck.replica_parallel,
         )
         self.config_dict = _to_plain(config)
         if jax.process_index() == 0:
@@ -485,10 +475,10 @@ class Trainer:
             for hook in self.hooks:
                 if hook.name in saved_hooks:
                     hook.load_state_dict(saved_hooks[hook.name])
-            stop_after = int(t.stop_after or 0)
+            stop_after = t.stop_after
             run_end = min(self.total_steps, step + stop_after) if stop_after > 0 else self.total_steps
-            local_batch, seq_len = self.layout.local_batch, int(t.seq_len)
-            max_nonfinite = int(t.max_nonfinite)
+            local_batch, seq_len = self.layout.local_batch, t.seq_len
+            max_nonfinite = t.max_nonfinite
             info = None
             stop.install()
             with jax.set_mesh(self.job.mesh):
@@ -501,7 +491,7 @@ class Trainer:
                     local = next(self.iterator)
                     problem = batch_problem(local, local_batch, seq_len)
                     if problem:
-                        raise TrainConfigError(f"data.source={config.data.source!r}: {problem}")
+                        raise TrainConfigError(f"data.source={self.settings.data.source!r}: {problem}")
                     batch = make_global_batch(_batch_arrays(local), self.job.mesh,
                                               self.layout.global_batch, dtype=np.int32)
                     self.state, m = self.train_fn(self.state, batch)
@@ -532,7 +522,7 @@ class Trainer:
                 if info is not None:
                     for hook in self.hooks:
                         hook.on_end(info)
-                if step >= self.total_steps and bool(ck.export_params):
+                if step >= self.total_steps and ck.export_params:
                     export_params(self.job, self.state["params"],
                                   os.path.join(self.workdir, "params"))
         finally:
@@ -561,7 +551,7 @@ def host_iterator(config, layout: HostBatchLayout, *, split="train", mixture=Non
         )
 
     try:
-        return HostBatches(make, layout, int(config.data.get("shards", 0) or 0))
+        return HostBatches(make, layout, job_settings(config).data.shards)
     except DataShardError as e:
         raise TrainConfigError(str(e)) from e
 
@@ -576,7 +566,7 @@ def evaluate(job: Job, eval_fn, params, layout: HostBatchLayout) -> dict:
     it = host_iterator(cfg, layout, split="eval")
     nll = count = 0.0
     empty = None
-    for _ in range(int(cfg.eval.batches)):
+    for _ in range(job.settings.eval.batches):
         try:
             local = _batch_arrays(next(it))
         except StopIteration:  # this process's held-out shard is exhausted
@@ -585,7 +575,7 @@ def evaluate(job: Job, eval_fn, params, layout: HostBatchLayout) -> dict:
             break
         if local is None:
             if empty is None:
-                shape = (layout.local_batch, int(cfg.train.seq_len))
+                shape = (layout.local_batch, job.settings.train.seq_len)
                 empty = {k: np.zeros(shape, np.int32) for k in BATCH_KEYS}
             local = empty
         batch = make_global_batch(local, job.mesh, layout.global_batch, dtype=np.int32)

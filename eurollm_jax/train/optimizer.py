@@ -95,32 +95,29 @@ def scale_by_step_schedule(schedule) -> optax.GradientTransformationExtraArgs:
 def make_optimizer(opt: Mapping[str, Any], schedule, params, *, freeze=(), trainable=()):
     """AdamW (or plain SGD, for debugging) for ``params`` driven by ``schedule``.
 
-    ``opt`` is the ``optimizer`` config section. Returns an ``optax.GradientTransformation``
-    whose state mirrors ``params`` (frozen leaves hold no state).
+    ``opt`` is the ``optimizer`` config section (``train.config.OptimizerSection`` or a
+    mapping of its fields). Returns an ``optax.GradientTransformation`` whose state mirrors
+    ``params`` (frozen leaves hold no state).
     """
-    name = opt.get("name", "adamw")
-    clip = float(opt.get("clip_norm", 1.0) or 0.0)
-    no_decay = tuple(opt.get("no_decay", ("norm",)))
-    if name == "adamw":  # optax.adamw, with the learning rate taken at the caller's step
+    from eurollm_jax.train.config import OptimizerSection
+
+    if not isinstance(opt, OptimizerSection):
+        try:
+            opt = OptimizerSection.from_mapping(opt, "optimizer")
+        except ValueError as e:
+            raise OptimizerError(str(e)) from e
+    clip, no_decay = opt.clip_norm, tuple(opt.no_decay)
+    if opt.name == "adamw":  # optax.adamw, with the learning rate taken at the caller's step
         core = optax.chain(
-            optax.scale_by_adam(
-                b1=float(opt.get("b1", 0.9)),
-                b2=float(opt.get("b2", 0.95)),
-                eps=float(opt.get("eps", 1e-8)),
-            ),
-            optax.add_decayed_weights(
-                float(opt.get("weight_decay", 0.1)), mask=lambda p: decay_mask(p, no_decay)
-            ),
+            optax.scale_by_adam(b1=opt.b1, b2=opt.b2, eps=opt.eps),
+            optax.add_decayed_weights(opt.weight_decay, mask=lambda p: decay_mask(p, no_decay)),
             scale_by_step_schedule(schedule),
         )
-    elif name == "sgd":
-        momentum = float(opt.get("momentum", 0.0))
+    else:  # sgd (the section allows no other name)
         core = optax.chain(
-            optax.trace(decay=momentum) if momentum else optax.identity(),
+            optax.trace(decay=opt.momentum) if opt.momentum else optax.identity(),
             scale_by_step_schedule(schedule),
         )
-    else:
-        raise OptimizerError(f"unknown optimizer {name!r}; choose 'adamw' or 'sgd'")
     tx = optax.chain(optax.clip_by_global_norm(clip), core) if clip > 0 else core
     if freeze or trainable:
         labels = trainable_labels(params, tuple(freeze), tuple(trainable))
