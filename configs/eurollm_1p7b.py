@@ -1,7 +1,7 @@
 """The eurollm-1.7b preset, trained with the same recipe as the 9B (scaled: 4M-token batches;
 WSD schedule, 1% warm-up, decay over the last 10%: the defaults of configs/base.py).
 
-Also the GPU benchmark shape of DESIGN.md:
+Also the GPU benchmark shape of docs/performance.md:
 ``--config.train.batch_size=4 --config.train.seq_len=4096``.
 """
 

@@ -1,4 +1,5 @@
-"""The tiny preset (~7M parameters): CPU demos, tests and the DESIGN.md CPU benchmark shape.
+"""The tiny preset (~7M parameters): CPU demos, tests and the CPU benchmark shape
+(docs/performance.md).
 
 Trains on real multilingual text out of the box (UDHR passages in the 24 EU languages,
 byte-level): ``python -m launch.train --config=configs/tiny.py --workdir=/tmp/tiny``.

@@ -8,8 +8,8 @@ new_tokens / seconds; the median over ``--repeats`` runs is reported next to the
 same measurement for transformers' ``generate`` on a ``LlamaForCausalLM`` of the same
 shape and dtype (random weights; ``--no_peer`` skips it), with the ratio.
 
-Shapes: ``--shape cpu`` (DESIGN.md's CPU anchor: the "tiny" preset, d_model 256, 4 layers,
-vocab 8000, bf16, batch 8, prompt 64, 64 new tokens) and ``--shape 1.7b`` (EuroLLM-1.7B,
+Shapes: ``--shape cpu`` (the CPU anchor of docs/performance.md: the "tiny" preset, d_model
+256, 4 layers, vocab 8000, bf16, batch 8, prompt 64, 64 new tokens) and ``--shape 1.7b`` (EuroLLM-1.7B,
 prompt 512, 256 new tokens, batch 64: the GPU goal). Flags override any field.
 """
 

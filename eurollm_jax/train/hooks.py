@@ -5,8 +5,11 @@ A hook is called after a train step when it is due (``every`` steps, and on the 
 step when ``at_end``), with a ``StepInfo``: the step count, the train state, the step's
 metrics on the host (a hook may add to them: evaluation adds ``eval_loss`` before logging
 writes the record), and the trainer (its job, data iterator, workdir and phase). Order:
-evaluation, then the added hooks in the order they were added, then logging, profiling and
-checkpointing (so the checkpoint of a step holds what every hook did at that step).
+evaluation, then the added hooks in the order they were added, then the collective stop
+decision (SIGTERM / preemption), then logging, profiling and checkpointing (so the
+checkpoint of a step holds what every hook did at that step). Evaluation and added hooks
+see ``final`` for the last step of the run as planned; a preemption is known only to the
+later ones (``stopping``).
 
 A hook that keeps state across steps (a running average, a learned data mixture) returns
 it from ``state_dict()`` as JSON; it is saved in every checkpoint with the step and given

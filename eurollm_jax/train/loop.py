@@ -357,6 +357,7 @@ class Trainer:
         self.timing = StepTiming()
         self.last_metrics: dict = {}
         self.hooks: list[Hook] = []
+        self._n_record_hooks = 0  # the last hooks (logging, profile, checkpoint): after the stop
         self._builtin_hooks_added = False
         self._extra_hooks = list(hooks)
         self.state = None
@@ -402,10 +403,12 @@ class Trainer:
         if self.eval_fn is not None:
             hooks.append(EvalHook(self.settings.eval.every, self.total_steps))
         hooks += self._extra_hooks
+        n_step_hooks = len(hooks)
         hooks.append(LoggingHook(self.workdir, t.log_every, self.total_steps, first_step))
         if t.profile_steps > 0:
             hooks.append(ProfileHook(self.workdir, t.profile_start, t.profile_steps))
         hooks.append(CheckpointHook(ck.every))
+        self._n_record_hooks = len(hooks) - n_step_hooks
         return hooks
 
     # ------------------------------------------------------------------ used by hooks
@@ -506,10 +509,18 @@ class Trainer:
                         )
                     if int(m["skipped"]):
                         log.warning("step %d: non-finite loss/gradient, update skipped", step)
-                    stopping = stop.should_stop(step)
                     info = StepInfo(step, self.state, self._record(m, step), self,
-                                    final=stopping or step == run_end, stopping=stopping)
-                    for hook in self.hooks:
+                                    final=step == run_end)
+                    # Evaluation and added hooks, then the stop decision (a SIGTERM that
+                    # arrived meanwhile counts for this step), then logging, profiling and
+                    # the checkpoint, which see it as the run's final step.
+                    n_step_hooks = len(self.hooks) - self._n_record_hooks
+                    for hook in self.hooks[:n_step_hooks]:
+                        if hook.due(info):
+                            hook(info)
+                    stopping = stop.should_stop(step)
+                    info.stopping, info.final = stopping, info.final or stopping
+                    for hook in self.hooks[n_step_hooks:]:
                         if hook.due(info):
                             hook(info)
                     if stopping:
