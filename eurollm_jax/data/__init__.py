@@ -7,7 +7,8 @@
 - ``tokenize_job.run(TokenizeConfig(...))``: documents -> ArrayRecord token shards per
   (language, source), resumable, with a manifest (``python -m launch.tokenize``).
 - ``tfds_jsonl.prepare_jsonl_dataset(...)``: a TFDS builder over local JSONL corpora.
-- ``pipeline.make_iterator(PipelineConfig(...))``: mixture -> packing -> host batches with
+- ``pipeline.make_iterator(PipelineConfig(...)[, {name: InMemoryRecords(docs)}])``: token
+  shards of a manifest, or in-memory token corpora -> mixture -> packing -> host batches with
   checkpointable state and live mixture weights; ``make_global_batch(batch, mesh)``.
 """
 
@@ -23,7 +24,12 @@ from eurollm_jax.data.pipeline import (
     resolve_weights,
 )
 from eurollm_jax.data.readers import BadInputReport, Document, ReaderConfig, iter_documents
-from eurollm_jax.data.records import ShardedRecords, decode_record, encode_record
+from eurollm_jax.data.records import (
+    InMemoryRecords,
+    ShardedRecords,
+    decode_record,
+    encode_record,
+)
 from eurollm_jax.data.tokenize_job import (
     TokenizeConfig,
     build_manifest,
@@ -47,6 +53,7 @@ __all__ = [
     "Document",
     "ReaderConfig",
     "iter_documents",
+    "InMemoryRecords",
     "ShardedRecords",
     "decode_record",
     "encode_record",

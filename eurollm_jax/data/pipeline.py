@@ -1,4 +1,9 @@
-"""The Grain input pipeline: per-source ArrayRecord shards -> mixture -> packing -> batches.
+"""The Grain input pipeline: per-source records -> mixture -> packing -> batches.
+
+This module owns the one training-data path: every batch the trainer sees, for every
+``data.source``, comes out of ``build_dataset`` / ``make_iterator`` here, with one batch
+schema (``BATCH_KEYS``), one mixture sampler, one packing, one iterator state format and one
+``set_mixture_weights``. (``make_global_batch`` places a host batch on a mesh.)
 
 Batches are dicts of numpy arrays, all ``[B, T]``:
 
@@ -12,9 +17,13 @@ Batches are dicts of numpy arrays, all ``[B, T]``:
 
 Stages, all inside one Grain ``IterDataset`` node per worker process:
 
-1. **Sources**: one per (language, source) of the token manifest (``"<lang>/<source>"``).
-   Each source's records are split across hosts (``shard_index/shard_count``, default the
-   JAX process) and Grain workers, then visited in a fresh seeded permutation every epoch.
+1. **Sources**: one per (language, source) of the token manifest (``"<lang>/<source>"``,
+   ArrayRecord shards read by ``records.ShardedRecords``), or in-memory token corpora
+   (``build_dataset(config, {name: records.InMemoryRecords(docs)}, kind=...)``: the
+   trainer's synthetic, byte-level text and SFT sources), read through the same interface
+   and the same encoded records. Each source's records are split across hosts
+   (``shard_index/shard_count``, default the JAX process) and Grain workers, then visited
+   in a fresh seeded permutation every epoch.
    With ``num_epochs=None`` every source repeats forever; a source with fewer records than
    readers is then read whole by each reader (it could not be split). With a finite
    ``num_epochs`` a source stops after that many passes and the mixture renormalises over
@@ -22,14 +31,15 @@ Stages, all inside one Grain ``IterDataset`` node per worker process:
 2. **Mixture**: a deterministic low-discrepancy sampler. Each draw takes the source whose
    share is furthest below its target weight (``unit="tokens"``: shares of tokens,
    ``"examples"``: of documents), so proportions are exact up to one document at any point.
-   Weights: explicit ``{name: w}``, ``"proportional"`` (to tokens in the manifest),
+   Weights: explicit ``{name: w}``, ``"proportional"`` (to tokens of each source),
    ``"temperature"`` (over languages, ``q_l ∝ n_l^(1/T)``, split within a language by
-   tokens) or ``"uniform"``. Every manifest source is available; unnamed ones get weight 0.
+   tokens) or ``"uniform"``. Every source is available; unnamed ones get weight 0.
 3. **Packing** (batch at a time): ``"concat"`` concatenates documents and splits them at row
    ends (pre-training; the remainder continues as a new segment in the next row);
    ``"best_fit"`` places whole documents best-fit-decreasing into the rows of a batch and
    carries those that do not fit to the next batch, never splitting one (SFT; longer than
-   ``seq_len``: dropped or truncated, counted).
+   ``seq_len``: dropped or truncated, counted). The default follows the corpus kind
+   (manifest ``kind`` or ``kind=``): ``sft`` -> best_fit, otherwise concat.
 4. **Workers**: ``num_workers > 0`` runs the node in Grain ``mp_prefetch`` worker processes,
    each on its own slice of every source; batches are interleaved round-robin.
 
@@ -60,8 +70,11 @@ from typing import Any, Iterator, Mapping, Sequence
 import grain
 import numpy as np
 
-from eurollm_jax.data.records import ShardedRecords, decode_record
+from eurollm_jax.data.records import InMemoryRecords, ShardedRecords, decode_record
 from eurollm_jax.data.tokenize_job import load_manifest
+
+Records = ShardedRecords | InMemoryRecords  # len(), read(indices) -> encoded records
+KINDS = ("pretrain", "sft")
 
 MIXTURE_KEY = "eurollm_mixture"
 PACKER_KEY = "eurollm_packer"
@@ -82,8 +95,10 @@ def resolve_weights(
     """Normalised weights over every source of ``manifest`` (unnamed sources: 0)."""
     sources = manifest["sources"]
     names = list(sources)
+    where = (f"the token manifest {manifest['root']}" if manifest.get("root")
+             else "the in-memory corpus")
     if not names:
-        raise MixtureError(f"the manifest under {manifest.get('root')} has no sources")
+        raise MixtureError(f"{where} has no sources")
     tokens = {n: float(sources[n]["tokens"]) for n in names}
     if isinstance(mixture, str):
         if mixture == "proportional":
@@ -112,11 +127,11 @@ def resolve_weights(
         raw = {n: 0.0 for n in names}
         unknown = sorted(set(mixture) - set(names))
         if unknown:
+            hint = (" (names are '<lang>/<source>'; tokenize the missing data first)"
+                    if manifest.get("root") else "")
             raise MixtureError(
-                f"mixture names source(s) {unknown} that are not in the token manifest "
-                f"{manifest.get('root')}; available: {names[:20]}"
-                f"{' ...' if len(names) > 20 else ''}"
-                " (names are '<lang>/<source>'; tokenize the missing data first)"
+                f"mixture names source(s) {unknown} that are not in {where}; available: "
+                f"{names[:20]}{' ...' if len(names) > 20 else ''}{hint}"
             )
         for n, w in mixture.items():
             w = float(w)
@@ -182,7 +197,7 @@ class MixtureSampler:
 
     def __init__(
         self,
-        sources: Sequence[ShardedRecords],
+        sources: Sequence[Records],
         names: Sequence[str],
         weights: Sequence[float],
         *,
@@ -256,6 +271,11 @@ class MixtureSampler:
     @property
     def weights(self) -> list[float]:
         return list(self._weights)
+
+    @property
+    def records_per_epoch(self) -> int:
+        """Records of this reader's slice, over every source."""
+        return sum(len(r) for r in self._ranges)
 
     # ------------------------------------------------------------------ sampling
 
@@ -349,7 +369,7 @@ class PackedBatchDataset(grain.IterDataset):
 
     def __init__(
         self,
-        sources: Sequence[ShardedRecords],
+        sources: Sequence[Records],
         names: Sequence[str],
         weights: Sequence[float],
         packing: PackingSpec,
@@ -442,6 +462,7 @@ class PackedBatchIterator(grain.DatasetIterator):
         return None, None
 
     def _draw(self):
+        dropped = 0
         while True:
             item = self._mix.draw()
             if item is None:
@@ -451,6 +472,14 @@ class PackedBatchIterator(grain.DatasetIterator):
                 continue
             tokens, mask = self._fit(tokens, mask)
             if tokens is None:
+                dropped += 1
+                if dropped > self._mix.records_per_epoch:  # a whole epoch of some source
+                    raise ValueError(
+                        f"best_fit packing dropped {dropped} documents in a row: every document "
+                        f"of source {self._mix.names[ref[0]]!r} is longer than seq_len="
+                        f"{self._spec.seq_len}; raise seq_len, give the source weight 0 or set "
+                        "long_examples='truncate'"
+                    )
                 continue
             self._pstats["docs"] += 1
             self._pstats["tokens_in"] += len(tokens)
@@ -565,10 +594,11 @@ class PackedBatchIterator(grain.DatasetIterator):
 class PipelineConfig:
     """Settings of the training input pipeline (see the module docstring)."""
 
-    manifest: str  # manifest.json or the tokenized directory
+    manifest: str  # manifest.json or the tokenized directory ("": in-memory sources given)
     batch_size: int  # global rows per batch (all hosts together)
     seq_len: int
     mixture: Any = "proportional"  # {name: weight} | "proportional" | "temperature" | "uniform"
+    default_mixture: Any = None  # DataIterator.default_mixture (same forms); None: ``mixture``
     temperature: float = 3.0
     mixture_unit: str = "tokens"
     packing: str | None = None  # "concat" | "best_fit"; None: from the manifest kind
@@ -602,16 +632,19 @@ class DataIterator(grain.DatasetIterator):
     round-trip through JSON; being a Grain ``DatasetIterator``, it also checkpoints with
     Orbax through ``grain.checkpoint.CheckpointSave(it)`` / ``CheckpointRestore(it)``
     (one JSON file per process). ``set_mixture_weights({...})`` changes the mixture from the
-    next batch on. ``packing_stats()`` and ``padding_fraction`` report what packing did.
+    next batch on; ``default_mixture`` ({name: weight}) is the mixture of the configuration
+    to return to (``it.set_mixture_weights(phase_mixture or it.default_mixture)``).
+    ``packing_stats()`` and ``padding_fraction`` report what packing did.
     """
 
     def __init__(self, dataset: grain.IterDataset, names: Sequence[str], weights: Sequence[float],
-                 config: PipelineConfig):
+                 config: PipelineConfig, default_mixture: Mapping[str, float] | None = None):
         it = iter(dataset)
         super().__init__(it)
         self._it = it
         self.source_names = list(names)
         self._weights = list(weights)
+        self.default_mixture = dict(default_mixture or zip(names, weights))
         self.config = config
         self._real = 0
         self._total = 0
@@ -699,52 +732,93 @@ def _process_shard(config: PipelineConfig) -> tuple[int, int]:
     return index, count
 
 
-def build_dataset(config: PipelineConfig) -> tuple[grain.IterDataset, list[str], list[float]]:
-    """The Grain dataset of host batches, the source names and the initial weights.
-
-    Validates everything up front: the manifest exists, mixture names exist, every shard of
-    every source is on disk, the batch divides over hosts.
-    """
-    manifest = load_manifest(config.manifest)
-    weights = resolve_weights(manifest, config.mixture, config.temperature)
-    names = list(weights)
-    root = manifest["root"]
-    sources = []
-    for name in names:
-        entry = manifest["sources"][name]
-        paths = [os.path.join(root, p) for p in entry["shards"]]
+def manifest_sources(manifest: Mapping) -> dict[str, ShardedRecords]:
+    """The records of every source of a token manifest; fails if a listed shard is missing."""
+    out = {}
+    for name, entry in manifest["sources"].items():
+        paths = [os.path.join(manifest["root"], p) for p in entry["shards"]]
         missing = [p for p in paths if not os.path.exists(p)]
         if missing:
             raise FileNotFoundError(
                 f"source {name!r}: shard(s) listed in the manifest are missing: {missing[:3]} "
                 "(re-run the tokenization job into this directory)"
             )
-        sources.append(ShardedRecords(paths, entry["shard_records"]))
+        out[name] = ShardedRecords(paths, entry["shard_records"])
+    return out
+
+
+def describe_sources(sources: Mapping[str, InMemoryRecords], kind: str = "pretrain") -> dict:
+    """The manifest-shaped summary of in-memory sources that ``resolve_weights`` reads
+    (language: the part of the name before ``/``, or the whole name)."""
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+    table = {}
+    for name, records in sorted(sources.items()):
+        if not isinstance(records, InMemoryRecords):
+            raise TypeError(
+                f"source {name!r} is a {type(records).__name__}: in-memory sources are "
+                "InMemoryRecords; read ArrayRecord shards through PipelineConfig.manifest"
+            )
+        table[name] = {"language": name.partition("/")[0], "records": len(records),
+                       "tokens": records.num_tokens}
+    return {"root": None, "kind": kind, "sources": table, "tokenizer": {}}
+
+
+def build_dataset(
+    config: PipelineConfig,
+    sources: Mapping[str, InMemoryRecords] | None = None,
+    *,
+    kind: str = "pretrain",
+) -> tuple[grain.IterDataset, list[str], list[float], dict[str, float]]:
+    """The Grain dataset of host batches, the source names, the initial weights and the
+    default mixture (``config.default_mixture`` resolved; the initial weights if None).
+
+    The sources are those of the token manifest ``config.manifest``, or, given ``sources``
+    (``{name: InMemoryRecords}``, documents of ``kind`` "pretrain" or "sft"), those; the
+    manifest's kind, like ``kind``, picks the packing unless ``config.packing`` does.
+    Validates everything up front: the manifest exists, mixture names exist, every shard of
+    every source is on disk, the batch divides over hosts.
+    """
+    if sources is None:
+        if not config.manifest:
+            raise ValueError(
+                "PipelineConfig.manifest is empty: give the directory written by "
+                "`python -m launch.tokenize`, or pass in-memory sources to build_dataset"
+            )
+        table = load_manifest(config.manifest)
+        records = manifest_sources(table)
+    else:
+        table = describe_sources(sources, kind)
+        records = dict(sources)
+    weights = resolve_weights(table, config.mixture, config.temperature)
+    default = (weights if config.default_mixture is None
+               else resolve_weights(table, config.default_mixture, config.temperature))
+    names = list(weights)
     shard_index, shard_count = _process_shard(config)
     if config.batch_size % shard_count:
         raise ValueError(f"global batch_size {config.batch_size} does not divide over "
                          f"{shard_count} hosts")
-    mode = config.packing or ("best_fit" if manifest.get("kind") == "sft" else "concat")
+    mode = config.packing or ("best_fit" if table.get("kind") == "sft" else "concat")
     pad_id = config.pad_id
     if pad_id is None:
-        pad_id = manifest.get("tokenizer", {}).get("pad_id") or 0
+        pad_id = table.get("tokenizer", {}).get("pad_id") or 0
     spec = PackingSpec(
         batch_size=config.batch_size // shard_count, seq_len=config.seq_len, mode=mode,
         pad_id=int(pad_id), long_examples=config.long_examples,
         emit_source_ids=config.emit_source_ids,
     )
     readers = shard_count * max(config.num_workers, 1)
-    for name, src, w in zip(names, sources, weights.values()):
-        if w > 0 and len(src) < readers:
+    for name, w in weights.items():
+        if w > 0 and len(records[name]) < readers:
             logging.warning(
-                "source %s has %d records for %d readers (hosts x workers): %s", name, len(src),
-                readers, "each reader reads it whole" if config.num_epochs is None
-                else "some readers get none of it",
+                "source %s has %d records for %d readers (hosts x workers): %s", name,
+                len(records[name]), readers, "each reader reads it whole"
+                if config.num_epochs is None else "some readers get none of it",
             )
     ds = PackedBatchDataset(
-        sources, names, list(weights.values()), spec, unit=config.mixture_unit,
-        seed=config.seed, num_epochs=config.num_epochs, shard_index=shard_index,
-        shard_count=shard_count, read_ahead=config.read_ahead,
+        [records[n] for n in names], names, list(weights.values()), spec,
+        unit=config.mixture_unit, seed=config.seed, num_epochs=config.num_epochs,
+        shard_index=shard_index, shard_count=shard_count, read_ahead=config.read_ahead,
     )
     if config.num_workers > 0:
         from absl import flags
@@ -753,13 +827,19 @@ def build_dataset(config: PipelineConfig) -> tuple[grain.IterDataset, list[str],
             flags.FLAGS.mark_as_parsed()  # (pytest, notebooks) keep their defaults
         ds = ds.mp_prefetch(grain.MultiprocessingOptions(
             num_workers=config.num_workers, per_worker_buffer_size=config.worker_buffer_size))
-    return ds, names, list(weights.values())
+    return ds, names, list(weights.values()), default
 
 
-def make_iterator(config: PipelineConfig) -> DataIterator:
-    """Build the pipeline and return its ``DataIterator`` (fails at start on a bad config)."""
-    ds, names, weights = build_dataset(config)
-    return DataIterator(ds, names, weights, config)
+def make_iterator(
+    config: PipelineConfig,
+    sources: Mapping[str, InMemoryRecords] | None = None,
+    *,
+    kind: str = "pretrain",
+) -> DataIterator:
+    """Build the pipeline (see ``build_dataset``) and return its ``DataIterator``; fails at
+    start on a bad config."""
+    ds, names, weights, default = build_dataset(config, sources, kind=kind)
+    return DataIterator(ds, names, weights, config, default)
 
 
 def make_global_batch(batch: Mapping[str, np.ndarray], mesh) -> dict:

@@ -9,12 +9,15 @@ Shards are written with ``group_size:1`` (random access to single records) and n
 compression by default. ``ShardedRecords`` joins the shards of one source under one index
 space and reads many records per call (ArrayRecord's batched ``read(indices)`` is ~25x faster
 per record than one call per record); readers open lazily so the object pickles into workers.
+``InMemoryRecords`` holds documents in memory behind the same interface (``len()``,
+``read(indices)`` -> encoded records), so the pipeline reads in-memory corpora (synthetic,
+byte-level text, SFT conversations built by the trainer) exactly as it reads shards.
 """
 
 from __future__ import annotations
 
 import os
-from typing import Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -131,3 +134,33 @@ class ShardedRecords:
             for r in self._readers:
                 r.close()
         self._readers = None
+
+
+class InMemoryRecords:
+    """Documents held in memory, read like ``ShardedRecords`` (the same encoded records).
+
+    ``docs``: token arrays, or ``(tokens, loss_mask)`` pairs (``loss_mask`` None for
+    pre-training). ``num_tokens`` is the corpus size the mixture's proportional and
+    temperature weights use (a token manifest records it for shards).
+    """
+
+    def __init__(self, docs: Iterable):
+        self._records: list[bytes] = []
+        self.num_tokens = 0
+        for doc in docs:
+            tokens, mask = doc if isinstance(doc, tuple) else (doc, None)
+            self._records.append(encode_record(tokens, mask))
+            self.num_tokens += len(tokens)
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    def read(self, indices: Sequence[int]) -> list[bytes]:
+        """Records at ``indices`` (in that order)."""
+        return [self._records[int(i)] for i in indices]
+
+    def __getitem__(self, index: int) -> bytes:
+        return self._records[int(index)]
+
+    def close(self) -> None:
+        """Nothing to release (the interface of ``ShardedRecords``)."""

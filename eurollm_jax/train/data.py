@@ -1,43 +1,73 @@
-"""Batch iterators for the trainer, chosen by ``config.data.source``.
+"""The trainer's data: one ``make_iterator`` for every ``config.data.source``.
 
-Every iterator yields process-local batches (dicts of numpy [B_local, T] arrays, see
-``eurollm_jax.train.sources`` for the contract) and has JSON-serialisable
-``get_state()`` / ``set_state()``, saved in each checkpoint for exact resume.
+This module owns the mapping from a job's ``data`` section (read through the typed schema,
+``train.config.TrainJobConfig``) to the one training-data pipeline
+of ``eurollm_jax.data`` (mixture, packing, batch schema ``BATCH_KEYS``, iterator state,
+``set_mixture_weights``). Every source gives the same ``eurollm_jax.data.DataIterator`` of
+process-local batches (dicts of numpy ``[B_local, T]`` arrays) with JSON-serialisable
+``get_state()`` / ``set_state()``, saved in each checkpoint for exact resume:
 
-Sources:
 - ``synthetic``: Markov-chain documents (``data.num_docs``), no files needed;
-- ``text``: real multilingual text, byte-level; ``data.languages`` (UDHR in gflanguages)
-  or ``data.text_files`` (glob patterns; the file stem is the mixture key);
-- ``sft``: ChatML conversations with loss on assistant turns (``data.sft_file``: a jsonl
-  of ``{"messages": [...]}``, default a small set from gflanguages metadata);
-- ``pipeline``: the production Grain pipeline of ``eurollm_jax.data`` (ArrayRecord shards).
+- ``text``: real multilingual text, byte-level (``tokenizer.ByteTokenizer``);
+  ``data.languages`` (UDHR in gflanguages) or ``data.text_files`` (glob patterns; the file
+  stem is the source name);
+- ``sft``: ChatML conversations, byte-level, rendered by ``tokenizer.chat_template`` with
+  loss on the assistant turns (``data.sft_file``: a jsonl of ``{"messages": [...]}``,
+  default a small set from gflanguages metadata); best-fit packing (whole conversations;
+  longer than ``train.seq_len``: dropped);
+- ``pipeline``: ArrayRecord shards of a token manifest (``data.manifest``; held-out:
+  ``data.eval_manifest``) written by ``python -m launch.tokenize``.
 
-A phase's ``mixture`` (name -> weight) selects and weights the named sub-sources
-(languages, file stems); ``data.mixture`` is the default for phases that set none.
-``split="eval"`` gives held-out batches (the last ``data.eval_fraction`` of documents of
-each sub-source; a different seed for ``synthetic``).
+The first three are built here as in-memory token corpora (``eurollm_jax.data.
+InMemoryRecords``, documents from ``eurollm_jax.train.sources``), one pipeline source per
+language, file stem or "synthetic"/"sft"; the pipeline reads them exactly as it reads shards.
+
+Mixture: ``data.mixture`` ({name: weight}) or, when empty, ``data.weighting``
+("proportional", "temperature" with ``data.temperature``, "uniform") is the iterator's
+``default_mixture``; a phase's own mixture replaces it
+(``it.set_mixture_weights(phase.mixture or it.default_mixture)``).
+
+``split="eval"`` gives a finite iterator: one pass over the held-out documents (the last
+``data.eval_fraction`` of each source's documents, at least one, never all of them; the eval
+manifest for ``pipeline``; a different seed for ``synthetic``), then ``StopIteration``.
 """
 
 from __future__ import annotations
 
 import functools
-from typing import Any, Mapping
+from typing import Mapping
 
+import numpy as np
+
+from eurollm_jax.data import DataIterator, InMemoryRecords, PipelineConfig
+from eurollm_jax.data import make_iterator as make_pipeline
 from eurollm_jax.fileio import read_jsonl
+from eurollm_jax.tokenizer import ByteTokenizer, chat_template
 from eurollm_jax.train import sources as S
+from eurollm_jax.train.config import TrainJobConfig
 
-SOURCES = ("synthetic", "text", "sft", "pipeline")
+SPLITS = ("train", "eval")
+EVAL_SEED_OFFSET = 7919  # synthetic held-out documents: another seed
 
 
 class DataConfigError(ValueError):
     """A data section that cannot produce the batches the trainer needs."""
 
 
+def _settings(config) -> TrainJobConfig:
+    """The typed job settings (a ``TrainJobConfig``, or built from a job ConfigDict)."""
+    return config if isinstance(config, TrainJobConfig) else TrainJobConfig.from_config(config)
+
+
 def _split_docs(docs: list, eval_fraction: float, split: str) -> list:
-    n_eval = int(round(len(docs) * eval_fraction))
-    if split == "eval":
-        return docs[len(docs) - n_eval :] if n_eval else docs[-1:]
-    return docs[: len(docs) - n_eval] if n_eval < len(docs) else docs
+    """Held-out: the last ``round(n * eval_fraction)`` documents (at least 1, at most n - 1);
+    train: the others. A source of one document, or ``eval_fraction`` 0, holds nothing out:
+    its last document is then also the held-out one."""
+    n = len(docs)
+    if n < 2 or eval_fraction <= 0:
+        return docs if split == "train" else docs[-1:]
+    k = min(max(int(round(n * eval_fraction)), 1), n - 1)
+    return docs[: n - k] if split == "train" else docs[n - k :]
 
 
 @functools.lru_cache(maxsize=8)
@@ -45,40 +75,56 @@ def _udhr(languages: tuple[str, ...]):
     return S.udhr_texts(languages)
 
 
-def named_token_docs(data: Mapping[str, Any], split: str, vocab_size: int):
-    """name -> (list of token docs, list of loss masks or None) for the in-memory sources."""
-    source = data["source"]
-    frac = float(data.get("eval_fraction", 0.1))
+def documents(config, split: str = "train") -> tuple[str, dict[str, list]]:
+    """``(kind, {name: [tokens | (tokens, loss_mask)]})``: the documents of an in-memory
+    source's ``split`` (kind "pretrain" or "sft", as a token manifest records it)."""
+    settings = _settings(config)
+    data = settings.data
+    source = data.source
+    vocab_size = settings.model.vocab_size
+    if split not in SPLITS:
+        raise DataConfigError(f"split must be one of {SPLITS}, got {split!r}")
+    if source == "pipeline":
+        raise DataConfigError(
+            "data.source='pipeline' reads token shards from data.manifest; documents() is "
+            "for the in-memory sources (synthetic, text, sft)"
+        )
+    frac = data.eval_fraction
     if source == "synthetic":
-        seed = int(data.get("seed", 0)) + (7919 if split == "eval" else 0)
-        n = int(data.get("num_docs", 512))
+        seed = data.seed + (EVAL_SEED_OFFSET if split == "eval" else 0)
+        n = data.num_docs
         if split == "eval":
             n = max(8, n // 8)
-        return {"synthetic": (S.markov_documents(n, vocab_size, seed), None)}
-    if vocab_size < S.BYTE_VOCAB:
+        return "pretrain", {"synthetic": S.markov_documents(n, vocab_size, seed)}
+    tok = ByteTokenizer()
+    if vocab_size < tok.vocab_size:
         raise DataConfigError(
-            f"byte-level sources need model.vocab_size >= {S.BYTE_VOCAB}, got {vocab_size}"
+            f"data.source={source!r} is byte-level: it needs model.vocab_size >= "
+            f"{tok.vocab_size}, got {vocab_size}"
         )
+    languages = tuple(data.languages or S.EU_LANGUAGES)
     if source == "text":
-        files = tuple(data.get("text_files", ()) or ())
-        texts = (
-            S.text_file_documents(files)
-            if files
-            else _udhr(tuple(data.get("languages") or S.EU_LANGUAGES))
-        )
-        return {
-            name: ([S.byte_tokenize(t) for t in _split_docs(list(docs), frac, split)], None)
+        files = data.text_files
+        texts = S.text_file_documents(files) if files else _udhr(languages)
+        return "pretrain", {
+            name: [tok.encode(t) for t in _split_docs(list(docs), frac, split)]
             for name, docs in texts.items()
         }
-    if source == "sft":
-        path = data.get("sft_file", "")
-        if path:
-            convs = [record["messages"] for record in read_jsonl(path)]
-        else:
-            convs = S.language_conversations(tuple(data.get("languages") or S.EU_LANGUAGES))
-        encoded = [S.chatml_encode(c) for c in _split_docs(convs, frac, split)]
-        return {"sft": ([t for t, _ in encoded], [m for _, m in encoded])}
-    raise DataConfigError(f"unknown data.source {source!r}; choose one of {SOURCES}")
+    path = data.sft_file
+    if path:
+        convs = [record["messages"] for record in read_jsonl(path)]
+    else:
+        convs = S.language_conversations(languages)
+    split_convs = _split_docs(convs, frac, split)
+    return "sft", {"sft": [chat_template.render_ids(tok, c) for c in split_convs]}
+
+
+def _in_memory_sources(config, split: str) -> tuple[str, dict[str, InMemoryRecords]]:
+    kind, named = documents(config, split)
+    for name, docs in named.items():
+        if not docs:
+            raise DataConfigError(f"data source {name!r} has no {split} documents")
+    return kind, {name: InMemoryRecords(docs) for name, docs in named.items()}
 
 
 def make_iterator(
@@ -89,94 +135,72 @@ def make_iterator(
     shard_index: int = 0,
     shard_count: int = 1,
     batch_size: int | None = None,
-):
-    """A process-local batch iterator for ``config`` (a full job ConfigDict)."""
-    data = config.data
-    train = config.train
-    batch_size = int(batch_size or train.batch_size)
-    seq_len = int(train.seq_len)
-    source = data.source
-    if source not in SOURCES:
-        raise DataConfigError(f"unknown data.source {source!r}; choose one of {SOURCES}")
-    if source == "pipeline":
-        return _pipeline_iterator(
-            config,
-            split=split,
-            mixture=mixture,
-            shard_index=shard_index,
-            shard_count=shard_count,
-            batch_size=batch_size,
-        )
-    named = named_token_docs(
-        data.to_dict() if hasattr(data, "to_dict") else dict(data),
-        split,
-        int(config.model.vocab_size),
-    )
-    seed = int(data.get("seed", 0)) + int(config.seed) * 1000
-    datasets = {}
-    for i, (name, (docs, masks)) in enumerate(sorted(named.items())):
-        if not docs:
-            raise DataConfigError(f"data source {name!r} has no {split} documents")
-        datasets[name] = S.rows_dataset(S.pack_documents(docs, seq_len, masks), seed + i)
-    weights = mixture if mixture is not None else (dict(data.get("mixture") or {}) or None)
-    ds = S.mixture_dataset(datasets, weights)
-    return S.batch_iterator(ds, batch_size, shard_index, shard_count)
+) -> DataIterator:
+    """The process-local batch iterator of ``config`` (a full job config) for every source.
 
-
-def _pipeline_iterator(config, *, split, mixture, shard_index, shard_count, batch_size):
-    """The production pipeline (``eurollm_jax.data``) over a tokenized manifest.
-
-    ``data.manifest`` (train) / ``data.eval_manifest`` (held-out; read once per evaluation),
-    ``data.mixture`` ({"<lang>/<source>": weight}) or ``data.weighting`` ("proportional",
-    "temperature" with ``data.temperature``, "uniform") when no mixture is given,
-    ``data.packing`` ("" = from the manifest kind), ``data.num_workers``, ``data.seed``.
+    ``batch_size``: rows per batch of this process (default ``train.batch_size /
+    shard_count``). ``mixture``: the initial weights (default ``it.default_mixture``).
+    Processes ``shard_index`` of ``shard_count`` read disjoint documents; the same
+    ``shard_index`` gives the same batches.
     """
-    from eurollm_jax.data import PipelineConfig
-    from eurollm_jax.data import make_iterator as make_pipeline
-
-    d = config.data
-    manifest = d.get("manifest", "") if split == "train" else d.get("eval_manifest", "")
-    if not manifest:
-        key = "data.manifest" if split == "train" else "data.eval_manifest"
-        raise DataConfigError(
-            f"data.source='pipeline' needs {key}: the manifest.json (or directory) written by "
-            f"`python -m launch.tokenize`"
-        )
-    weights = (
-        mixture if mixture else (dict(d.get("mixture") or {}) or d.get("weighting", "proportional"))
-    )
+    settings = _settings(config)
+    data = settings.data
+    source = data.source
+    if split not in SPLITS:
+        raise DataConfigError(f"split must be one of {SPLITS}, got {split!r}")
+    if batch_size is None:
+        total = settings.train.batch_size
+        if total % shard_count:
+            raise DataConfigError(
+                f"train.batch_size ({total}) must divide evenly over {shard_count} processes"
+            )
+        batch_size = total // shard_count
+    default = dict(data.mixture) or data.weighting
+    manifest = ""
+    if source == "pipeline":
+        key = "manifest" if split == "train" else "eval_manifest"
+        manifest = getattr(data, key)
+        if not manifest:
+            raise DataConfigError(
+                f"data.source='pipeline' needs data.{key}: the manifest.json (or directory) "
+                "written by `python -m launch.tokenize`"
+            )
     pc = PipelineConfig(
         manifest=manifest,
-        batch_size=int(batch_size),
-        seq_len=int(config.train.seq_len),
-        mixture=weights,
-        temperature=float(d.get("temperature", 3.0)),
-        packing=d.get("packing", "") or None,
+        batch_size=int(batch_size) * shard_count,
+        seq_len=settings.train.seq_len,
+        mixture=dict(mixture or {}) or default,
+        default_mixture=default,
+        temperature=data.temperature,
+        packing=data.packing or None,
         num_epochs=None if split == "train" else 1,
-        seed=int(d.get("seed", 0)) + int(config.seed) * 1000,
-        num_workers=int(d.get("num_workers", 0)),
+        seed=data.seed + settings.seed * 1000,
+        num_workers=data.num_workers,
         shard_index=shard_index,
         shard_count=shard_count,
     )
     try:
-        return make_pipeline(pc)
+        if source == "pipeline":
+            return make_pipeline(pc)
+        kind, records = _in_memory_sources(settings, split)
+        return make_pipeline(pc, records, kind=kind)
     except (FileNotFoundError, ValueError) as e:
-        raise DataConfigError(f"data.source='pipeline': {e}") from e
+        if isinstance(e, DataConfigError):
+            raise
+        raise DataConfigError(f"data.source={source!r}: {e}") from e
 
 
-def switch_mixture(iterator, config, mixture, *, shard_index: int, shard_count: int):
-    """The iterator for a new phase: the same pipeline with new weights (documents keep
-    flowing from where they were), or a fresh in-memory source with the phase's mixture."""
-    if mixture and hasattr(iterator, "set_mixture_weights"):
-        iterator.set_mixture_weights(mixture)
-        return iterator
-    if not mixture and config.data.source == "pipeline":
-        return iterator
-    return make_iterator(config, mixture=mixture, shard_index=shard_index, shard_count=shard_count)
+def unigram_entropy(docs, skip_first: bool = True) -> float:
+    """Entropy (nats) of the token distribution of the targets (every token but a
+    document's first): the loss of the best context-free predictor."""
+    toks = np.concatenate([np.asarray(d)[1:] if skip_first else np.asarray(d) for d in docs])
+    counts = np.bincount(toks).astype(np.float64)
+    p = counts[counts > 0] / counts.sum()
+    return float(-(p * np.log(p)).sum())
 
 
 def corpus_unigram_entropy(config, split: str = "train") -> float:
     """Unigram entropy (nats per target token) of an in-memory source's documents."""
-    named = named_token_docs(config.data.to_dict(), split, int(config.model.vocab_size))
-    docs = [d for docs, _ in named.values() for d in docs]
-    return S.unigram_entropy(docs)
+    _, named = documents(config, split)
+    docs = [d[0] if isinstance(d, tuple) else d for docs in named.values() for d in docs]
+    return unigram_entropy(docs)

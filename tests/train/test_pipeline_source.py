@@ -9,8 +9,11 @@ import pytest
 from eurollm_jax.fileio import read_jsonl
 from eurollm_jax.train import train
 from eurollm_jax.train.data import DataConfigError, make_iterator
-from eurollm_jax.train.sources import byte_detokenize, byte_tokenize, udhr_texts
+from eurollm_jax.tokenizer import ByteTokenizer
+from eurollm_jax.train.sources import udhr_texts
 from tests.train.helpers import override, small_config
+
+BYTES = ByteTokenizer()
 
 
 @pytest.fixture(scope="module")
@@ -20,7 +23,7 @@ def manifest(tmp_path_factory):
     texts = udhr_texts(("en", "de"))
     out = str(tmp_path_factory.mktemp("tokens"))
     write_token_corpus(
-        out, {f"{lang}/udhr": [byte_tokenize(s) for s in sents] for lang, sents in texts.items()}
+        out, {f"{lang}/udhr": [BYTES.encode(s) for s in sents] for lang, sents in texts.items()}
     )
     return out
 
@@ -43,16 +46,30 @@ def _config(manifest):
 
 
 def test_phase_mixture_is_applied_to_the_live_pipeline(manifest):
-    from eurollm_jax.train.data import switch_mixture
-
     config = _config(manifest)
     it = make_iterator(config, mixture={"en/udhr": 1.0})
-    en = byte_detokenize(next(it)["tokens"].ravel())
-    it2 = switch_mixture(it, config, {"de/udhr": 1.0}, shard_index=0, shard_count=1)
-    assert it2 is it  # same iterator, new weights: sources continue where they were
-    de = byte_detokenize(next(it)["tokens"].ravel())
+    en = BYTES.decode(next(it)["tokens"].ravel())
+    it.set_mixture_weights({"de/udhr": 1.0})  # same iterator: sources continue where they were
+    de = BYTES.decode(next(it)["tokens"].ravel())
     assert " the " in en and " the " not in de
     assert " und " in de or " die " in de or " der " in de
+
+
+def test_a_phase_without_a_mixture_returns_to_data_mixture(manifest):
+    config = override(_config(manifest), **{"data.mixture": {"de/udhr": 1.0}})
+    it = make_iterator(config, mixture={"en/udhr": 1.0})
+    assert it.mixture_weights == {"de/udhr": 0.0, "en/udhr": 1.0}
+    assert it.default_mixture == {"de/udhr": 1.0, "en/udhr": 0.0}  # not the mixture argument
+    next(it)
+    phase_mixture = None  # a phase with no mixture of its own
+    it.set_mixture_weights(phase_mixture or it.default_mixture)
+    de = BYTES.decode(next(it)["tokens"][1:].ravel())  # row 0 may end an English document
+    assert " the " not in de and (" und " in de or " die " in de or " der " in de)
+    # no data.mixture: data.weighting ("proportional" to tokens) is the default
+    plain = make_iterator(_config(manifest), mixture={"en/udhr": 1.0})
+    assert set(plain.default_mixture) == {"de/udhr", "en/udhr"}
+    assert all(w > 0 for w in plain.default_mixture.values())
+    assert sum(plain.default_mixture.values()) == pytest.approx(1.0)
 
 
 def test_pipeline_training_resumes_exactly(manifest, tmp_path):
