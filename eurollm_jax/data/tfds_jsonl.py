@@ -1,11 +1,12 @@
-"""A TFDS ``DatasetBuilder`` for local JSONL corpora (offline, no TensorFlow needed).
+"""A TFDS ``DatasetBuilder`` for local document files (offline, no TensorFlow needed).
 
 ``prepare_jsonl_dataset("demo", {"train": [...], "heldout": [...]}, data_dir)`` writes
 ArrayRecord files under ``data_dir/jsonl_corpus/demo/1.0.0``; afterwards
 ``tfds.data_source("jsonl_corpus/demo", split="train", data_dir=data_dir)`` gives random
 access to the documents (features ``text``, ``lang``, ``source``, ``id``), and the
-tokenization job reads it as ``tfds:jsonl_corpus/demo:train``. Bad lines are skipped and
-counted (``builder.bad_input``), like every reader of this package.
+tokenization job reads it as ``tfds:jsonl_corpus/demo:train``. The files are read with
+``eurollm_jax.documents.iter_documents`` (JSONL plain/.gz/.zst or Parquet); bad lines are skipped
+and counted (``builder.bad_input``).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Mapping, Sequence
 
 import tensorflow_datasets as tfds
 
-from eurollm_jax.data.readers import BadInputReport, ReaderConfig, iter_jsonl, tfds_data_source
+from eurollm_jax.documents import BadInputReport, ReaderConfig, iter_documents, tfds_data_source
 
 
 @dataclasses.dataclass
@@ -31,7 +32,7 @@ class JsonlCorpusConfig(tfds.core.BuilderConfig):
 
 
 class JsonlCorpus(tfds.core.GeneratorBasedBuilder):
-    """Documents from local JSONL files, one split per list of files."""
+    """Documents from local files, one split per list of files."""
 
     VERSION = tfds.core.Version("1.0.0")
     RELEASE_NOTES = {"1.0.0": "Initial release."}
@@ -64,7 +65,7 @@ class JsonlCorpus(tfds.core.GeneratorBasedBuilder):
         del dl_manager  # everything is local
         cfg = self.builder_config
         if not cfg.files:
-            raise ValueError("JsonlCorpusConfig.files is empty: give {split: [jsonl paths]}")
+            raise ValueError("JsonlCorpusConfig.files is empty: give {split: [file paths]}")
         return {split: self._generate_examples(paths) for split, paths in cfg.files.items()}
 
     def _generate_examples(self, paths: Sequence[str]):
@@ -72,7 +73,7 @@ class JsonlCorpus(tfds.core.GeneratorBasedBuilder):
         reader = ReaderConfig(text_field=cfg.text_field, lang_field=cfg.lang_field,
                               source_field=cfg.source_field, default_lang=cfg.default_lang)
         for path in paths:
-            for doc in iter_jsonl(path, reader, self.bad_input):
+            for doc in iter_documents(path, reader, self.bad_input):
                 key = f"{os.path.basename(path)}:{doc.line}"
                 yield key, {"text": doc.text, "lang": doc.lang, "source": doc.source, "id": key}
 
@@ -86,7 +87,7 @@ def prepare_jsonl_dataset(
     """Build (once) the TFDS dataset ``jsonl_corpus/<name>`` from ``{split: [paths]}``."""
     missing = [p for paths in files.values() for p in paths if not os.path.exists(p)]
     if missing:
-        raise FileNotFoundError(f"JSONL file(s) not found: {missing[:5]}")
+        raise FileNotFoundError(f"document file(s) not found: {missing[:5]}")
     config = JsonlCorpusConfig(
         name=name, files={k: [os.path.abspath(p) for p in v] for k, v in files.items()},
         **fields,

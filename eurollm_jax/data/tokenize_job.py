@@ -1,4 +1,7 @@
-"""Tokenization job: documents (JSONL, Parquet, TFDS) -> ArrayRecord token shards + manifest.
+"""Tokenization job: documents -> ArrayRecord token shards and a manifest.
+
+Inputs are whatever ``eurollm_jax.documents`` reads (JSONL plain/.gz/.zst, Parquet, TFDS), so
+the filter's output in any of its formats is an input.
 
 Layout under ``output_dir``::
 
@@ -10,9 +13,10 @@ The unit of work is one input (a file or a TFDS split); inputs run in parallel p
 (``num_workers``). An input is complete when its marker exists: shards are written under
 temporary names and renamed, then the marker is written atomically, so a job killed at any
 point resumes by redoing only the inputs without a marker (their partial shards are
-removed first). Bad lines are counted per file with line numbers (``readers``) and the job
-continues; an input that cannot be read at all is listed under ``failed_inputs`` and retried
-on the next run. Progress (documents, tokens/s, MB/s, ETA by inputs) goes to ``progress``.
+removed first). Bad lines are counted per file with line numbers (``BadInputReport``) and the
+job continues; an input that cannot be read to its end (``UnreadableInputError``: corrupt,
+truncated) is listed under ``failed_inputs`` and retried on the next run. Progress
+(documents, tokens/s, MB/s, ETA by inputs) goes to ``progress``.
 """
 
 from __future__ import annotations
@@ -30,9 +34,10 @@ import time
 import traceback
 from typing import Callable, Sequence
 
-from eurollm_jax.fileio import read_json, write_json
-from eurollm_jax.data.readers import BadInputReport, ReaderConfig, input_stem, iter_documents
 from eurollm_jax.data.records import DEFAULT_WRITER_OPTIONS, RecordWriter
+from eurollm_jax.documents import BadInputReport, ReaderConfig, input_stem, iter_documents
+from eurollm_jax.fileio import read_json, write_json
+from eurollm_jax.tokenizer import Tokenizer
 
 MANIFEST = "manifest.json"
 MARKERS = "_markers"
@@ -87,9 +92,7 @@ def source_name(lang: str, source: str) -> str:
 
 
 @functools.cache
-def _load_tokenizer(path: str):
-    from eurollm_jax.tokenizer import Tokenizer
-
+def _load_tokenizer(path: str) -> Tokenizer:
     return Tokenizer.load(path)
 
 
@@ -288,8 +291,7 @@ def load_manifest(path: str) -> dict:
 def run(config: TokenizeConfig, progress: Callable[[str], None] | None = None) -> dict:
     """Tokenize every input not yet marked complete; write and return the manifest."""
     progress = progress or (lambda msg: print(msg, file=sys.stderr, flush=True))
-    if config.kind not in ("pretrain", "sft"):
-        raise ValueError(f"kind must be 'pretrain' or 'sft', got {config.kind!r}")
+    config.reader_config()  # validates kind and the field options before any work
     missing = [s for s in config.inputs if not s.startswith("tfds:") and not os.path.exists(s)]
     if missing:
         raise FileNotFoundError(f"input file(s) not found: {missing[:5]}")

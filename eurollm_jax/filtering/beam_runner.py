@@ -31,10 +31,10 @@ from typing import Any, Iterable
 
 import numpy as np
 
+from eurollm_jax.documents import ShardWriter, expand_inputs, output_suffix
 from eurollm_jax.fileio import read_json, write_json
 from eurollm_jax.filtering import report as report_lib
 from eurollm_jax.filtering.dedup import decisions_from_edges
-from eurollm_jax.filtering.io import ShardWriter, expand_inputs, output_suffix
 from eurollm_jax.filtering.pipeline import dedup_config, merge_config, process_shard
 from eurollm_jax.filtering.runner import shard_names
 
@@ -55,7 +55,7 @@ def run_beam(inputs: str | Iterable[str], output_dir: str, config: dict[str, Any
     from apache_beam.options.pipeline_options import PipelineOptions
 
     cfg = merge_config(config)
-    files = expand_inputs(inputs if isinstance(inputs, str) else list(inputs))
+    files = expand_inputs(inputs if isinstance(inputs, str) else list(inputs), tfds=False)
     names = shard_names(files)
     dd = dedup_config(cfg)
     fmt = cfg["output"]["format"]

@@ -1,6 +1,7 @@
-"""Documents, drop reasons and the composable step protocol of the filtering stage.
+"""Drop reasons and the composable step protocol of the filtering stage.
 
-A ``Document`` is ``(id, text, metadata)``. A step is a pure function of a batch of documents:
+Documents are ``eurollm_jax.documents.Document`` (re-exported here): ``(id, text, metadata)``
+plus fields the filter does not use. A step is a pure function of a batch of documents:
 ``step(docs) -> (kept, dropped)`` where every dropped document carries ``drop_reason`` (and
 the step that dropped it) in its metadata; steps never raise on bad input documents. Per-document
 steps subclass ``DocumentFilter`` and implement ``filter(doc) -> None | reason`` (they may
@@ -11,59 +12,11 @@ rewrite ``doc.text``, like C4's line filter or PII redaction, or add metadata, l
 from __future__ import annotations
 
 import collections
-import dataclasses
-from typing import Any, Iterable, Sequence
+from typing import Iterable, Sequence
 
-DROP_REASON = "drop_reason"
-UNKNOWN_LANGUAGE = "unknown"
+from eurollm_jax.documents import UNKNOWN_LANGUAGE, Document
 
-
-@dataclasses.dataclass
-class Document:
-    """One document. ``metadata`` holds everything else of the input record plus labels."""
-
-    id: str
-    text: str
-    metadata: dict[str, Any] = dataclasses.field(default_factory=dict)
-
-    @property
-    def language(self) -> str:
-        return self.metadata.get("language") or UNKNOWN_LANGUAGE
-
-    @property
-    def drop_reason(self) -> str | None:
-        return self.metadata.get(DROP_REASON)
-
-    def dropped(self, step: str, reason: str) -> "Document":
-        """Marks this document dropped by ``step`` for ``reason`` (``"step:reason"``)."""
-        self.metadata[DROP_REASON] = f"{step}:{reason}"
-        return self
-
-    def to_record(self, text_key: str = "text", id_key: str = "id") -> dict[str, Any]:
-        record = {id_key: self.id, text_key: self.text}
-        meta = dict(self.metadata)
-        if DROP_REASON in meta:
-            record[DROP_REASON] = meta.pop(DROP_REASON)
-        record["metadata"] = meta
-        return record
-
-    @classmethod
-    def from_record(cls, record: dict[str, Any], text_key: str = "text", id_key: str = "id",
-                    default_id: str = "") -> "Document":
-        """Builds a document from a parsed record; unknown keys go to ``metadata``.
-
-        Raises ``ValueError`` when the text field is missing or not a string.
-        """
-        text = record.get(text_key)
-        if not isinstance(text, str):
-            raise ValueError(f"field {text_key!r} is missing or not a string")
-        doc_id = record.get(id_key)
-        doc_id = default_id if doc_id is None else str(doc_id)
-        meta = dict(record["metadata"]) if isinstance(record.get("metadata"), dict) else {}
-        for k, v in record.items():
-            if k not in (text_key, id_key, "metadata", DROP_REASON):
-                meta[k] = v
-        return cls(doc_id, text, meta)
+__all__ = ["UNKNOWN_LANGUAGE", "Counters", "Document", "DocumentFilter", "Pipeline", "Step"]
 
 
 class Counters(collections.Counter):

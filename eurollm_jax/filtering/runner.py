@@ -31,16 +31,16 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
+from eurollm_jax.documents import (
+    ShardWriter,
+    expand_inputs,
+    input_stem,
+    output_suffix,
+    read_records,
+)
 from eurollm_jax.fileio import atomic_open, read_json, write_json
 from eurollm_jax.filtering import report as report_lib
 from eurollm_jax.filtering.dedup import cluster
-from eurollm_jax.filtering.io import (
-    ShardWriter,
-    expand_inputs,
-    output_suffix,
-    read_records,
-    shard_name,
-)
 from eurollm_jax.filtering.pipeline import (
     KEY_SHARD_SHIFT,
     dedup_config,
@@ -51,7 +51,7 @@ from eurollm_jax.filtering.pipeline import (
 
 def shard_names(files: list[str]) -> list[str]:
     """Unique output names per input file, in input order (``00003-<basename>``)."""
-    return [f"{i:05d}-{shard_name(f)}" for i, f in enumerate(files)]
+    return [f"{i:05d}-{input_stem(f)}" for i, f in enumerate(files)]
 
 
 class Progress:
@@ -174,7 +174,7 @@ def run_local(inputs: str | Iterable[str], output_dir: str, config: dict[str, An
               num_workers: int | None = None) -> dict[str, Any]:
     """Filters ``inputs`` into ``output_dir`` (resumable); returns the report dict."""
     cfg = merge_config(config)
-    files = expand_inputs(inputs if isinstance(inputs, str) else list(inputs))
+    files = expand_inputs(inputs if isinstance(inputs, str) else list(inputs), tfds=False)
     names = shard_names(files)
     workers = int(num_workers if num_workers is not None else cfg["runner"]["num_workers"])
     show = bool(cfg["runner"]["progress"])

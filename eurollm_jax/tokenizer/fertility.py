@@ -6,6 +6,8 @@ The report is a Markdown table, a JSON file and a PNG bar chart (matplotlib, Agg
 
     python -m eurollm_jax.tokenizer.fertility --heldout heldout.jsonl \\
         --tokenizer a=path/a.model --tokenizer b=path/b.model --output_dir report/
+
+Held-out inputs are any documents ``eurollm_jax.documents`` reads (``heldout_texts``).
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ import os
 import sys
 from typing import Iterable, Mapping, Sequence
 
-from eurollm_jax.fileio import read_jsonl, write_json, write_text
+from eurollm_jax.documents import ReaderConfig, iter_documents
+from eurollm_jax.fileio import write_json, write_text
 from eurollm_jax.tokenizer.tokenizer import Tokenizer
 
 
@@ -39,6 +42,15 @@ def texts_by_language(
         if isinstance(text, str) and text:
             out.setdefault(str(r.get(lang_field, "unknown")), []).append(text)
     return dict(sorted(out.items()))
+
+
+def heldout_texts(specs: Iterable[str], config: ReaderConfig | None = None
+                  ) -> dict[str, list[str]]:
+    """``texts_by_language`` of document inputs (JSONL plain/.gz/.zst, Parquet, ``tfds:``);
+    records without a language count as ``"unknown"``, bad records are skipped."""
+    config = config or ReaderConfig(default_lang="unknown")
+    return texts_by_language({"text": d.text, "lang": d.lang}
+                             for spec in specs for d in iter_documents(spec, config))
 
 
 def fertility(tokenizer: Tokenizer, texts: Sequence[str]) -> dict:
@@ -148,14 +160,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     import argparse
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--heldout", required=True, nargs="+", help="JSONL with text and lang")
+    parser.add_argument("--heldout", required=True, nargs="+",
+                        help="documents with text and lang (JSONL, .gz, .zst, Parquet, tfds:)")
     parser.add_argument("--tokenizer", required=True, action="append",
                         help="NAME=PATH of a SentencePiece model; repeat to compare")
     parser.add_argument("--output_dir", default=None)
     args = parser.parse_args(argv)
     toks = {name: Tokenizer.load(path) for name, path in named_paths(args.tokenizer).items()}
-    records = [r for path in args.heldout for r in read_jsonl(path)]
-    _, table = fertility_report(toks, texts_by_language(records), args.output_dir)
+    _, table = fertility_report(toks, heldout_texts(args.heldout), args.output_dir)
     print(table)
     return 0
 

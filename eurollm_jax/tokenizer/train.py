@@ -8,7 +8,8 @@ Lossless text: identity normalisation, extra whitespace kept, whitespace-only pi
 byte fallback for every character outside the learned pieces, so decode(encode(x)) == x.
 
 Training text is streamed from a corpus (a callable returning a fresh iterable of
-``(text, language)`` pairs, read twice): the first pass counts characters per language, the
+``(text, language)`` pairs, read twice; ``corpus_from_inputs`` makes one from document inputs
+read by ``eurollm_jax.documents``): the first pass counts characters per language, the
 second samples documents so that language ``l`` gets a share ``q_l ∝ n_l^(1/T)`` of a total
 character budget (temperature ``T``: 1 = proportional to the data, larger = flatter,
 ``inf`` = uniform). Languages below their share are repeated (upsampled), those above are
@@ -28,7 +29,9 @@ from typing import Callable, Iterable, Iterator, Sequence
 import numpy as np
 import sentencepiece as spm
 
+from eurollm_jax.documents import BadInputReport, ReaderConfig, iter_documents
 from eurollm_jax.fileio import write_json
+from eurollm_jax.tokenizer.fertility import fertility_report, heldout_texts
 from eurollm_jax.tokenizer.tokenizer import IM_END, IM_START, SPECIAL_TOKENS, Tokenizer
 
 Corpus = Callable[[], Iterable[tuple[str, str]]]
@@ -216,16 +219,35 @@ def train_tokenizer(
     return tokenizer, report
 
 
+def corpus_from_inputs(
+    specs: Sequence[str], config: ReaderConfig | None = None,
+    report: BadInputReport | None = None,
+) -> Corpus:
+    """A re-iterable ``(text, lang)`` corpus over document inputs (JSONL plain/.gz/.zst,
+    Parquet, ``tfds:`` specs; see ``eurollm_jax.documents``).
+
+    Bad records are skipped; they are recorded in ``report`` on the first pass only.
+    """
+    config = config or ReaderConfig()
+    specs = list(specs)
+    state = {"first": True}
+
+    def iterate():
+        rep = report if (report is not None and state["first"]) else BadInputReport()
+        state["first"] = False
+        for spec in specs:
+            for doc in iter_documents(spec, config, rep):
+                if doc.text is not None:
+                    yield doc.text, doc.lang
+
+    return iterate
+
+
 def jsonl_corpus(
     paths: Iterable[str], text_field: str = "text", lang_field: str = "lang"
 ) -> Corpus:
-    """A re-iterable ``(text, lang)`` corpus over JSONL/Parquet/TFDS inputs.
-
-    Bad lines are skipped; use ``eurollm_jax.data.readers.corpus_from_inputs`` with a
-    ``BadInputReport`` to get them counted and reported.
-    """
-    from eurollm_jax.data.readers import ReaderConfig, corpus_from_inputs
-
+    """``corpus_from_inputs`` with these field names; records without a language count as
+    ``"unknown"``, bad records are skipped uncounted."""
     config = ReaderConfig(text_field=text_field, lang_field=lang_field, default_lang="unknown")
     return corpus_from_inputs(list(paths), config)
 
@@ -239,32 +261,20 @@ def train_and_report(
     report_dir: str | None = None,
     name: str = "new",
 ) -> dict:
-    """Train on JSONL/Parquet/TFDS ``inputs`` and, given ``heldout`` files, write a fertility
-    report comparing the new tokenizer with ``compare`` ({name: model path}).
+    """Train on document ``inputs`` and, given ``heldout`` inputs, write a fertility report
+    comparing the new tokenizer with ``compare`` ({name: model path}).
 
     Returns the training report with ``bad_input`` and (if computed) ``fertility_table``.
     """
-    from eurollm_jax.data.readers import (
-        BadInputReport,
-        ReaderConfig,
-        corpus_from_inputs,
-        iter_documents,
-    )
-    from eurollm_jax.tokenizer.fertility import fertility_report, texts_by_language
-
     bad_input = BadInputReport()
     corpus = corpus_from_inputs(list(inputs), ReaderConfig(default_lang="unknown"), bad_input)
     tokenizer, report = train_tokenizer(corpus, output_path, config, bad_input)
     if heldout:
-        records = []
-        for spec in heldout:
-            records += [{"text": d.text, "lang": d.lang}
-                        for d in iter_documents(spec, ReaderConfig(default_lang="unknown"))]
         toks = {name: tokenizer}
         for other, path in (compare or {}).items():
             toks[other] = Tokenizer.load(path)
         report_dir = report_dir or os.path.dirname(os.path.abspath(output_path))
-        _, table = fertility_report(toks, texts_by_language(records), report_dir)
+        _, table = fertility_report(toks, heldout_texts(heldout), report_dir)
         report["fertility_table"] = table
         report["fertility_dir"] = report_dir
     return report

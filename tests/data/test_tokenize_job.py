@@ -10,8 +10,9 @@ import pytest
 from eurollm_jax.data import TokenizeConfig, decode_record, load_manifest, tokenize
 from eurollm_jax.data.records import ShardedRecords
 from eurollm_jax.data.tokenize_job import MARKERS, input_key
+from eurollm_jax.documents import ReaderConfig, iter_documents
 
-from tests.data.test_readers import write_bad_jsonl
+from tests.documents.test_reader import write_bad_jsonl
 
 
 def quiet(_msg):
@@ -33,7 +34,6 @@ def inputs(tmp_path, demo_dir):
 
 
 def expected_counts(tok, specs):
-    from eurollm_jax.data.readers import ReaderConfig, iter_documents
     from eurollm_jax.data.tokenize_job import source_name
 
     out = {}
@@ -124,3 +124,28 @@ def test_refuses_to_mix_tokenizers(inputs, tmp_path, demo_tokenizer):
         tokenize(TokenizeConfig(inputs[:1], out, demo_tokenizer.path, kind="sft"), progress=quiet)
     with pytest.raises(FileNotFoundError, match="not found"):
         tokenize(TokenizeConfig([str(tmp_path / "missing.jsonl")], out, demo_tokenizer.path))
+
+
+def test_truncated_input_fails_and_is_retried_while_others_finish(inputs, tmp_path,
+                                                                  demo_tokenizer):
+    """An input that cannot be read to its end is not half-tokenized: it is listed under
+    ``failed_inputs`` (no marker, no shards) and retried by the next run."""
+    import gzip
+
+    lines = (tmp_path / "in" / "a.jsonl").read_bytes()
+    blob = gzip.compress(lines)
+    cut = tmp_path / "in" / "cut.jsonl.gz"
+    cut.write_bytes(blob[: len(blob) // 2])
+    out = str(tmp_path / "tok")
+    config = TokenizeConfig([inputs[0], str(cut)], out, demo_tokenizer.path)
+    manifest = tokenize(config, progress=quiet)
+    assert list(manifest["failed_inputs"]) == [str(cut)]
+    assert "cannot be read to its end" in manifest["failed_inputs"][str(cut)]
+    assert manifest["inputs"] == [inputs[0]]
+    assert not any(input_key(str(cut)) in p for e in manifest["sources"].values()
+                   for p in e["shards"])
+    cut.write_bytes(blob)  # repaired: the next run does only this input
+    messages = []
+    again = tokenize(config, progress=messages.append)
+    assert "1 already done, 1 to do" in messages[0] and again["failed_inputs"] == {}
+    assert again["totals"]["docs"] == 2 * manifest["totals"]["docs"]

@@ -1,45 +1,11 @@
-"""Shard IO: jsonl / .gz / .zst / parquet round trips, and bad input that never crashes."""
+"""The filter's view of its input shards: every record comes out, bad input as dropped
+documents with ``input:<reason>``, never a crash. (Formats, the writer and input expansion are
+tested with ``eurollm_jax.documents`` in tests/documents.)"""
 
 import gzip
 import json
 
-import pytest
-
-from eurollm_jax.filtering.io import ShardWriter, expand_inputs, read_documents, read_records
-
-
-@pytest.mark.parametrize("fmt", ["jsonl", "jsonl.gz", "jsonl.zst", "parquet"])
-def test_round_trip(tmp_path, fmt):
-    if fmt == "jsonl.zst":
-        pytest.importorskip("zstandard")
-    if fmt == "parquet":
-        pytest.importorskip("pyarrow")
-    recs = [{"id": str(i), "text": f"doc {i} ünïcödé", "metadata": {"url": f"u{i}", "n": i}}
-            for i in range(5)]
-    path = str(tmp_path / f"shard.{fmt}")
-    with ShardWriter(path) as w:
-        for r in recs:
-            w.write(r)
-    assert list(read_records(path)) == recs
-    docs = list(read_documents(path))
-    assert [d.id for d in docs] == [r["id"] for r in recs]
-    assert docs[2].text == "doc 2 ünïcödé" and docs[2].metadata == {"url": "u2", "n": 2}
-
-
-def test_writer_is_atomic_and_deterministic(tmp_path):
-    path = str(tmp_path / "a.jsonl.gz")
-    w = ShardWriter(path)
-    w.write({"id": "1", "text": "x"})
-    assert not (tmp_path / "a.jsonl.gz").exists()  # only the temporary file so far
-    w.close()
-    first = (tmp_path / "a.jsonl.gz").read_bytes()
-    with ShardWriter(path) as w:
-        w.write({"id": "1", "text": "x"})
-    assert (tmp_path / "a.jsonl.gz").read_bytes() == first  # gzip mtime is fixed
-    w = ShardWriter(str(tmp_path / "b.jsonl"))
-    w.write({"id": "2"})
-    w.abort()
-    assert list(tmp_path.iterdir()) == [tmp_path / "a.jsonl.gz"]
+from eurollm_jax.filtering.io import read_documents
 
 
 def test_bad_input_becomes_dropped_documents(tmp_path):
@@ -86,13 +52,13 @@ def test_truncated_and_unreadable_files(tmp_path):
     assert [d.drop_reason for d in docs] == ["input:unreadable_shard"]
 
 
-def test_expand_inputs(tmp_path):
-    for n in ("b.jsonl", "a.jsonl.gz", "c.parquet"):
-        (tmp_path / n).write_text("")
-    assert [p.split("/")[-1] for p in expand_inputs(str(tmp_path / "*"))] == [
-        "a.jsonl.gz", "b.jsonl", "c.parquet"]
-    with pytest.raises(FileNotFoundError, match="no input files"):
-        expand_inputs(str(tmp_path / "nothing*"))
-    (tmp_path / "x.txt").write_text("")
-    with pytest.raises(ValueError, match="unsupported input"):
-        expand_inputs(str(tmp_path / "*"))
+def test_filter_reads_no_declared_language(tmp_path):
+    """Language ID labels filter documents: a record without ``lang`` is fine, and one with it
+    keeps it as metadata (the filter's output carries it on to tokenization)."""
+    path = tmp_path / "in.jsonl"
+    path.write_text(json.dumps({"id": "a", "text": "Kein Sprachfeld"}) + "\n"
+                    + json.dumps({"id": "b", "text": "Mit", "lang": "de", "url": "u"}) + "\n")
+    docs = list(read_documents(str(path)))
+    assert [(d.id, d.drop_reason, d.lang, d.language) for d in docs] == [
+        ("a", None, None, "unknown"), ("b", None, None, "unknown")]
+    assert docs[1].metadata == {"lang": "de", "url": "u"}

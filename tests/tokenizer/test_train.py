@@ -11,7 +11,7 @@ from eurollm_jax.tokenizer import (
     sample_training_text,
     split_sentences,
 )
-from eurollm_jax.tokenizer.train import SamplingStats
+from eurollm_jax.tokenizer.train import SamplingStats, corpus_from_inputs
 
 
 def _varint(buf, i):
@@ -120,3 +120,23 @@ def test_training_writes_model_and_report(demo_tokenizer):
     sampled = report["sampling"]["sampled_chars_by_language"]
     assert len(sampled) == 24 and min(sampled.values()) > 0
     assert sum(sampled.values()) <= 600_000 + 20_000
+
+
+def test_corpus_from_inputs_reads_every_format_and_counts_bad_input_once(tmp_path):
+    from eurollm_jax.documents import BadInputReport, Document, ReaderConfig, ShardWriter
+
+    zst = str(tmp_path / "kept.jsonl.zst")  # what launch.filter writes
+    with ShardWriter(zst) as w:
+        w.write(Document("a", "Labas rytas", {"lang": "lt"}).to_record())
+        w.write(Document("b", "   ", {"lang": "lt"}).to_record())
+    parquet = str(tmp_path / "more.parquet")
+    with ShardWriter(parquet) as w:
+        w.write(Document("c", "Dzień dobry", {"lang": "pl"}).to_record())
+        w.write({"id": "d", "text": "no language"})
+    report = BadInputReport()
+    corpus = corpus_from_inputs([zst, parquet], ReaderConfig(), report)
+    assert list(corpus()) == [("Labas rytas", "lt"), ("Dzień dobry", "pl")]
+    assert list(corpus()) == [("Labas rytas", "lt"), ("Dzień dobry", "pl")]  # re-iterable
+    assert report.files[zst]["counts"] == {"empty text": 1}  # first pass only
+    assert report.files[parquet]["examples"] == [
+        {"line": 1, "reason": "missing language field 'lang'"}]
