@@ -213,7 +213,8 @@ def _compiled_job(config, devices=None):
     if key in _JOB_CACHE:
         _JOB_CACHE.move_to_end(key)
         job, train_fn, eval_fn = _JOB_CACHE[key]
-        return dataclasses.replace(job, config=config), train_fn, eval_fn
+        job = dataclasses.replace(job, config=config, settings=job_settings(config))
+        return job, train_fn, eval_fn
     job = build_job(config, devices=devices)
     train_fn = job.jitted_train_step()
     eval_fn = job.jitted_eval_step() if job.settings.eval.every > 0 else None

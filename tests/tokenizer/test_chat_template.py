@@ -137,16 +137,20 @@ def test_render_ids_byte_level_layout_and_masks():
     assert ct.stop_ids(tok) == [4, 2]
 
 
-def test_byte_level_render_ids_reproduces_train_sources_chatml_encode():
-    """The trainer's byte-level SFT encoding and ByteTokenizer + render_ids agree."""
-    from eurollm_jax.train.sources import chatml_encode
-
+def test_byte_level_render_ids_golden():
+    """The byte-level SFT encoding the trainer uses, spelled out id by id."""
     tok = ByteTokenizer()
-    for conv in CONVERSATIONS:
-        want_ids, want_mask = chatml_encode(conv)
-        ids, mask = ct.render_ids(tok, conv)
-        np.testing.assert_array_equal(np.asarray(ids, np.int32), want_ids)
-        np.testing.assert_array_equal(np.asarray(mask, np.int32), want_mask)
+
+    def b(text):
+        return [5 + x for x in text.encode("utf-8")]
+
+    conv = [{"role": "user", "content": "Olá"}, {"role": "assistant", "content": "Bom dia"}]
+    ids, mask = ct.render_ids(tok, conv)
+    user = [3] + b("user\nOlá") + [4] + b("\n")
+    header = [3] + b("assistant\n")
+    answer = b("Bom dia") + [4]
+    assert ids == [1] + user + header + answer + b("\n")
+    assert mask == [0] * (1 + len(user) + len(header)) + [1] * len(answer) + [0]
 
 
 class _NoMarkers:
@@ -186,8 +190,6 @@ def test_tokenizers_without_chatml_get_clear_errors():
 
 # --------------------------------------------------------------------------- ByteTokenizer
 def test_byte_tokenizer_vocabulary_and_round_trip():
-    from eurollm_jax.train.sources import byte_detokenize, byte_tokenize
-
     tok = ByteTokenizer()
     assert (tok.unk_id, tok.bos_id, tok.eos_id, tok.im_start_id, tok.im_end_id) == (0, 1, 2, 3, 4)
     assert tok.pad_id == 0 and tok.vocab_size == len(tok) == 261
@@ -200,9 +202,9 @@ def test_byte_tokenizer_vocabulary_and_round_trip():
     assert all(tok.is_special(i) for i in range(5)) and not tok.is_special(5)
     for text in ("Hello world", "Όλοι ħ ġ 🙂 欧洲 ▁", "", "<|im_start|>user"):
         ids = tok.encode(text)
-        assert ids == byte_tokenize(text).tolist() and ids[0] == 1
+        assert ids == [1] + [5 + x for x in text.encode("utf-8")]
         assert not any(tok.is_special(i) for i in ids[1:])
-        assert tok.decode(ids) == text == byte_detokenize(ids)
+        assert tok.decode(ids) == text
     assert tok.encode("ab", add_bos=False, add_eos=True) == [5 + 97, 5 + 98, 2]
     assert tok.encode_batch(["a", "b"], add_bos=False) == [[102], [103]]
     assert tok.decode([1, 102, 2], skip_special_tokens=False) == "<s>a</s>"
