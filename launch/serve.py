@@ -4,6 +4,11 @@ Serves /v1/completions, /v1/chat/completions and /v1/models on 127.0.0.1:8000 by
 DIR is a Hugging Face checkpoint directory (config.json + safetensors, tokenizer.model) or
 an Orbax params directory (then pass --tokenizer). All logic lives in
 ``eurollm_jax.inference.server``; this file only parses flags.
+
+Model overrides: --compute_dtype, --param_dtype, --attention_impl, --max_length (the
+model's max_seq_len: the longest prompt + completion served) and --override KEY=VALUE for
+any other load-time ModelConfig field (``loading.LOAD_TIME_FIELDS``; with --preset any
+field). Unknown or checkpoint-fixed keys stop the server before it loads anything.
 """
 
 from __future__ import annotations
@@ -36,6 +41,17 @@ def parse_args(argv):
     )
     p.add_argument("--param_dtype", default="bfloat16")
     p.add_argument(
+        "--attention_impl", default=None, help="auto, xla, cudnn or splash (default: auto)"
+    )
+    p.add_argument(
+        "--max_length", type=int, default=None,
+        help="context window: prompt + completion tokens (default: the checkpoint's)",
+    )
+    p.add_argument(
+        "--override", action="append", default=[], metavar="KEY=VALUE",
+        help="another ModelConfig field to set at load time (repeatable), e.g. scan_layers=false",
+    )
+    p.add_argument(
         "--max_batch_size", type=int, default=32, help="rows (prompts x n) per batched decode"
     )
     p.add_argument(
@@ -48,7 +64,31 @@ def parse_args(argv):
         "--lenient_model_name", action="store_true", help="accept any model name in requests"
     )
     p.add_argument("--log_level", default="info")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    try:
+        args.overrides = model_overrides(args)
+    except ValueError as e:
+        p.error(str(e))
+    return args
+
+
+def model_overrides(args) -> dict:
+    """The ModelConfig overrides the flags ask for, validated (ValueError names the bad key)."""
+    from eurollm_jax.inference.loading import check_model_overrides
+
+    overrides = {}
+    for item in args.override:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--override {item!r}: expected KEY=VALUE, e.g. scan_layers=false")
+        overrides[key.strip()] = value
+    for key, value in (("attention_impl", args.attention_impl), ("max_seq_len", args.max_length)):
+        if value is not None:
+            overrides[key] = value
+    for key in ("compute_dtype", "param_dtype"):
+        if key in overrides:
+            raise ValueError(f"--override {key}=...: use the --{key} flag")
+    return check_model_overrides(overrides, shapes_fixed=args.preset is None)
 
 
 def main(argv=None):
@@ -64,6 +104,7 @@ def main(argv=None):
         mesh=args.mesh,
         compute_dtype=args.compute_dtype,
         param_dtype=args.param_dtype,
+        **args.overrides,
     )
     if tokenizer is None:
         raise SystemExit("no tokenizer: pass --tokenizer PATH/tokenizer.model")

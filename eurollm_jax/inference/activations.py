@@ -50,9 +50,11 @@ def _capture(
     pooling: str,
 ):
     model = nnx.merge(graphdef, params)
+    # Rows are right-padded single prompts: causality alone keeps the pads out of every
+    # real token's view, so the model gets no segment ids (fused kernels need no mask);
+    # ``segments_BT`` marks the real tokens for pooling.
     out = model.forward(
         tokens_BT,
-        segment_ids=segments_BT,
         capture_hidden=True,
         logits="none",
         interventions=interventions,

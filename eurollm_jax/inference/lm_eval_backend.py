@@ -25,6 +25,7 @@ are encoded as their special-token ids.
 
 from __future__ import annotations
 
+import inspect
 import logging
 from typing import Any
 
@@ -35,6 +36,7 @@ from eurollm_jax.inference import chat as chat_lib
 from eurollm_jax.inference import scoring
 from eurollm_jax.inference import tokenization as tok_lib
 from eurollm_jax.inference.engine import SamplingParams, as_engine
+from eurollm_jax.inference.loading import check_model_overrides, load_for_inference
 
 logger = logging.getLogger(__name__)
 
@@ -53,11 +55,15 @@ class EuroLLMJaxLM(TemplateLM):
       pretrained: HF checkpoint dir or Orbax params dir (see ``load_for_inference``).
       model: instead of ``pretrained``, a ``Transformer`` (or ``Engine``) in memory.
       tokenizer: a tokenizer object, or a tokenizer.model path (default: next to the weights).
-      mesh: "data,fsdp,tensor" mesh shape; compute_dtype / param_dtype: dtypes.
+      mesh: "data,fsdp,tensor" mesh shape; compute_dtype / param_dtype: dtypes
+        ("bfloat16", "float32", jnp.bfloat16...; default the checkpoint's).
       batch_size: prompts per generate call; max_batch_tokens: tokens per scoring batch.
       max_length: context window (default the model's max_seq_len).
       max_gen_toks: default generation budget; add_bos_token: prefix contexts with BOS.
       seed: sampling seed for generate_until with do_sample.
+      Any other key is a model override applied when loading (``attention_impl``,
+      ``scan_layers``, ``max_seq_len``: ``loading.LOAD_TIME_FIELDS``; any ModelConfig field
+      with ``preset``). Unknown keys are an error that lists the valid ones.
     """
 
     def __init__(
@@ -68,8 +74,8 @@ class EuroLLMJaxLM(TemplateLM):
         tokenizer=None,
         preset: str | None = None,
         mesh: str | None = None,
-        compute_dtype: str | None = None,
-        param_dtype: str = "float32",
+        compute_dtype=None,
+        param_dtype=None,
         batch_size: int | str | None = 16,
         max_batch_size: int | None = None,
         device: Any = None,
@@ -81,14 +87,17 @@ class EuroLLMJaxLM(TemplateLM):
         **kwargs,
     ):
         super().__init__()
-        if kwargs:
-            logger.warning("eurollm_jax backend ignores unknown arguments %s", sorted(kwargs))
         tokenizer_path = None
         if isinstance(tokenizer, str):
             tokenizer_path, tokenizer = tokenizer, None
+        try:
+            overrides = check_model_overrides(kwargs, shapes_fixed=preset is None)
+        except ValueError as e:
+            raise ValueError(
+                f"eurollm_jax backend: {e} (besides the backend's own arguments "
+                f"{sorted(_BACKEND_ARGS)})"
+            ) from None
         if model is None:
-            from eurollm_jax.inference.loading import load_for_inference
-
             if pretrained is None and preset is None:
                 raise ValueError(
                     "eurollm_jax backend: pass pretrained=<checkpoint dir> (or model=...)"
@@ -100,11 +109,23 @@ class EuroLLMJaxLM(TemplateLM):
                 compute_dtype=compute_dtype,
                 param_dtype=param_dtype,
                 tokenizer=tokenizer_path,
+                **overrides,
             )
             if tokenizer is None:
                 tokenizer = loaded_tokenizer
-        elif tokenizer_path:
-            tokenizer = tok_lib.load_tokenizer(tokenizer_path)
+        else:
+            given = sorted(overrides) + [
+                name for name, value in (("compute_dtype", compute_dtype),
+                                         ("param_dtype", param_dtype), ("mesh", mesh))
+                if value is not None
+            ]
+            if given:
+                raise ValueError(
+                    f"eurollm_jax backend: {given} apply when loading (pretrained=... or "
+                    f"preset=...); a model passed as model= is used as it is"
+                )
+            if tokenizer_path:
+                tokenizer = tok_lib.load_tokenizer(tokenizer_path)
         engine = as_engine(model, tokenizer)
         if engine.tokenizer is None:
             raise ValueError(
@@ -248,6 +269,13 @@ class EuroLLMJaxLM(TemplateLM):
 
     def chat_template(self, chat_template: bool | str = False) -> str:
         return "chatml"
+
+
+# The constructor's own arguments; every other key is a model override.
+_BACKEND_ARGS = tuple(
+    name for name in inspect.signature(EuroLLMJaxLM.__init__).parameters
+    if name not in ("self", "kwargs")
+)
 
 
 def main(argv=None):

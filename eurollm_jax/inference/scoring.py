@@ -11,8 +11,10 @@
 
 Requests are sorted by length and packed into batches under a token budget (the model
 returns logits for every position: budget x vocab x 4 bytes of memory), right-padded
-to bucketed lengths (pads get segment id 0). One jitted function per shape bucket returns
-only [B, T] arrays (target log-probabilities, greedy flags) to the host.
+to bucketed lengths. Rows go to the model unpacked (no segment ids): the pads come after
+every real token, so causality alone keeps them out of every real token's view and fused
+kernels need no mask. One jitted function per shape bucket returns only [B, T] arrays
+(target log-probabilities, greedy flags) to the host.
 """
 
 from __future__ import annotations
@@ -51,11 +53,10 @@ class RollingLogLikelihood(NamedTuple):
 
 
 @functools.partial(jax.jit, static_argnames=("graphdef",))
-def _score(graphdef, params, inputs_BT, targets_BT, segments_BT, interventions, intervention_scale):
+def _score(graphdef, params, inputs_BT, targets_BT, interventions, intervention_scale):
     model = nnx.merge(graphdef, params)
     logits_BTV = model.forward(
         inputs_BT,
-        segment_ids=segments_BT,
         interventions=interventions,
         intervention_scale=intervention_scale,
     ).logits
@@ -115,18 +116,15 @@ def loglikelihood(
         b = bucket_batch(len(batch), mesh)
         inputs = np.full((b, t_len), PAD_ID, np.int32)
         targets = np.zeros((b, t_len), np.int32)
-        segments = np.zeros((b, t_len), np.int32)
         for r, (_, inp, tgt, _) in enumerate(batch):
             inputs[r, : len(inp)] = inp
             targets[r, : len(tgt)] = tgt
-            segments[r, : len(inp)] = 1
         with mesh_scope(mesh):
             lp, greedy = _score(
                 engine.graphdef,
                 engine.params,
                 put_batch(inputs, mesh),
                 put_batch(targets, mesh),
-                put_batch(segments, mesh),
                 iv,
                 iscale,
             )

@@ -1,6 +1,13 @@
-"""The EuroLLM model: configuration, presets, the NNX decoder and its constructors."""
+"""The EuroLLM model: configuration, presets, dtype names, the NNX decoder and its constructors."""
 
-from eurollm_jax.model.config import PRESETS, ConfigError, ModelConfig, get_preset
+from eurollm_jax.model.config import (
+    DTYPES,
+    PRESETS,
+    ConfigError,
+    ModelConfig,
+    canonical_dtype,
+    get_preset,
+)
 from eurollm_jax.model.factory import (
     abstract_model,
     count_params,
@@ -10,9 +17,11 @@ from eurollm_jax.model.factory import (
 from eurollm_jax.model.transformer import ModelOutput, Transformer, positions_from_segments
 
 __all__ = [
+    "DTYPES",
     "PRESETS",
     "ConfigError",
     "ModelConfig",
+    "canonical_dtype",
     "get_preset",
     "abstract_model",
     "count_params",

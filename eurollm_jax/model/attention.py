@@ -1,28 +1,50 @@
-"""Attention kernels behind one interface, chosen by ``ModelConfig.attention_impl``.
+"""Attention kernels behind one interface, and the choice of kernel for each call.
 
 Every implementation takes q [B, T, H, Dh], k/v [B, S, K, Dh] (K divides H: grouped-query
-attention) and a ``AttentionMask`` describing causality by *slot index* plus segment
-equality (packed documents never attend to each other; padding has its own segment).
-Softmax runs in fp32 whatever the compute dtype.
+attention) and a ``AttentionMask`` describing causality by *slot index* plus, for packed
+rows, segment equality (packed documents never attend to each other; padding has its own
+segment). Softmax runs in fp32 whatever the compute dtype.
 
 - ``xla``: einsum reference; works everywhere, supports a KV cache (S != T).
-- ``cudnn``: ``jax.nn.dot_product_attention(implementation="cudnn")``, NVIDIA GPUs.
+- ``cudnn``: ``jax.nn.dot_product_attention(implementation="cudnn")``, NVIDIA GPUs, bf16 or
+  fp16. Unpacked rows pass no mask at all (``is_causal=True``: the kernel skips the masked
+  half); packed rows pass the dense [B, 1, T, S] segment mask (jax's public API has no
+  segment ids).
 - ``splash``: Pallas splash attention (TPU), wrapped in ``shard_map`` over the mesh.
-  Imported lazily so that CPU/GPU installs never touch the TPU kernels. Requires the
-  sequence length to be a multiple of 128 and no KV cache (decode uses ``xla``).
+  Imported lazily so that CPU/GPU installs never touch the TPU kernels. Any length runs:
+  rows are padded to a multiple of 128 (the padding gets a segment id of its own, so no
+  real token sees it, and is sliced off again) and the block size is the largest of
+  512/384/256/128 that divides the padded length.
+
+``select_kernel`` is the whole choice (a pure function of the request: implementation,
+platform, dtype, length, cache, packing, head_dim) and says why; ``attention`` applies it
+and logs the kernel that ran, once per shape. Fallbacks to the reference kernel: a KV cache
+(decode), cuDNN with fp32 (cuDNN needs bf16/fp16) or an unsupported head_dim, and splash
+rows shorter than 128 tokens (one padded block would cost more than the reference).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
+import logging
 import math
 
 import jax
 import jax.numpy as jnp
 
+from eurollm_jax.model.config import ATTENTION_IMPLS, canonical_dtype
+
+logger = logging.getLogger(__name__)
+
 # Large finite negative number: fully masked rows stay finite (no NaN in softmax).
 MASK_VALUE = -0.7 * float(jnp.finfo(jnp.float32).max)
+
+SPLASH_LANE = 128  # splash block sizes are multiples of the TPU lane width
+SPLASH_BLOCKS = (512, 384, 256, 128)  # tried largest first; each a multiple of 128
+SPLASH_MIN_LEN = 128  # shorter rows run the reference kernel (see select_kernel)
+CUDNN_DTYPES = ("bfloat16", "float16")
+CUDNN_MAX_HEAD_DIM = 256  # 128 before Hopper; jax's cuDNN wrapper checks the device
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,7 +54,7 @@ class AttentionMask:
     q_slots [B, T] / kv_slots [B, S]: monotone slot indices (position in the row or in
     the cache); causal means kv_slot <= q_slot. q_segments / kv_segments: segment ids,
     attention only within equal ids (empty cache slots have segment 0, which no real
-    token uses).
+    token uses); None for unpacked rows (causality alone).
     """
 
     q_slots: jax.Array
@@ -40,6 +62,10 @@ class AttentionMask:
     q_segments: jax.Array | None = None
     kv_segments: jax.Array | None = None
     precomputed: jax.Array | None = None
+
+    @property
+    def packed(self) -> bool:
+        return self.q_segments is not None
 
     def with_dense(self) -> "AttentionMask":
         """The same mask with its dense form computed once (reused by every layer)."""
@@ -55,25 +81,133 @@ class AttentionMask:
         return mask[:, None, :, :]
 
 
-def resolve_impl(impl: str) -> str:
+# ----------------------------------------------------------------------------- selection
+def current_platform() -> str:
+    """The platform "auto" resolves against: that of the default backend's devices."""
+    return jax.devices()[0].platform
+
+
+def resolve_impl(impl: str, platform: str | None = None) -> str:
+    """"auto" -> the platform's fused kernel (cudnn on GPU, splash on TPU, else xla)."""
     if impl != "auto":
         return impl
-    platform = jax.devices()[0].platform
+    platform = current_platform() if platform is None else platform
     return {"gpu": "cudnn", "cuda": "cudnn", "tpu": "splash"}.get(platform, "xla")
 
 
+def splash_padded_length(seq_len: int) -> int:
+    """The length splash runs at: ``seq_len`` rounded up to a multiple of 128."""
+    return -(-int(seq_len) // SPLASH_LANE) * SPLASH_LANE
+
+
+def splash_block_size(padded_len: int) -> int:
+    """The largest of SPLASH_BLOCKS dividing ``padded_len`` (a multiple of 128)."""
+    for block in SPLASH_BLOCKS:
+        if padded_len % block == 0:
+            return block
+    raise ValueError(f"splash length {padded_len} is not a multiple of {SPLASH_LANE}")
+
+
+def select_kernel(
+    impl: str,
+    platform: str,
+    dtype,
+    seq_len: int,
+    *,
+    has_cache: bool = False,
+    packed: bool = False,
+    head_dim: int | None = None,
+) -> tuple[str, str]:
+    """(kernel, reason): which kernel runs a call, and why.
+
+    Args:
+      impl: ``ModelConfig.attention_impl`` ("auto", "xla", "cudnn", "splash").
+      platform: the device platform ("cpu", "gpu", "tpu"; see ``current_platform``).
+      dtype: the compute dtype of q/k/v (anything ``canonical_dtype`` accepts).
+      seq_len: query length T of the call.
+      has_cache: keys/values come from a KV cache (decode) rather than the call itself.
+      packed: rows carry segment ids (packed documents or padding segments).
+      head_dim: per-head width, checked against cuDNN's limit when given.
+
+    An explicit "splash" is honoured on any platform (ahead-of-time compilation for TPU
+    runs on a CPU host); an explicit "cudnn" needs a GPU platform.
+    """
+    if impl not in ATTENTION_IMPLS:
+        raise ValueError(
+            f"unknown attention implementation {impl!r}; choose one of {ATTENTION_IMPLS}"
+        )
+    if has_cache:
+        return "xla", "KV cache (decode): only the reference kernel reads a cache"
+    if impl == "xla":
+        return "xla", "attention_impl='xla'"
+    want = resolve_impl(impl, platform)
+    source = f"attention_impl={impl!r}" + (f" on {platform}" if impl == "auto" else "")
+    if want == "xla":
+        return "xla", f"{source}: no fused kernel for this platform"
+    if want == "cudnn":
+        if impl == "cudnn" and platform not in ("gpu", "cuda"):
+            raise ValueError(
+                f"attention_impl='cudnn' needs an NVIDIA GPU but the devices are {platform!r}; "
+                f"use attention_impl='auto' (picks the platform's kernel) or 'xla'"
+            )
+        name = canonical_dtype(dtype)
+        if name not in CUDNN_DTYPES:
+            return "xla", (
+                f"{source}: cuDNN flash attention needs bfloat16 or float16, compute dtype is "
+                f"{name}; running the reference kernel (set compute_dtype='bfloat16' for cuDNN)"
+            )
+        if head_dim is not None and (head_dim % 8 or head_dim > CUDNN_MAX_HEAD_DIM):
+            return "xla", (
+                f"{source}: cuDNN needs head_dim a multiple of 8 and <= {CUDNN_MAX_HEAD_DIM}, "
+                f"got {head_dim}; running the reference kernel"
+            )
+        how = "dense segment mask (packed rows)" if packed else "causal, no mask"
+        return "cudnn", f"{source}: {how}"
+    # splash
+    if seq_len < SPLASH_MIN_LEN:
+        return "xla", (
+            f"{source}: row of {seq_len} < {SPLASH_MIN_LEN} tokens; the reference kernel is "
+            f"cheaper than padding it to one splash block"
+        )
+    padded = splash_padded_length(seq_len)
+    pad = f"padded {seq_len} -> {padded}, " if padded != seq_len else ""
+    return "splash", f"{source}: {pad}block {splash_block_size(padded)}"
+
+
+def needs_dense_mask(kernel: str, packed: bool) -> bool:
+    """Whether ``kernel`` reads the dense [B, 1, T, S] mask (build it once per forward)."""
+    return kernel == "xla" or (kernel == "cudnn" and packed)
+
+
+_LOGGED: set = set()
+
+
+def _log_choice(kernel: str, reason: str, impl: str, q, k) -> None:
+    key = (kernel, reason, impl, tuple(q.shape), tuple(k.shape), str(q.dtype))
+    if key in _LOGGED:
+        return
+    _LOGGED.add(key)
+    # A kernel the user asked for by name but did not get is worth a warning.
+    level = logging.WARNING if impl in ("cudnn", "splash") and kernel != impl else logging.INFO
+    logger.log(level, "attention kernel %s for q%s k%s %s: %s",
+               kernel, tuple(q.shape), tuple(k.shape), q.dtype, reason)
+
+
 def attention(q, k, v, mask: AttentionMask, *, impl: str = "xla", is_self_attention: bool = True):
-    """Dispatch to the configured kernel. Kernels other than xla need self-attention."""
-    impl = resolve_impl(impl)
-    if impl == "xla" or not is_self_attention:
+    """Run the kernel ``select_kernel`` picks for this call (logged once per shape)."""
+    kernel, reason = select_kernel(
+        impl, current_platform(), q.dtype, q.shape[1], has_cache=not is_self_attention,
+        packed=mask.packed, head_dim=q.shape[-1],
+    )
+    _log_choice(kernel, reason, impl, q, k)
+    if kernel == "xla":
         return xla_attention(q, k, v, mask)
-    if impl == "cudnn":
+    if kernel == "cudnn":
         return cudnn_attention(q, k, v, mask)
-    if impl == "splash":
-        return splash_attention(q, k, v, mask)
-    raise ValueError(f"unknown attention implementation {impl!r}")
+    return splash_attention(q, k, v, mask)
 
 
+# ----------------------------------------------------------------------------- kernels
 def xla_attention(q, k, v, mask: AttentionMask):
     b, t, h, d = q.shape
     s, kv_heads = k.shape[1], k.shape[2]
@@ -91,10 +225,10 @@ def xla_attention(q, k, v, mask: AttentionMask):
 
 
 def cudnn_attention(q, k, v, mask: AttentionMask, *, implementation: str | None = "cudnn"):
-    """Fused attention. Causal masking by the kernel; segments (packing) as a dense mask."""
-    dense = None
-    if mask.q_segments is not None:
-        dense = mask.dense()
+    """Fused attention. Causal masking by the kernel; no mask array for unpacked rows,
+    the dense segment mask for packed ones. ``implementation=None`` runs jax's own xla
+    path with the same arguments (the wrapper's semantics, testable on CPU)."""
+    dense = mask.dense() if mask.packed else None
     return jax.nn.dot_product_attention(
         q, k, v, mask=dense, is_causal=True, implementation=implementation
     )
@@ -107,26 +241,45 @@ def _splash_kernel(seq_len: int, num_q_per_kv: int, interpret: bool):
         splash_attention_mask as sm,
     )
 
-    block = min(512, seq_len)
+    block = splash_block_size(seq_len)
     sizes = sk.BlockSizes(
         block_q=block, block_kv_compute=block, block_kv=block,
         block_q_dkv=block, block_kv_dkv=block, block_kv_dkv_compute=block,
         block_q_dq=block, block_kv_dq=block,
     )
     mask = sm.MultiHeadMask([sm.CausalMask((seq_len, seq_len)) for _ in range(num_q_per_kv)])
-    return sk.make_splash_mqa_single_device(mask, block_sizes=sizes, interpret=interpret)
+    # The kernel holds its mask tables as jax arrays. Built on the first call, which is
+    # usually inside a jit trace: without compile-time evaluation they would be tracers of
+    # that trace, cached here and leaked into the next one (e.g. a grad after a forward).
+    with jax.ensure_compile_time_eval():
+        return sk.make_splash_mqa_single_device(mask, block_sizes=sizes, interpret=interpret)
 
 
 def splash_attention(q, k, v, mask: AttentionMask, *, interpret: bool = False):
-    """Pallas splash attention; q [B, T, H, D], k/v [B, T, K, D]; causal + segments."""
+    """Pallas splash attention; q [B, T, H, D], k/v [B, T, K, D]; causal + segments.
+
+    Any T: rows are padded at the end to a multiple of 128 with a segment id no real token
+    has (so, with causality, real tokens never see the padding) and the output is sliced
+    back to T. ``interpret=True`` runs the kernel in Pallas interpret mode (CPU tests).
+    """
     from jax.experimental.pallas.ops.tpu.splash_attention import splash_attention_kernel as sk
 
     b, t, h, d = q.shape
     kv_heads = k.shape[2]
-    if t % 128:
-        raise ValueError(f"splash attention needs a sequence length multiple of 128, got {t}")
+    if k.shape[1] != t:
+        raise ValueError(f"splash attention is self-attention only: q has {t} rows, k {k.shape[1]}")
     groups = h // kv_heads
     segments = mask.q_segments if mask.q_segments is not None else jnp.zeros((b, t), jnp.int32)
+    segments = segments.astype(jnp.int32)
+    padded = splash_padded_length(t)
+    if padded != t:
+        extra = padded - t
+        pad_id = jnp.max(segments) + 1  # differs from every real segment id
+        segments = jnp.concatenate(
+            [segments, jnp.broadcast_to(pad_id, (b, extra)).astype(jnp.int32)], axis=1
+        )
+        widths = ((0, 0), (0, extra), (0, 0), (0, 0))
+        q, k, v = jnp.pad(q, widths), jnp.pad(k, widths), jnp.pad(v, widths)
 
     def local(q, k, v, segments):
         kernel = _splash_kernel(q.shape[1], groups, interpret)
@@ -147,13 +300,15 @@ def splash_attention(q, k, v, mask: AttentionMask, *, interpret: bool = False):
 
     mesh = current_mesh()
     if mesh is None:
-        return local(q, k, v, segments)
-    qspec = logical_to_spec(("act_batch", None, "act_heads", None), q.shape, mesh)
-    kspec = logical_to_spec(("act_batch", None, "act_kv_heads", None), k.shape, mesh)
-    if qspec[2] != kspec[2]:  # kv heads replicated: keep q heads whole too
-        qspec = jax.sharding.PartitionSpec(qspec[0], None, None, None)
-        kspec = jax.sharding.PartitionSpec(kspec[0], None, None, None)
-    sspec = jax.sharding.PartitionSpec(qspec[0], None)
-    return jax.shard_map(
-        local, mesh=mesh, in_specs=(qspec, kspec, kspec, sspec), out_specs=qspec, check_vma=False
-    )(q, k, v, segments)
+        out = local(q, k, v, segments)
+    else:
+        qspec = logical_to_spec(("act_batch", None, "act_heads", None), q.shape, mesh)
+        kspec = logical_to_spec(("act_batch", None, "act_kv_heads", None), k.shape, mesh)
+        if qspec[2] != kspec[2]:  # kv heads replicated: keep q heads whole too
+            qspec = jax.sharding.PartitionSpec(qspec[0], None, None, None)
+            kspec = jax.sharding.PartitionSpec(kspec[0], None, None, None)
+        sspec = jax.sharding.PartitionSpec(qspec[0], None)
+        out = jax.shard_map(
+            local, mesh=mesh, in_specs=(qspec, kspec, kspec, sspec), out_specs=qspec, check_vma=False
+        )(q, k, v, segments)
+    return out[:, :t] if padded != t else out

@@ -1,8 +1,12 @@
-"""The typed model configuration, the EuroLLM presets and the HF config mapping.
+"""The typed model configuration, the EuroLLM presets, the HF config mapping and dtype names.
 
 ``ModelConfig`` describes a Llama-architecture decoder exactly as EuroLLM uses it.
 For a checkpoint on disk, ``ModelConfig.from_hf_config`` (its ``config.json``) is the
 source of truth; the presets are for training from scratch and for planning.
+
+``canonical_dtype`` turns any dtype spelling a JAX user passes ("bfloat16", jnp.float32,
+np.float32, jnp.dtype("bfloat16"), np.dtype("float16"), "bf16") into the one string the
+config stores; ``ModelConfig`` applies it to ``compute_dtype`` and ``param_dtype``.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ import dataclasses
 from typing import Any, Mapping
 
 import jax.numpy as jnp
+import numpy as np
 
 ATTENTION_IMPLS = ("auto", "xla", "cudnn", "splash")
 REMAT_POLICIES = (
@@ -25,10 +30,38 @@ _DTYPES = {
     "bfloat16": jnp.bfloat16,
     "float16": jnp.float16,
 }
+DTYPES = tuple(_DTYPES)
+# Short spellings common on command lines and in other frameworks' configs.
+_DTYPE_ALIASES = {"fp32": "float32", "f32": "float32", "bf16": "bfloat16", "fp16": "float16",
+                  "f16": "float16", "half": "float16"}
 
 
 class ConfigError(ValueError):
     """A model configuration that cannot describe a valid model."""
+
+
+def canonical_dtype(dtype, *, what: str = "dtype") -> str:
+    """The canonical name ("float32", "bfloat16" or "float16") of a dtype given as a string,
+    a numpy/JAX scalar type (np.float32, jnp.bfloat16) or a dtype object (np.dtype,
+    jnp.dtype). ``what`` names the argument in the error for anything else."""
+    name = None
+    if isinstance(dtype, str):
+        key = dtype.strip().lower()
+        key = _DTYPE_ALIASES.get(key, key)
+        if key in _DTYPES:
+            return key
+    if dtype is not None and not isinstance(dtype, bool):
+        try:
+            name = np.dtype(jnp.dtype(dtype)).name
+        except (TypeError, ValueError):
+            name = None
+    if name in _DTYPES:
+        return name
+    shown = f"{dtype!r}" + (f" ({name})" if name else "")
+    raise ConfigError(
+        f"{what}: unsupported dtype {shown}; use one of {list(DTYPES)} (as a string, "
+        f"jnp.float32 / np.float32, or jnp.dtype('bfloat16'))"
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,8 +80,9 @@ class ModelConfig:
       norm_eps: RMSNorm epsilon.
       tie_embeddings: share the token embedding with the LM head.
       max_seq_len: longest sequence the model is meant for (HF max_position_embeddings).
-      compute_dtype: dtype of matmuls and activations ("bfloat16" by default).
-      param_dtype: dtype parameters are stored in ("float32" by default).
+      compute_dtype: dtype of matmuls and activations ("bfloat16" by default). Any
+        spelling ``canonical_dtype`` accepts; stored as its canonical string.
+      param_dtype: dtype parameters are stored in ("float32" by default); likewise.
       scan_layers: run the stacked layers with ``lax.scan`` (one compiled layer) rather
         than a Python loop (unrolled). Parameters are stacked either way, so the
         checkpoint format does not depend on this flag.
@@ -82,6 +116,8 @@ class ModelConfig:
     pad_token_id: int | None = None
 
     def __post_init__(self):
+        for name in ("compute_dtype", "param_dtype"):
+            object.__setattr__(self, name, canonical_dtype(getattr(self, name), what=name))
         if self.head_dim is None:
             if self.num_heads <= 0 or self.d_model % self.num_heads:
                 raise ConfigError(
@@ -105,11 +141,10 @@ class ModelConfig:
             )
         if self.head_dim % 2:
             raise ConfigError(f"head_dim must be even for RoPE, got {self.head_dim}")
-        if self.compute_dtype not in _DTYPES or self.param_dtype not in _DTYPES:
-            raise ConfigError(
-                f"dtypes must be one of {sorted(_DTYPES)}, got compute_dtype="
-                f"{self.compute_dtype!r}, param_dtype={self.param_dtype!r}"
-            )
+        for name in ("compute_dtype", "param_dtype"):
+            value = getattr(self, name)
+            if canonical_dtype(value, what=name) != value:  # set around __post_init__
+                raise ConfigError(f"{name} must be stored as its canonical name, got {value!r}")
         if self.remat_policy not in REMAT_POLICIES:
             raise ConfigError(f"remat_policy must be one of {REMAT_POLICIES}, got {self.remat_policy!r}")
         if self.attention_impl not in ATTENTION_IMPLS:

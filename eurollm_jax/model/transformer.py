@@ -27,7 +27,13 @@ from flax import nnx
 from flax import struct
 from jax.ad_checkpoint import checkpoint_name
 
-from eurollm_jax.model.attention import AttentionMask, attention, resolve_impl
+from eurollm_jax.model.attention import (
+    AttentionMask,
+    attention,
+    current_platform,
+    needs_dense_mask,
+    select_kernel,
+)
 from eurollm_jax.model.config import ModelConfig
 from eurollm_jax.parallel.rules import constrain
 
@@ -232,16 +238,16 @@ class Transformer(nnx.Module):
             else:
                 start = 0 if cache_index is None else cache_index
                 positions = jnp.broadcast_to(start + jnp.arange(t, dtype=jnp.int32), (b, t))
-        if segment_ids is None:
-            segment_ids = jnp.ones((b, t), jnp.int32)
-
         q_slots = jnp.broadcast_to(jnp.arange(t, dtype=jnp.int32), (b, t))
         new_cache = None
         if cache is None:
+            # Unpacked rows carry no segments: causality alone, so fused kernels need no mask.
             mask = AttentionMask(q_slots, q_slots, segment_ids, segment_ids)
         else:
             if cache_index is None:
                 raise ValueError("a KV cache needs cache_index: the slot of the first new token")
+            if segment_ids is None:
+                segment_ids = jnp.ones((b, t), jnp.int32)
             s = cache["k"].shape[2]
             kv_segments = jax.lax.dynamic_update_slice_in_dim(
                 cache["segment_ids"], segment_ids.astype(jnp.int32), cache_index, axis=1
@@ -249,7 +255,11 @@ class Transformer(nnx.Module):
             kv_slots = jnp.broadcast_to(jnp.arange(s, dtype=jnp.int32), (b, s))
             mask = AttentionMask(q_slots + cache_index, kv_slots, segment_ids, kv_segments)
             new_cache = {"segment_ids": kv_segments}
-        if cache is not None or resolve_impl(cfg.attention_impl) == "xla":
+        kernel, _ = select_kernel(
+            cfg.attention_impl, current_platform(), dt, t, has_cache=cache is not None,
+            packed=mask.packed, head_dim=cfg.head_dim,
+        )
+        if needs_dense_mask(kernel, mask.packed):
             mask = mask.with_dense()  # built once, not once per layer
 
         x = self.embed_tokens[...].astype(dt)[input_ids_BT]
