@@ -107,14 +107,16 @@ def language_conversations(languages: Sequence[str] = tuple(EU_LANGUAGES)) -> li
     return convs
 
 
-def markov_documents(num_docs: int, vocab: int, seed: int, min_len: int = 16, max_len: int = 200):
-    """Random documents from a fixed sparse Markov chain over ``vocab`` tokens (learnable):
-    BOS, then ids in ``[FIRST_ID, vocab)``."""
+def markov_documents(num_docs: int, vocab: int, seed: int, min_len: int = 16, max_len: int = 200,
+                     *, doc_seed: int | None = None):
+    """Random walks on a fixed sparse Markov chain over ``vocab`` tokens (learnable): BOS,
+    then ids in ``[FIRST_ID, vocab)``. ``seed`` fixes the chain, ``doc_seed`` (default
+    ``seed + 1``) the walks: held-out documents share the chain and differ in ``doc_seed``."""
     if vocab <= FIRST_ID:
         raise SourceError(f"Markov documents need a vocabulary above {FIRST_ID} ids, got {vocab}")
     chain = np.random.default_rng(seed)
     successors = chain.integers(FIRST_ID, vocab, size=(vocab, 4))
-    rng = np.random.default_rng(seed + 1)
+    rng = np.random.default_rng(seed + 1 if doc_seed is None else doc_seed)
     docs = []
     for _ in range(num_docs):
         n = int(rng.integers(min_len, max_len + 1))
