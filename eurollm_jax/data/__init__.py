@@ -8,7 +8,8 @@
 - ``tfds_jsonl.prepare_jsonl_dataset(...)``: a TFDS builder over local document files.
 - ``pipeline.make_iterator(PipelineConfig(...)[, {name: InMemoryRecords(docs)}])``: token
   shards of a manifest, or in-memory token corpora -> mixture -> packing -> host batches with
-  checkpointable state and live mixture weights; ``make_global_batch(batch, mesh)``.
+  checkpointable state and live mixture weights (host batches go onto a mesh with
+  ``eurollm_jax.parallel.make_global_batch``).
 """
 
 from eurollm_jax.languages import EU_LANGUAGES, EUROLLM_LANGUAGES
@@ -18,7 +19,6 @@ from eurollm_jax.data.pipeline import (
     MixtureError,
     PipelineConfig,
     build_dataset,
-    make_global_batch,
     make_iterator,
     resolve_weights,
 )
@@ -44,7 +44,6 @@ __all__ = [
     "MixtureError",
     "PipelineConfig",
     "build_dataset",
-    "make_global_batch",
     "make_iterator",
     "resolve_weights",
     "InMemoryRecords",

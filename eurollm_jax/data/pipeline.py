@@ -3,7 +3,8 @@
 This module owns the one training-data path: every batch the trainer sees, for every
 ``data.source``, comes out of ``build_dataset`` / ``make_iterator`` here, with one batch
 schema (``BATCH_KEYS``), one mixture sampler, one packing, one iterator state format and one
-``set_mixture_weights``. (``make_global_batch`` places a host batch on a mesh.)
+``set_mixture_weights``. (``eurollm_jax.parallel.make_global_batch`` places a host batch
+on a mesh.)
 
 Batches are dicts of numpy arrays, all ``[B, T]``:
 
@@ -840,29 +841,3 @@ def make_iterator(
     start on a bad config."""
     ds, names, weights, default = build_dataset(config, sources, kind=kind)
     return DataIterator(ds, names, weights, config, default)
-
-
-def make_global_batch(batch: Mapping[str, np.ndarray], mesh) -> dict:
-    """Process-local host batch -> global ``jax.Array``s sharded over the mesh's data axes.
-
-    Each process passes its own ``[B_local, T]`` rows; the global batch is
-    ``[B_local * process_count, T]``, split over ("data", "fsdp") by
-    ``eurollm_jax.parallel.batch_sharding``.
-    """
-    import jax
-
-    from eurollm_jax.parallel import batch_sharding
-
-    out = {}
-    for key, value in batch.items():
-        value = np.asarray(value)
-        sharding = batch_sharding(mesh, value.ndim)
-        global_shape = (value.shape[0] * jax.process_count(),) + value.shape[1:]
-        data_ways = mesh.shape.get("data", 1) * mesh.shape.get("fsdp", 1)
-        if global_shape[0] % data_ways:
-            raise ValueError(
-                f"global batch {global_shape[0]} does not divide over the mesh data axes "
-                f"(data x fsdp = {data_ways}); change batch_size or the mesh"
-            )
-        out[key] = jax.make_array_from_process_local_data(sharding, value, global_shape)
-    return out

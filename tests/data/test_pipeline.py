@@ -295,14 +295,13 @@ def test_hosts_read_disjoint_shards(corpus):
 def test_make_global_batch_shards_over_data_axes(corpus):
     import jax
 
-    from eurollm_jax.data import make_global_batch
-    from eurollm_jax.parallel import create_mesh
+    from eurollm_jax.parallel import create_mesh, make_global_batch
 
     root, _ = corpus
     mesh = create_mesh((2, 2, 2))
     with make_iterator(config(root)) as it:
         batch = next(it)
-    arrays = make_global_batch(batch, mesh)
+    arrays = make_global_batch(batch, mesh, B)
     for key, value in batch.items():
         arr = arrays[key]
         assert isinstance(arr, jax.Array) and arr.shape == (B, T)
@@ -310,8 +309,8 @@ def test_make_global_batch_shards_over_data_axes(corpus):
         assert arr.sharding.spec[0] == ("data", "fsdp")
         assert len(arr.addressable_shards) == 8
         assert arr.addressable_shards[0].data.shape == (1, T)
-    with pytest.raises(ValueError, match="divide"):
-        make_global_batch({"tokens": batch["tokens"][:3]}, mesh)
+    with pytest.raises(ValueError, match="multiple of the mesh's data axes"):
+        make_global_batch({"tokens": batch["tokens"][:3]}, mesh, 3)  # 3 rows over 4 data ways
 
 
 def test_orbax_grain_checkpoint_handler_round_trip(corpus, tmp_path):
