@@ -26,7 +26,6 @@ rows shorter than 128 tokens (one padded block would cost more than the referenc
 from __future__ import annotations
 
 import dataclasses
-import functools
 import logging
 import math
 
@@ -234,7 +233,6 @@ def cudnn_attention(q, k, v, mask: AttentionMask, *, implementation: str | None 
     )
 
 
-@functools.lru_cache(maxsize=32)
 def _splash_kernel(seq_len: int, num_q_per_kv: int, interpret: bool):
     from jax.experimental.pallas.ops.tpu.splash_attention import (  # TPU only
         splash_attention_kernel as sk,
@@ -248,11 +246,11 @@ def _splash_kernel(seq_len: int, num_q_per_kv: int, interpret: bool):
         block_q_dq=block, block_kv_dq=block,
     )
     mask = sm.MultiHeadMask([sm.CausalMask((seq_len, seq_len)) for _ in range(num_q_per_kv)])
-    # The kernel holds its mask tables as jax arrays. Built on the first call, which is
-    # usually inside a jit trace: without compile-time evaluation they would be tracers of
-    # that trace, cached here and leaked into the next one (e.g. a grad after a forward).
-    with jax.ensure_compile_time_eval():
-        return sk.make_splash_mqa_single_device(mask, block_sizes=sizes, interpret=interpret)
+    # Built anew in every trace (not cached): the kernel holds its mask tables as arrays,
+    # which inside a jit trace are that trace's values; a cached kernel would leak them into
+    # the next trace (e.g. a grad after a forward), and evaluating them eagerly instead fails
+    # when compiling ahead of time for a TPU topology from a CPU host (launch.compile_tpu).
+    return sk.make_splash_mqa_single_device(mask, block_sizes=sizes, interpret=interpret)
 
 
 def splash_attention(q, k, v, mask: AttentionMask, *, interpret: bool = False):

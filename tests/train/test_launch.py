@@ -44,7 +44,10 @@ def test_compile_tiny_for_a_small_tpu_topology():
     assert ok.returncode == 0, ok.stdout + ok.stderr[-3000:]
     assert "4 x v5e chips" in ok.stdout and "FITS" in ok.stdout and "of 16.00 GiB HBM" in ok.stdout
     assert "compiled FLOPs per chip per step" in ok.stdout
-    assert ok.stderr.strip() == "", ok.stderr[-2000:]  # libtpu stays quiet
+    # libtpu stays quiet: the only stderr lines are our own log of the kernel choice
+    noise = [ln for ln in ok.stderr.splitlines() if ln.strip() and "attention kernel" not in ln]
+    assert noise == [], ok.stderr[-2000:]
+    assert "attention kernel splash" in ok.stderr
     # A batch that cannot fit a chip: exit code 1 and the reason.
     big = _run_module(
         "launch.compile_tpu",

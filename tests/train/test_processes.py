@@ -15,7 +15,7 @@ import pytest
 
 from eurollm_jax.fileio import read_jsonl
 from eurollm_jax.train import Checkpointer, train
-from tests.train.helpers import SMALL_MODEL, small_config
+from tests.train.helpers import SMALL_MODEL, override, small_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 FAST_XLA = "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
@@ -276,3 +276,29 @@ def test_sigterm_to_one_process_stops_both_at_the_same_step(tmp_path):
     np.testing.assert_allclose(
         [resumed[s] for s in steps], [ref[s] for s in steps], rtol=1e-5, atol=0
     )
+
+
+def test_finite_eval_with_uneven_shards_finishes_on_every_process(tmp_path):
+    """Held-out data that gives process 0 more eval batches than process 1: every process
+    runs the same number of eval steps (the shorter one feeds zero-weight rows) and the
+    loss equals the single-process run over the same two data shards."""
+    text = tmp_path / "corpus.txt"
+    train_paras = [f"paragraph {i}: " + "the quick brown fox jumps. " * 3 for i in range(17)]
+    held = ["long held-out paragraph " + "lorem ipsum dolor sit amet " * 12,
+            "short one", "another short held-out one"]
+    text.write_text("\n\n".join(train_paras + held), encoding="utf-8")
+    extra = {"data.source": "text", "data.text_files": f"('{text}',)", "data.eval_fraction": 0.15,
+             "eval.every": 2, "eval.batches": 10, "data.shards": 2, "checkpoint.every": 2}
+    workdir = str(tmp_path / "multi")
+    with _reserved_port() as port:
+        _wait(_launch(workdir, 2, 4, (2, 2, 2), port, steps=2, **extra))
+    multi = {r["step"]: r for r in read_jsonl(os.path.join(workdir, "metrics.jsonl"))}
+    assert np.isfinite(multi[2]["eval_loss"])
+
+    config = small_config(mesh=(2, 2, 2), steps=2)
+    override(config, **{"data.source": "text", "data.text_files": (str(text),),
+                        "data.eval_fraction": 0.15, "eval.every": 2, "eval.batches": 10,
+                        "data.shards": 2, "checkpoint.every": 2})
+    single = {r["step"]: r for r in read_jsonl(
+        os.path.join(train(config, str(tmp_path / "single")).workdir, "metrics.jsonl"))}
+    assert multi[2]["eval_loss"] == pytest.approx(single[2]["eval_loss"], rel=1e-5)
