@@ -27,14 +27,17 @@ class ConfigError(ValueError):
 
 
 def plain(value: Any) -> Any:
-    """ConfigDicts, mappings, tuples -> plain dicts and lists (JSON-ready)."""
+    """ConfigDicts, mappings, sections -> plain dicts (JSON-ready). Tuples stay tuples: a
+    ConfigDict default must be a tuple for ``--config.x='(a, b)'`` overrides to work."""
     if hasattr(value, "to_dict"):
         value = value.to_dict()
     if isinstance(value, Section):
         return value.to_dict()
     if isinstance(value, Mapping):
         return {k: plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
+    if isinstance(value, tuple):
+        return tuple(plain(v) for v in value)
+    if isinstance(value, list):
         return [plain(v) for v in value]
     return value
 

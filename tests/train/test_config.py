@@ -64,3 +64,13 @@ def test_device_checks_name_the_batch_and_mesh():
         settings.check_devices(8)
     with pytest.raises(ConfigError, match="mesh:"):
         settings.check_devices(3)
+
+
+def test_sequence_defaults_are_tuples_so_the_command_line_can_override_them():
+    # ml_collections' config_flags overrides tuples ('--config.data.languages=(en, de)') but
+    # refuses lists, so every sequence default must reach the ConfigDict as a tuple.
+    config = base_config("tiny")
+    for name in default_sections():
+        for key, value in config[name].items():
+            assert not isinstance(value, list), f"{name}.{key} is a list"
+    assert isinstance(config.data.languages, tuple) and isinstance(config.train.freeze, tuple)
