@@ -130,6 +130,16 @@ class Checkpointer:
     def check_compatible(self, step: int, abstract_state) -> None:
         """Raise CheckpointMismatchError naming every tensor whose shape differs or is missing."""
         problems = shape_problems(shapes(abstract_state), self.saved_shapes(step))
+        if problems and all(p.startswith("opt_state/") for p in problems):
+            raise CheckpointMismatchError(
+                f"checkpoint {self.directory}/{step}: the parameters match, but the optimizer "
+                f"state has another layout ({len(problems)} tensors: "
+                + "; ".join(sorted(problems)[:5])
+                + "), e.g. written by an older eurollm_jax or another optimizer setting. Keep "
+                "the parameters and restart the optimizer: `python -m launch.train --config=... "
+                f"--workdir=... --export_params=OUT`, then train in a new workdir with "
+                "--config.train.init_params=OUT."
+            )
         if problems:
             params_first = sorted(problems, key=lambda p: (not p.startswith("params/"), p))
             raise CheckpointMismatchError(

@@ -13,6 +13,7 @@ from eurollm_jax.train import (
     CheckpointMismatchError,
     TrainConfigError,
     build_job,
+    export_from_workdir,
     train,
 )
 from tests.train.helpers import override, small_config
@@ -124,3 +125,14 @@ def test_bad_batch_and_missing_parent_write_nothing(tmp_path):
     with pytest.raises(Exception, match="matches no file"):
         train(config, str(workdir))
     assert not workdir.exists()
+
+
+def test_checkpoint_with_another_optimizer_layout_keeps_its_params(straight, tmp_path):
+    """Same parameters, other optimizer state (another optimizer, or an older version's
+    layout): the error says so and how to keep the parameters; that way works."""
+    config = _config()
+    config.optimizer.name = "sgd"
+    with pytest.raises(CheckpointMismatchError, match="the parameters match, but the optimizer"):
+        train(config, straight)
+    out = export_from_workdir(config, straight, str(tmp_path / "params"))
+    assert os.path.isdir(out)
