@@ -5,19 +5,16 @@ EuroLLM instruct checkpoint: ``--config.annotate.base_url=http://127.0.0.1:8000`
 (``mode``: "chat" for /v1/chat/completions, "completions" for /v1/completions).
 backend "inprocess": the framework's engine in this process,
 ``--config.annotate.checkpoint=<dir> --config.annotate.tokenizer=<tokenizer.model>``.
-The output file OUTPUT/annotations.jsonl is appended to and resumed.
+The output file OUTPUT/annotations.jsonl is appended to and resumed. The ``annotate``
+section's fields and defaults are defined in ``eurollm_jax/filtering/config.py``
+(``AnnotateSection``).
 """
 
-import ml_collections
-
-from configs.filter_default import filter_config
+from configs.filter_default import filter_config, section_config
+from eurollm_jax.filtering.config import AnnotateSection
 
 
 def get_config():
     cfg = filter_config()
-    cfg.annotate = ml_collections.ConfigDict({
-        "backend": "http", "base_url": "", "model": "default", "mode": "chat", "api_key": "",
-        "checkpoint": "", "preset": "", "tokenizer": "", "max_new_tokens": 256,
-        "batch_size": 16, "concurrency": 8, "limit": 0,
-    }, type_safe=False)
+    cfg.annotate = section_config(AnnotateSection())
     return cfg

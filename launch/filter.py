@@ -13,8 +13,10 @@
   python -m launch.filter --config=configs/filter_eurofilter.py --config.quality.model_dir=clf/ ...
 
 Kept documents go to OUTPUT/kept/, dropped ones to OUTPUT/dropped/ (with ``drop_reason``),
-the per-language report to OUTPUT/report.{json,md,csv,png}. The logic lives in
-eurollm_jax/filtering/; this file only parses flags.
+the per-language report to OUTPUT/report.{json,md,csv,png}. The config (a configs/filter_*.py
+file plus ``--config.section.field=value`` overrides) is validated once at start-up against
+``eurollm_jax.filtering.config.FilterJobConfig``: a bad value is an error naming the field.
+The logic lives in eurollm_jax/filtering/; this file only parses flags.
 """
 
 import json
@@ -30,22 +32,16 @@ flags.DEFINE_string("input", None, "input glob(s), comma-separated")
 flags.DEFINE_string("output", None, "output directory")
 flags.DEFINE_enum("job", "filter", ["filter", "annotate", "train_classifier"], "what to run")
 flags.DEFINE_enum("runner", "local", ["local", "beam"], "local processes or Apache Beam")
-flags.DEFINE_integer("num_workers", None, "local worker processes (default: config.runner)")
+flags.DEFINE_integer("num_workers", None, "local worker processes (default: "
+                     "config.runner.num_workers)")
 flags.DEFINE_string("beam_options", "--runner=DirectRunner", "Beam pipeline options")
 flags.mark_flags_as_required(["input", "output"])
 
 
-def _filter_config(cfg) -> dict:
-    from eurollm_jax.filtering.pipeline import default_config
-
-    d = cfg.to_dict()
-    return {k: d[k] for k in default_config() if k in d}
-
-
-def run_filter(cfg) -> int:
+def run_filter(job) -> int:
     from eurollm_jax.filtering import run_local
 
-    config = _filter_config(cfg)
+    config = job.run_config()
     if FLAGS.runner == "beam":
         import shlex
 
@@ -61,24 +57,19 @@ def run_filter(cfg) -> int:
     return 0
 
 
-def run_annotate(cfg) -> int:
+def run_annotate(job) -> int:
     from eurollm_jax.documents import expand_inputs
     from eurollm_jax.filtering.annotate import InProcessClient, OpenAIClient, annotate
     from eurollm_jax.filtering.io import read_documents
 
-    a = cfg.annotate
+    a = job.annotate
+    a.check_backend("annotate")
     if a.backend == "http":
-        if not a.base_url:
-            raise SystemExit("--config.annotate.base_url is required for backend=http "
-                             "(e.g. http://127.0.0.1:8000 from `python -m launch.serve`)")
         client = OpenAIClient(a.base_url, a.model, mode=a.mode, api_key=a.api_key or None,
                               max_tokens=a.max_new_tokens, concurrency=a.concurrency)
     else:
         from eurollm_jax.inference import load_for_inference
 
-        if not (a.checkpoint or a.preset):
-            raise SystemExit("backend=inprocess needs --config.annotate.checkpoint=<dir> "
-                             "(or .preset for a smoke test)")
         model, tok = load_for_inference(a.checkpoint or None, preset=a.preset or None,
                                         tokenizer=a.tokenizer or None)
         if tok is None:
@@ -90,7 +81,7 @@ def run_annotate(cfg) -> int:
     def docs():
         n = 0
         for path in expand_inputs(FLAGS.input):
-            for d in read_documents(path):
+            for d in read_documents(path, job.input):
                 if d.drop_reason is None:
                     yield d
                     n += 1
@@ -103,30 +94,24 @@ def run_annotate(cfg) -> int:
     return 0
 
 
-def run_train_classifier(cfg) -> int:
+def run_train_classifier(job) -> int:
     import random
 
-    from eurollm_jax.filtering.annotate import read_annotations
-    from eurollm_jax.filtering.classifier import (
-        ClassifierConfig,
-        evaluate,
-        save_classifier,
-        train_classifier,
-    )
     from eurollm_jax.documents import expand_inputs
+    from eurollm_jax.filtering.annotate import read_annotations
+    from eurollm_jax.filtering.classifier import evaluate, save_classifier, train_classifier
 
-    c = cfg.classifier
+    c = job.classifier
     records = [r for p in expand_inputs(FLAGS.input) for r in read_annotations(p)]
     if len(records) < 10:
         raise SystemExit(f"only {len(records)} scored annotations in {FLAGS.input}; need >= 10")
     random.Random(c.seed).shuffle(records)
     n_test = max(1, int(len(records) * c.test_fraction))
     test, train = records[:n_test], records[n_test:]
-    ccfg = ClassifierConfig(max_tokens=c.max_tokens, d_model=c.d_model, num_layers=c.num_layers,
-                            positive_threshold=c.positive_threshold, seed=c.seed)
-    model = train_classifier([r["text"] for r in train], [r["score"] for r in train], ccfg,
-                             steps=c.steps, batch_size=c.batch_size,
-                             learning_rate=c.learning_rate, log_every=max(1, c.steps // 10))
+    model = train_classifier([r["text"] for r in train], [r["score"] for r in train],
+                             c.model_config(), steps=c.steps, batch_size=c.batch_size,
+                             learning_rate=c.learning_rate, weight_decay=c.weight_decay,
+                             log_every=max(1, c.steps // 10))
     metrics = evaluate(model, [r["text"] for r in test], [r["score"] for r in test])
     metrics.update(train_documents=len(train), test_documents=len(test))
     save_classifier(model, FLAGS.output, metrics)
@@ -137,12 +122,16 @@ def run_train_classifier(cfg) -> int:
 
 def main(argv):
     del argv
-    cfg = FLAGS.config
-    if FLAGS.job == "filter":
-        return run_filter(cfg)
-    if FLAGS.job == "annotate":
-        return run_annotate(cfg)
-    return run_train_classifier(cfg)
+    from eurollm_jax.filtering.config import FilterJobConfig
+    from eurollm_jax.schema import ConfigError
+
+    jobs = {"filter": run_filter, "annotate": run_annotate,
+            "train_classifier": run_train_classifier}
+    try:
+        job = FilterJobConfig.from_mapping(FLAGS.config)  # validated once, before any work
+        return jobs[FLAGS.job](job)
+    except ConfigError as e:
+        raise SystemExit(f"bad --config: {e}") from e
 
 
 if __name__ == "__main__":

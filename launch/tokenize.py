@@ -13,25 +13,36 @@ eurollm_jax/data/tokenize_job.py for the layout and the manifest.
 from absl import app, flags
 
 from eurollm_jax.data.tokenize_job import TokenizeConfig, run, summarize
-from eurollm_jax.documents import expand_inputs
+from eurollm_jax.documents import ReaderConfig, expand_inputs
+from eurollm_jax.documents.reader import KINDS
+from eurollm_jax.schema import ConfigError
 
+# Flag defaults are the schema's (TokenizeConfig and its reader section, ReaderConfig).
 FLAGS = flags.FLAGS
 flags.DEFINE_list("input", None, "input files, globs or tfds:NAME[/CONFIG][:SPLIT] specs")
 flags.DEFINE_string("output_dir", None, "where shards, markers and manifest.json go")
 flags.DEFINE_string("tokenizer", None, "SentencePiece tokenizer.model")
-flags.DEFINE_enum("kind", "pretrain", ["pretrain", "sft"], "text documents or conversations")
-flags.DEFINE_integer("num_workers", 1, "parallel processes (one input each at a time)")
-flags.DEFINE_bool("add_bos", True, "start each document with <s>")
-flags.DEFINE_bool("add_eos", True, "end each pre-training document with </s>")
-flags.DEFINE_string("text_field", "text", "JSON field with the text")
-flags.DEFINE_string("lang_field", "lang", "JSON field with the language")
-flags.DEFINE_string("source_field", "source", "JSON field with the source name")
-flags.DEFINE_string("messages_field", "messages", "JSON field with SFT messages")
-flags.DEFINE_string("default_lang", None, "language when a record has none")
-flags.DEFINE_string("default_source", None, "source when a record has none (default: file stem)")
-flags.DEFINE_string("tfds_data_dir", None, "data_dir for tfds: inputs")
-flags.DEFINE_integer("max_records_per_shard", 200_000, "documents per ArrayRecord shard")
+flags.DEFINE_enum("kind", ReaderConfig.kind, list(KINDS), "text documents or conversations")
+flags.DEFINE_integer("num_workers", TokenizeConfig.num_workers,
+                     "parallel processes (one input each at a time)")
+flags.DEFINE_bool("add_bos", TokenizeConfig.add_bos, "start each document with <s>")
+flags.DEFINE_bool("add_eos", TokenizeConfig.add_eos, "end each pre-training document with </s>")
+flags.DEFINE_string("text_field", ReaderConfig.text_field, "JSON field with the text")
+flags.DEFINE_string("lang_field", ReaderConfig.lang_field, "JSON field with the language")
+flags.DEFINE_string("source_field", ReaderConfig.source_field, "JSON field with the source name")
+flags.DEFINE_string("messages_field", ReaderConfig.messages_field, "JSON field with SFT messages")
+flags.DEFINE_string("default_lang", ReaderConfig.default_lang, "language when a record has none")
+flags.DEFINE_string("default_source", ReaderConfig.default_source,
+                    "source when a record has none (default: file stem)")
+flags.DEFINE_string("tfds_data_dir", ReaderConfig.tfds_data_dir, "data_dir for tfds: inputs")
+flags.DEFINE_integer("max_records_per_shard", TokenizeConfig.max_records_per_shard,
+                     "documents per ArrayRecord shard")
 flags.mark_flags_as_required(["input", "output_dir", "tokenizer"])
+
+READER_FLAGS = ("kind", "text_field", "lang_field", "source_field", "messages_field",
+                "default_lang", "default_source", "tfds_data_dir")
+JOB_FLAGS = ("output_dir", "tokenizer", "num_workers", "add_bos", "add_eos",
+             "max_records_per_shard")
 
 
 def main(argv):
@@ -40,15 +51,12 @@ def main(argv):
         inputs = expand_inputs(FLAGS.input)
     except (FileNotFoundError, ValueError) as e:
         raise app.UsageError(f"--input: {e}") from e
-    config = TokenizeConfig(
-        inputs=inputs, output_dir=FLAGS.output_dir, tokenizer=FLAGS.tokenizer,
-        kind=FLAGS.kind, add_bos=FLAGS.add_bos, add_eos=FLAGS.add_eos,
-        text_field=FLAGS.text_field, lang_field=FLAGS.lang_field,
-        source_field=FLAGS.source_field, messages_field=FLAGS.messages_field,
-        default_lang=FLAGS.default_lang, default_source=FLAGS.default_source,
-        tfds_data_dir=FLAGS.tfds_data_dir, num_workers=FLAGS.num_workers,
-        max_records_per_shard=FLAGS.max_records_per_shard,
-    )
+    values = {name: FLAGS[name].value for name in JOB_FLAGS}
+    values["reader"] = {name: FLAGS[name].value for name in READER_FLAGS}
+    try:
+        config = TokenizeConfig.from_mapping(dict(values, inputs=inputs))
+    except ConfigError as e:
+        raise app.UsageError(f"bad flags: {e}") from e
     manifest = run(config)
     print(summarize(manifest))
     print(f"manifest: {FLAGS.output_dir}/manifest.json")

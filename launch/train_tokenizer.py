@@ -19,18 +19,23 @@ from eurollm_jax.documents import expand_inputs
 from eurollm_jax.tokenizer.fertility import named_paths
 from eurollm_jax.tokenizer.train import TokenizerTrainConfig, train_and_report
 
+_DEFAULTS = TokenizerTrainConfig()  # flag defaults are the training config's own
+
 FLAGS = flags.FLAGS
 flags.DEFINE_list("input", [], "training documents: JSONL (.gz/.zst)/Parquet files, globs or "
                   "tfds: specs")
 flags.DEFINE_string("output", None, "path of the tokenizer.model to write")
-flags.DEFINE_integer("vocab_size", 128_000, "vocabulary size (EuroLLM: 128,000)")
-flags.DEFINE_float("temperature", 3.0, "language sampling temperature (1 = proportional)")
-flags.DEFINE_integer("char_budget", 2_000_000_000, "characters of training text at most")
-flags.DEFINE_float("character_coverage", 0.9999, "SentencePiece character coverage")
-flags.DEFINE_bool("split_digits", True, "split numbers into single digits")
-flags.DEFINE_integer("input_sentence_size", 0, "cap on sentences SentencePiece loads (0: all)")
-flags.DEFINE_integer("seed", 0, "sampling seed")
-flags.DEFINE_integer("num_threads", os.cpu_count() or 1, "training threads")
+flags.DEFINE_integer("vocab_size", _DEFAULTS.vocab_size, "vocabulary size (EuroLLM: 128,000)")
+flags.DEFINE_float("temperature", _DEFAULTS.temperature,
+                   "language sampling temperature (1 = proportional)")
+flags.DEFINE_integer("char_budget", _DEFAULTS.char_budget, "characters of training text at most")
+flags.DEFINE_float("character_coverage", _DEFAULTS.character_coverage,
+                   "SentencePiece character coverage")
+flags.DEFINE_bool("split_digits", _DEFAULTS.split_digits, "split numbers into single digits")
+flags.DEFINE_integer("input_sentence_size", _DEFAULTS.input_sentence_size,
+                     "cap on sentences SentencePiece loads (0: all)")
+flags.DEFINE_integer("seed", _DEFAULTS.seed, "sampling seed")
+flags.DEFINE_integer("num_threads", _DEFAULTS.num_threads, "training threads")
 flags.DEFINE_list("heldout", [], "held-out documents for the fertility report")
 flags.DEFINE_list("compare", [], "NAME=PATH of tokenizers to compare with")
 flags.DEFINE_string("report_dir", None, "where fertility.{md,json,png} go (default: by the model)")

@@ -17,6 +17,10 @@ removed first). Bad lines are counted per file with line numbers (``BadInputRepo
 job continues; an input that cannot be read to its end (``UnreadableInputError``: corrupt,
 truncated) is listed under ``failed_inputs`` and retried on the next run. Progress
 (documents, tokens/s, MB/s, ETA by inputs) goes to ``progress``.
+
+Settings: ``TokenizeConfig``, a typed ``eurollm_jax.schema.Section`` whose ``reader`` section
+is the document reader's own options (``documents.ReaderConfig``), defaults defined once there
+(``launch.tokenize`` takes its flag defaults from them) and validated once by ``run``.
 """
 
 from __future__ import annotations
@@ -32,11 +36,12 @@ import re
 import sys
 import time
 import traceback
-from typing import Callable, Sequence
+from typing import Callable, Mapping
 
 from eurollm_jax.data.records import DEFAULT_WRITER_OPTIONS, RecordWriter
 from eurollm_jax.documents import BadInputReport, ReaderConfig, input_stem, iter_documents
 from eurollm_jax.fileio import read_json, write_json
+from eurollm_jax.schema import Section
 from eurollm_jax.tokenizer import Tokenizer
 
 MANIFEST = "manifest.json"
@@ -44,35 +49,40 @@ MARKERS = "_markers"
 MANIFEST_VERSION = 1
 
 
-@dataclasses.dataclass
-class TokenizeConfig:
-    inputs: Sequence[str]
-    output_dir: str
-    tokenizer: str
-    kind: str = "pretrain"  # "pretrain": text documents; "sft": ChatML conversations
+@dataclasses.dataclass(frozen=True)
+class TokenizeConfig(Section):
+    """The tokenization job's settings: what to read (``reader``: the document reader's
+    options, ``documents.ReaderConfig``, whose ``kind`` says text or conversations), where
+    to write and how to encode. ``run`` validates them (``TokenizeConfig.from_mapping``) before
+    any work: errors name the field, unknown keys the nearest valid one."""
+
+    inputs: tuple[str, ...] = ()  # files or tfds: specs (launch.tokenize expands globs)
+    output_dir: str = ""
+    tokenizer: str = ""  # SentencePiece tokenizer.model
+    reader: ReaderConfig = dataclasses.field(default_factory=ReaderConfig)
     add_bos: bool = True
     add_eos: bool = True  # pre-training documents end with </s> (ignored for SFT)
-    text_field: str = "text"
-    lang_field: str = "lang"
-    source_field: str = "source"
-    messages_field: str = "messages"
-    default_lang: str | None = None
-    default_source: str | None = None
-    tfds_data_dir: str | None = None
-    num_workers: int = 1
+    num_workers: int = 1  # processes, one input each at a time
     encode_threads: int = 0  # 0: all cores with one worker, 1 per worker otherwise
     encode_batch_size: int = 512
     max_records_per_shard: int = 200_000
     writer_options: str = DEFAULT_WRITER_OPTIONS
     progress_every_s: float = 10.0
 
-    def reader_config(self) -> ReaderConfig:
-        return ReaderConfig(
-            text_field=self.text_field, lang_field=self.lang_field,
-            source_field=self.source_field, messages_field=self.messages_field,
-            kind=self.kind, default_lang=self.default_lang,
-            default_source=self.default_source, tfds_data_dir=self.tfds_data_dir,
-        )
+    @property
+    def kind(self) -> str:
+        """``"pretrain"`` (text documents) or ``"sft"`` (ChatML conversations)."""
+        return self.reader.kind
+
+    def check(self, path):
+        for name in ("output_dir", "tokenizer"):
+            self.require(path, bool(getattr(self, name)), name, "required")
+        self.require(path, bool(self.inputs), "inputs", "give at least one input")
+        for name in ("num_workers", "encode_batch_size", "max_records_per_shard"):
+            self.require(path, getattr(self, name) > 0, name, "must be positive")
+        self.require(path, self.encode_threads >= 0, "encode_threads",
+                     "must be >= 0 (0: all cores with one worker, 1 per worker otherwise)")
+        self.require(path, self.progress_every_s >= 0, "progress_every_s", "must be >= 0")
 
 
 def _safe(name: str) -> str:
@@ -184,7 +194,7 @@ def tokenize_input(spec: str, config: TokenizeConfig, encode_threads: int = -1) 
 
     try:
         batch: list = []
-        for doc in iter_documents(spec, config.reader_config(), report):
+        for doc in iter_documents(spec, config.reader, report):
             batch.append(doc)
             if len(batch) >= config.encode_batch_size:
                 flush(batch)
@@ -288,10 +298,13 @@ def load_manifest(path: str) -> dict:
     return manifest
 
 
-def run(config: TokenizeConfig, progress: Callable[[str], None] | None = None) -> dict:
-    """Tokenize every input not yet marked complete; write and return the manifest."""
+def run(config: TokenizeConfig | Mapping, progress: Callable[[str], None] | None = None) -> dict:
+    """Tokenize every input not yet marked complete; write and return the manifest.
+
+    ``config``: a ``TokenizeConfig`` or a mapping of its fields (``{"reader": {"kind":
+    "sft"}, ...}``), validated here before any work."""
     progress = progress or (lambda msg: print(msg, file=sys.stderr, flush=True))
-    config.reader_config()  # validates kind and the field options before any work
+    config = TokenizeConfig.from_mapping(config)
     missing = [s for s in config.inputs if not s.startswith("tfds:") and not os.path.exists(s)]
     if missing:
         raise FileNotFoundError(f"input file(s) not found: {missing[:5]}")

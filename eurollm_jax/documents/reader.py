@@ -10,11 +10,13 @@ Inputs (``input_format``; ``expand_inputs`` turns comma-separated globs into a l
 - ``tfds:NAME[/CONFIG][:SPLIT]``: a prepared TFDS dataset, read with ``tfds.data_source``
   (random access, no TensorFlow); ``ReaderConfig.tfds_data_dir`` for local data.
 
-``ReaderConfig`` says how a record becomes a ``Document``: the text field (or, for
-``kind="sft"``, a ``messages`` list of ``{"role", "content"}`` strings), the id (default
-``<stem>/<row>``, ``row`` 0-based over all lines), the declared language and source (a plain
-name is also looked up in the record's ``metadata``, where the filter keeps original fields;
-``lang_field=None`` reads no language) and every other field into ``metadata``.
+``ReaderConfig`` (the reader's options: one ``eurollm_jax.schema.Section``, which the jobs'
+typed configs embed rather than copy) says how a record becomes a ``Document``: the text
+field (or, for ``kind="sft"``, a ``messages`` list of ``{"role", "content"}`` strings), the
+id (default ``<stem>/<row>``, ``row`` 0-based over all lines), the declared language and
+source (a plain name is also looked up in the record's ``metadata``, where the filter keeps
+original fields; ``lang_field=None`` reads no language) and every other field into
+``metadata``.
 
 Two ways to read, one parser:
 
@@ -58,6 +60,7 @@ import os
 from typing import Any, Iterable, Iterator
 
 from eurollm_jax.documents.document import DROP_REASON, Document
+from eurollm_jax.schema import Section
 
 JSONL_SUFFIXES = (".jsonl", ".json", ".jsonl.gz", ".json.gz", ".jsonl.zst", ".json.zst")
 PARQUET_SUFFIXES = (".parquet",)
@@ -228,10 +231,12 @@ def tfds_data_source(name: str, split: str = "train", data_dir: str | None = Non
 # ---------------------------------------------------------------- options and accounting
 
 
-@dataclasses.dataclass
-class ReaderConfig:
-    """How records become documents (see the module docstring). The limits are off (``None``)
-    by default; the filtering stage sets them from its ``input`` config section."""
+@dataclasses.dataclass(frozen=True)
+class ReaderConfig(Section):
+    """How records become documents (see the module docstring): the reader's options, one
+    typed ``Section`` that every job reading documents reuses (the tokenization job's
+    ``reader`` section, the filter's ``input`` section with its own limits). The limits are
+    off (``None``) by default."""
 
     text_field: str = "text"
     id_field: str = "id"
@@ -242,13 +247,22 @@ class ReaderConfig:
     default_lang: str | None = None  # None: a record without a language is bad input
     default_source: str | None = None  # None: the input's stem
     tfds_data_dir: str | None = None
-    max_doc_chars: int | None = None
-    max_line_bytes: int | None = None
+    max_doc_chars: int | None = None  # longer texts are bad input (document_too_large)
+    max_line_bytes: int | None = None  # longer JSONL lines are bad input (line_too_large)
     keep_chars: int = 10_000  # text kept of a bad record in read_documents' dropped documents
 
-    def __post_init__(self):
+    def __post_init__(self):  # also when built directly, not only through from_mapping
         if self.kind not in KINDS:
             raise ValueError(f"kind must be 'pretrain' or 'sft', got {self.kind!r}")
+
+    def check(self, path):
+        for name in ("text_field", "id_field", "messages_field"):
+            self.require(path, bool(getattr(self, name)), name, "must name a record field")
+        for name in ("max_doc_chars", "max_line_bytes"):
+            value = getattr(self, name)
+            self.require(path, value is None or value > 0, name,
+                         f"must be positive (or None: no limit), got {value}")
+        self.require(path, self.keep_chars >= 0, "keep_chars", "must be >= 0")
 
 
 @dataclasses.dataclass

@@ -1,6 +1,7 @@
 """Web-data filtering for EuroLLM pre-training: language ID, heuristics, PII, dedup, EuroFilter.
 
-Pipeline (``configs/filter_default.py``; ``python -m launch.filter``):
+Pipeline (``configs/filter_default.py``; ``python -m launch.filter``; settings typed and
+validated in ``config.py``: ``FilterConfig`` for a run, ``FilterJobConfig`` for the launcher):
 language ID (fastText lid.176 lite) -> URL blocklist -> FineWeb-recipe heuristics (Gopher
 repetition / quality, C4, FineWeb; offline tokenizer and stop words for the 24 EU languages)
 -> PII redaction -> optional EuroFilter quality classifier -> exact + MinHash dedup; dropped
@@ -14,6 +15,7 @@ classifier on those grades and ``QualityFilter`` applies it.
 Heavy pieces (JAX classifier, Beam, HTTP) are imported lazily from their modules.
 """
 
+from eurollm_jax.filtering.config import FilterConfig, FilterInput, FilterJobConfig
 from eurollm_jax.filtering.core import Counters, Document, DocumentFilter, Pipeline, Step
 from eurollm_jax.filtering.dedup import DedupConfig, cluster, collision_probability, jaccard
 from eurollm_jax.filtering.heuristics import (
@@ -26,7 +28,7 @@ from eurollm_jax.filtering.heuristics import (
 from eurollm_jax.filtering.io import ShardWriter, read_documents, read_records
 from eurollm_jax.filtering.langid import LanguageID, LanguageIdentifier
 from eurollm_jax.filtering.pii import PIIRedactor, URLBlocklist
-from eurollm_jax.filtering.pipeline import build_pipeline, default_config, merge_config
+from eurollm_jax.filtering.pipeline import build_pipeline
 from eurollm_jax.filtering.runner import read_output, run_local
 from eurollm_jax.filtering.text import WordTokenizer, get_tokenizer
 from eurollm_jax.languages import EU_LANGUAGES
@@ -38,6 +40,9 @@ __all__ = [
     "Document",
     "DocumentFilter",
     "EU_LANGUAGES",
+    "FilterConfig",
+    "FilterInput",
+    "FilterJobConfig",
     "FineWebQualityFilter",
     "GopherQualityFilter",
     "GopherRepetitionFilter",
@@ -52,11 +57,9 @@ __all__ = [
     "build_pipeline",
     "cluster",
     "collision_probability",
-    "default_config",
     "fineweb_heuristics",
     "get_tokenizer",
     "jaccard",
-    "merge_config",
     "read_documents",
     "read_output",
     "read_records",

@@ -30,6 +30,7 @@ import urllib.error
 import urllib.request
 from typing import Iterable, Protocol
 
+from eurollm_jax.filtering.config import ANNOTATE_MODES, AnnotateSection
 from eurollm_jax.filtering.core import Document
 
 PROMPT_VERSION = "eurofilter-edu-v1"
@@ -107,11 +108,13 @@ class OpenAIClient:
     its prompt (parsed as no score) unless ``raise_errors``.
     """
 
-    def __init__(self, base_url: str, model: str = "default", *, mode: str = "chat",
-                 api_key: str | None = None, max_tokens: int = 256, temperature: float = 0.0,
-                 timeout: float = 120.0, concurrency: int = 8, retries: int = 3,
-                 raise_errors: bool = False):
-        if mode not in ("chat", "completions"):
+    # Defaults: the filter config's annotate section (config.AnnotateSection).
+    def __init__(self, base_url: str, model: str = AnnotateSection.model, *,
+                 mode: str = AnnotateSection.mode, api_key: str | None = None,
+                 max_tokens: int = AnnotateSection.max_new_tokens, temperature: float = 0.0,
+                 timeout: float = 120.0, concurrency: int = AnnotateSection.concurrency,
+                 retries: int = 3, raise_errors: bool = False):
+        if mode not in ANNOTATE_MODES:
             raise ValueError(f"mode must be 'chat' or 'completions', got {mode!r}")
         if not base_url.startswith(("http://", "https://")):
             raise ValueError(
@@ -177,8 +180,8 @@ class InProcessClient:
     SentencePiece tokenizer (see ``eurollm_jax.inference.load_for_inference``).
     """
 
-    def __init__(self, model, tokenizer, *, max_new_tokens: int = 256, chat: bool | None = None,
-                 batch_size: int = 8, name: str = "in-process"):
+    def __init__(self, model, tokenizer, *, max_new_tokens: int = AnnotateSection.max_new_tokens,
+                 chat: bool | None = None, batch_size: int = 8, name: str = "in-process"):
         import eurollm_jax.inference as inference  # lazy: pulls in the engine only when used
 
         self._inf = inference
@@ -221,8 +224,9 @@ def _done_ids(path: str) -> set[str]:
     return done
 
 
-def annotate(docs: Iterable[Document], client: LLMClient, path: str, *, batch_size: int = 16,
-             max_chars: int = 6000, progress: bool = False) -> dict[str, int]:
+def annotate(docs: Iterable[Document], client: LLMClient, path: str, *,
+             batch_size: int = AnnotateSection.batch_size, max_chars: int = 6000,
+             progress: bool = False) -> dict[str, int]:
     """Grades documents with ``client`` into the JSONL file ``path`` (resumable).
 
     Returns counts: ``annotated`` (this call), ``skipped`` (already in the file) and

@@ -35,7 +35,8 @@ from eurollm_jax.documents import ShardWriter, expand_inputs, output_suffix
 from eurollm_jax.fileio import read_json, write_json
 from eurollm_jax.filtering import report as report_lib
 from eurollm_jax.filtering.dedup import decisions_from_edges
-from eurollm_jax.filtering.pipeline import dedup_config, merge_config, process_shard
+from eurollm_jax.filtering.config import FilterConfig
+from eurollm_jax.filtering.pipeline import process_shard
 from eurollm_jax.filtering.runner import shard_names
 
 
@@ -48,17 +49,18 @@ def _require_beam():
     return beam
 
 
-def run_beam(inputs: str | Iterable[str], output_dir: str, config: dict[str, Any] | None = None,
+def run_beam(inputs: str | Iterable[str], output_dir: str, config=None,
              beam_args: list[str] | None = None) -> dict[str, Any]:
-    """Runs the filtering job on Beam (DirectRunner unless ``beam_args`` say otherwise)."""
+    """Runs the filtering job on Beam (DirectRunner unless ``beam_args`` say otherwise);
+    ``config`` as for ``run_local`` (validated here, before the pipeline starts)."""
     beam = _require_beam()
     from apache_beam.options.pipeline_options import PipelineOptions
 
-    cfg = merge_config(config)
+    cfg = FilterConfig.from_mapping(config)
     files = expand_inputs(inputs if isinstance(inputs, str) else list(inputs), tfds=False)
     names = shard_names(files)
-    dd = dedup_config(cfg)
-    fmt = cfg["output"]["format"]
+    dd = cfg.dedup
+    fmt = cfg.output.format
     os.makedirs(output_dir, exist_ok=True)
     stats_path = os.path.join(output_dir, "_beam_stats.json")
 
@@ -165,4 +167,4 @@ def run_beam(inputs: str | Iterable[str], output_dir: str, config: dict[str, Any
 
     stats = report_lib.ShardStats.from_json(read_json(stats_path))
     os.remove(stats_path)
-    return report_lib.write_report(stats, output_dir, cfg)
+    return report_lib.write_report(stats, output_dir, cfg.to_dict())

@@ -16,7 +16,8 @@ final hidden states of a (frozen) EuroLLM checkpoint, computed once, with the sa
 trained on top (``EuroLLMFeaturizer``); the model's multilingual knowledge then carries over
 to languages with few annotations, at the cost of a forward pass per document.
 
-Public: ``ClassifierConfig``, ``QualityClassifier``, ``train_classifier(texts, scores, ...)``,
+Public: ``ClassifierConfig`` (the architecture; a config section defined in ``config.py``),
+``QualityClassifier``, ``train_classifier(texts, scores, ...)``,
 ``QualityModel`` (the network + its known-bigram table), ``evaluate`` (macro/weighted F1 of
 the binary head, MAE of the regression head),
 ``save_classifier`` / ``load_classifier``, ``QualityFilter`` (the pipeline step: keeps
@@ -31,7 +32,7 @@ import os
 import random
 import re
 import zlib
-from typing import Any, Sequence
+from typing import Sequence
 
 import jax
 import jax.numpy as jnp
@@ -40,27 +41,10 @@ import optax
 from flax import nnx
 
 from eurollm_jax.fileio import atomic_open, read_json, write_json
+from eurollm_jax.filtering.config import ClassifierConfig, ClassifierTrainSection, QualitySection
 from eurollm_jax.filtering.core import DocumentFilter
 
 _TOKEN = re.compile(r"\w+|[^\w\s]", re.UNICODE)
-
-
-@dataclasses.dataclass(frozen=True)
-class ClassifierConfig:
-    encoder: str = "hashed"  # "hashed" (trained here) | "eurollm" (pooled checkpoint features)
-    vocab_buckets: int = 1 << 15
-    max_tokens: int = 128
-    d_model: int = 64
-    num_layers: int = 1
-    num_heads: int = 4
-    d_ff: int = 128
-    dropout: float = 0.3  # drops the pooled encoder output of an example during training
-    feature_dim: int = 0  # input width of the heads for encoder="eurollm" (the model's d_model)
-    positive_threshold: float = 3.0
-    seed: int = 0
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
 
 
 def hash_tokens(text: str, cfg: ClassifierConfig) -> tuple[np.ndarray, np.ndarray, int]:
@@ -253,9 +237,13 @@ def predict(model: QualityModel, texts_or_features, batch_size: int = 64
 
 def train_classifier(texts_or_features, scores: Sequence[float],
                      cfg: ClassifierConfig | None = None,
-                     *, steps: int = 300, batch_size: int = 32, learning_rate: float = 2e-3,
-                     weight_decay: float = 0.01, log_every: int = 0) -> QualityModel:
-    """Trains a classifier on (text or pooled features, 0-5 grade) pairs; deterministic per seed."""
+                     *, steps: int = ClassifierTrainSection.steps,
+                     batch_size: int = ClassifierTrainSection.batch_size,
+                     learning_rate: float = ClassifierTrainSection.learning_rate,
+                     weight_decay: float = ClassifierTrainSection.weight_decay,
+                     log_every: int = 0) -> QualityModel:
+    """Trains a classifier on (text or pooled features, 0-5 grade) pairs; deterministic per seed
+    (defaults: the filter config's ``classifier`` section)."""
     cfg = cfg or ClassifierConfig()
     scores = np.asarray(scores, np.float32)
     if len(scores) != len(texts_or_features) or len(scores) == 0:
@@ -426,8 +414,8 @@ class QualityFilter(DocumentFilter):
 
     name = "quality_classifier"
 
-    def __init__(self, model_dir: str, threshold: float = 3.0, batch_size: int = 64,
-                 head: str = "regression"):
+    def __init__(self, model_dir: str, threshold: float = QualitySection.threshold,
+                 batch_size: int = QualitySection.batch_size, head: str = "regression"):
         if head not in ("regression", "binary"):
             raise ValueError(f"head must be 'regression' or 'binary', got {head!r}")
         self.model_dir, self.threshold, self.batch_size, self.head = (

@@ -35,6 +35,8 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
+from eurollm_jax.schema import Section
+
 _MASK32 = np.uint64(0xFFFFFFFF)
 _PUNCT_OR_SPACE = re.compile(r"[\W_]+", re.UNICODE)
 # Odd multipliers that mix the word hashes of a shingle (positions matter).
@@ -61,22 +63,27 @@ def collision_probability(jaccard: float, bands: int, rows: int) -> float:
 
 
 @dataclasses.dataclass(frozen=True)
-class DedupConfig:
-    """Exact + MinHash dedup settings (defaults: FineWeb's 5-grams, 14 bands x 8 rows)."""
+class DedupConfig(Section):
+    """Exact + MinHash dedup settings (defaults: FineWeb's 5-grams, 14 bands x 8 rows); the
+    ``dedup`` section of the filter job's config (``filtering.config.FilterConfig``)."""
 
-    exact: bool = True
-    near: bool = True
-    ngram: int = 5
+    exact: bool = True  # drop copies with the same normalised text
+    near: bool = True  # drop MinHash near-duplicates
+    ngram: int = 5  # words per shingle
     bands: int = 14
-    rows: int = 8
+    rows: int = 8  # hash functions per band; bands * rows in all
     seed: int = 1
-    verify_threshold: float | None = None
+    verify_threshold: float | None = None  # keep band candidates only at this signature agreement
 
-    def __post_init__(self):
-        if self.ngram < 1 or self.bands < 1 or self.rows < 1:
-            raise ValueError(f"ngram, bands and rows must be >= 1, got {self}")
+    def __post_init__(self):  # also when built directly, not only through from_mapping
+        for name in ("ngram", "bands", "rows"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.ngram > len(_MIX):
-            raise ValueError(f"ngram must be <= {len(_MIX)}")
+            raise ValueError(f"ngram must be <= {len(_MIX)}, got {self.ngram}")
+        if self.verify_threshold is not None and not 0.0 <= self.verify_threshold <= 1.0:
+            raise ValueError(f"verify_threshold must be in [0, 1] (or None), got "
+                             f"{self.verify_threshold}")
 
     @property
     def num_perm(self) -> int:

@@ -371,6 +371,9 @@ class FineWebQualityFilter(_LanguageAwareFilter):
         return None
 
 
+FINEWEB_STEPS = (GopherRepetitionFilter, GopherQualityFilter, C4QualityFilter, FineWebQualityFilter)
+
+
 def fineweb_heuristics(default_language: str = "en", per_language: dict | None = None,
                        **overrides) -> list[DocumentFilter]:
     """The FineWeb recipe's heuristic chain; ``overrides={"c4_quality": {...}}`` changes a step.
@@ -378,13 +381,12 @@ def fineweb_heuristics(default_language: str = "en", per_language: dict | None =
     ``per_language`` maps a step name to its per-language overrides.
     """
     per_language = per_language or {}
-    classes = (GopherRepetitionFilter, GopherQualityFilter, C4QualityFilter, FineWebQualityFilter)
     defaults = {"c4_quality": {"filter_no_terminal_punct": False}}
-    unknown = set(overrides) - {c.name for c in classes}
+    unknown = set(overrides) - {c.name for c in FINEWEB_STEPS}
     if unknown:
         raise ValueError(f"unknown heuristic steps {sorted(unknown)}")
     steps = []
-    for cls in classes:
+    for cls in FINEWEB_STEPS:
         kw = dict(defaults.get(cls.name, {}))
         kw.update(overrides.get(cls.name, {}))
         steps.append(cls(default_language=default_language,

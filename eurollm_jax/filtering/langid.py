@@ -25,8 +25,8 @@ import os
 import sys
 from typing import Sequence
 
+from eurollm_jax.filtering.config import LANGID_BACKENDS, LanguageIDSection
 from eurollm_jax.filtering.core import Document, DocumentFilter
-from eurollm_jax.languages import EU_LANGUAGES
 
 
 def lid176_model_path() -> str:
@@ -128,7 +128,8 @@ class LanguageIdentifier:
     documents that are dropped, so the report shows whose text was removed.
     """
 
-    def __init__(self, backend: str = "auto", max_chars: int = 5000,
+    def __init__(self, backend: str = LanguageIDSection.backend,
+                 max_chars: int = LanguageIDSection.max_chars,
                  candidates: Sequence[str] | None = None,
                  label_groups: dict[str, Sequence[str]] | None = None):
         self.max_chars = max_chars
@@ -137,7 +138,7 @@ class LanguageIdentifier:
         self.label_groups = {k: tuple(v) for k, v in (label_groups or {}).items()}
         self._member_of = {m: k for k, v in self.label_groups.items() for m in v}
         self._model = None
-        if backend not in ("auto", "fasttext", "py3langid"):
+        if backend not in LANGID_BACKENDS:
             raise ValueError(f"backend must be auto|fasttext|py3langid, got {backend!r}")
 
     def _load(self):
@@ -212,8 +213,11 @@ class LanguageID(DocumentFilter):
 
     name = "language_id"
 
-    def __init__(self, threshold: float = 0.65, languages: Sequence[str] | None = EU_LANGUAGES,
-                 backend: str = "auto", max_chars: int = 5000,
+    # Defaults: the filter config's language_id section (config.LanguageIDSection).
+    def __init__(self, threshold: float = LanguageIDSection.threshold,
+                 languages: Sequence[str] | None = LanguageIDSection.languages,
+                 backend: str = LanguageIDSection.backend,
+                 max_chars: int = LanguageIDSection.max_chars,
                  label_groups: dict[str, Sequence[str]] | None = None,
                  thresholds: dict[str, float] | None = None):
         self.threshold = float(threshold)

@@ -18,6 +18,7 @@ import re
 import urllib.parse
 from typing import Callable, Iterable
 
+from eurollm_jax.filtering.config import PIISection, URLBlocklistSection
 from eurollm_jax.filtering.core import Document, DocumentFilter
 
 EMAIL_RE = re.compile(
@@ -43,7 +44,9 @@ class PIIRedactor(DocumentFilter):
 
     name = "pii"
 
-    def __init__(self, emails: bool = True, ip_addresses: bool = True, phone_numbers: bool = True,
+    def __init__(self, emails: bool = PIISection.emails,
+                 ip_addresses: bool = PIISection.ip_addresses,
+                 phone_numbers: bool = PIISection.phone_numbers,
                  email_replacement: str = "<EMAIL>", ip_replacement: str = "<IP_ADDRESS>",
                  phone_replacement: str = "<PHONE_NUMBER>"):
         self.emails, self.ips, self.phones = emails, ip_addresses, phone_numbers
@@ -86,7 +89,8 @@ class URLBlocklist(DocumentFilter):
     name = "url_blocklist"
 
     def __init__(self, domains: Iterable[str] = (), substrings: Iterable[str] = (),
-                 predicate: Callable[[str], str | None] | None = None, url_key: str = "url",
+                 predicate: Callable[[str], str | None] | None = None,
+                 url_key: str = URLBlocklistSection.url_key,
                  domains_file: str | None = None):
         domains = {d.strip().lower().lstrip(".") for d in domains if d.strip()}
         if domains_file:

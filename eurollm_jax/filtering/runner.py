@@ -41,12 +41,8 @@ from eurollm_jax.documents import (
 from eurollm_jax.fileio import atomic_open, read_json, write_json
 from eurollm_jax.filtering import report as report_lib
 from eurollm_jax.filtering.dedup import cluster
-from eurollm_jax.filtering.pipeline import (
-    KEY_SHARD_SHIFT,
-    dedup_config,
-    merge_config,
-    process_shard,
-)
+from eurollm_jax.filtering.config import FilterConfig
+from eurollm_jax.filtering.pipeline import KEY_SHARD_SHIFT, process_shard
 
 
 def shard_names(files: list[str]) -> list[str]:
@@ -77,7 +73,7 @@ class Progress:
 
 # ---------------------------------------------------------------- stage workers (top level)
 
-def _stage1(task: tuple[int, str, str, str, dict]) -> int:
+def _stage1(task: tuple[int, str, str, str, FilterConfig]) -> int:
     index, path, name, work, cfg = task
     out = os.path.join(work, "stage1")
     n = 0
@@ -93,7 +89,7 @@ def _stage1(task: tuple[int, str, str, str, dict]) -> int:
                 ids.append(rec.doc.id)
                 exact.append(rec.exact)
                 sigs.append(rec.signature)
-    dd = dedup_config(cfg)
+    dd = cfg.dedup
     width = dd.num_perm if dd.near else 0
     ids_utf8 = [i.encode("utf-8", "surrogatepass") for i in ids]
     arrays = {"keys": np.asarray(keys, np.int64), "exact": np.asarray(exact, np.uint64),
@@ -110,7 +106,7 @@ def _stage1(task: tuple[int, str, str, str, dict]) -> int:
 
 def _stage3(task: tuple[str, str, str, dict, dict]) -> int:
     name, work, output_dir, decisions, cfg = task  # decisions: this shard's, {str(key): [r, id]}
-    fmt = cfg["output"]["format"]
+    fmt = cfg.output.format
     stats = report_lib.ShardStats()
     n = 0
     kept_path, drop_path = (os.path.join(output_dir, sub, name + output_suffix(fmt))
@@ -163,21 +159,24 @@ class _Pool:
             self.pool = None
 
 
-def _job_fingerprint(files: list[str], cfg: dict) -> dict:
+def _job_fingerprint(files: list[str], cfg: FilterConfig) -> dict:
     inputs = [os.path.abspath(f) for f in files]
-    stable = {k: v for k, v in cfg.items() if k != "runner"}
+    stable = {k: v for k, v in cfg.to_dict().items() if k != "runner"}
     blob = json.dumps({"inputs": inputs, "config": stable}, sort_keys=True, default=str)
     return {"inputs": inputs, "config": stable, "sha256": hashlib.sha256(blob.encode()).hexdigest()}
 
 
-def run_local(inputs: str | Iterable[str], output_dir: str, config: dict[str, Any] | None = None,
+def run_local(inputs: str | Iterable[str], output_dir: str, config=None,
               num_workers: int | None = None) -> dict[str, Any]:
-    """Filters ``inputs`` into ``output_dir`` (resumable); returns the report dict."""
-    cfg = merge_config(config)
+    """Filters ``inputs`` into ``output_dir`` (resumable); returns the report dict.
+
+    ``config``: a ``FilterConfig``, or a partial dict / ConfigDict of its sections (validated
+    here, before any work); ``num_workers`` replaces ``runner.num_workers``."""
+    cfg = FilterConfig.from_mapping(config)
     files = expand_inputs(inputs if isinstance(inputs, str) else list(inputs), tfds=False)
     names = shard_names(files)
-    workers = int(num_workers if num_workers is not None else cfg["runner"]["num_workers"])
-    show = bool(cfg["runner"]["progress"])
+    workers = num_workers if num_workers is not None else cfg.runner.num_workers
+    show = cfg.runner.progress
     work = os.path.join(output_dir, "_work")
     for sub in ("stage1", "stage3"):
         os.makedirs(os.path.join(work, sub), exist_ok=True)
@@ -236,14 +235,14 @@ def _run_stages(files, names, work, output_dir, cfg, pool, show):
     for n in names:
         stats.merge(report_lib.ShardStats.from_json(
             read_json(os.path.join(work, "stage3", f"{n}.stats.json"))))
-    return report_lib.write_report(stats, output_dir, cfg)
+    return report_lib.write_report(stats, output_dir, cfg.to_dict())
 
 
 def _stage2(names, work, cfg, decisions_path, show) -> dict[str, list]:
     """Clusters the kept documents of all shards; writes and returns ``{str(key): [reason, id
     of the kept copy]}``."""
     t0 = time.time()
-    dd = dedup_config(cfg)
+    dd = cfg.dedup
     npz = [os.path.join(work, "stage1", f"{n}.dedup.npz") for n in names]
     keys, exact, sigs = [], [], []
     for path in npz:

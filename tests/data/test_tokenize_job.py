@@ -109,7 +109,7 @@ def test_sft_records_carry_chatml_masks(tmp_path, demo_tokenizer):
     path = tmp_path / "sft.jsonl"
     path.write_text(json.dumps({"messages": messages, "lang": "mt", "source": "chat"}) + "\n")
     manifest = tokenize(TokenizeConfig([str(path)], str(tmp_path / "o"), demo_tokenizer.path,
-                                       kind="sft"), progress=quiet)
+                                       reader=ReaderConfig(kind="sft")), progress=quiet)
     assert manifest["kind"] == "sft"
     entry = manifest["sources"]["mt/chat"]
     tokens, mask = decode_record(ShardedRecords([str(tmp_path / "o" / entry["shards"][0])])[0])
@@ -121,7 +121,8 @@ def test_refuses_to_mix_tokenizers(inputs, tmp_path, demo_tokenizer):
     out = str(tmp_path / "tok")
     tokenize(TokenizeConfig(inputs[:1], out, demo_tokenizer.path), progress=quiet)
     with pytest.raises(ValueError, match="another tokenizer or kind"):
-        tokenize(TokenizeConfig(inputs[:1], out, demo_tokenizer.path, kind="sft"), progress=quiet)
+        tokenize(TokenizeConfig(inputs[:1], out, demo_tokenizer.path,
+                                reader=ReaderConfig(kind="sft")), progress=quiet)
     with pytest.raises(FileNotFoundError, match="not found"):
         tokenize(TokenizeConfig([str(tmp_path / "missing.jsonl")], out, demo_tokenizer.path))
 

@@ -35,7 +35,8 @@ for fmt in d.FORMATS:
     assert [x.text for x in d.iter_documents(path)] == ["text"], fmt
 """
     loaded = loaded_subpackages(body)
-    assert loaded <= {"documents", "fileio", "languages"}, loaded
+    # schema: ReaderConfig is a typed config section (schema is a bottom-layer utility too)
+    assert loaded <= {"documents", "fileio", "languages", "schema"}, loaded
     assert not loaded & {"tokenizer", "data", "filtering"}
 
 

@@ -124,17 +124,22 @@ def test_killed_run_resumes_without_loss_or_duplicates(inputs, reference, tmp_pa
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
     marker_dir = os.path.join(out, "_work", kill_at)
+
+    def markers():  # not the temporary file of a marker being written (.tmp-XXXX-<name>.done)
+        return [f for f in os.listdir(marker_dir) if f.endswith(".done")
+                and not f.startswith(".tmp-")] if os.path.isdir(marker_dir) else []
+
     deadline = time.time() + 240
     try:
         while time.time() < deadline and proc.poll() is None:
-            if os.path.isdir(marker_dir) and any(f.endswith(".done") for f in os.listdir(marker_dir)):
+            if markers():
                 break
             time.sleep(0.01)
         assert proc.poll() is None, "the run finished before it could be killed"
         os.killpg(proc.pid, signal.SIGKILL)
     finally:
         proc.wait(timeout=60)
-    done = [f for f in os.listdir(marker_dir) if f.endswith(".done")]
+    done = markers()
     assert 1 <= len(done), done
     # killed midway: stage 1 is slow enough to be cut inside; stage 3 at least before the end
     assert len(done) < 8 if kill_at == "stage1" else not os.path.exists(
