@@ -1,8 +1,9 @@
 """Documents: the one ``Document`` type and the one reader (and shard writer) of document inputs.
 
 The bottom layer under filtering, the tokenizer and data: it imports only the standard
-library, ``eurollm_jax.fileio``, and pyarrow / zstandard / tensorflow_datasets when an input
-needs them, never a stage package.
+library, ``eurollm_jax.fileio`` and ``eurollm_jax.schema`` (``ReaderConfig`` is a typed config
+section), and pyarrow / zstandard / tensorflow_datasets when an input needs them, never a
+stage package.
 
 - ``Document`` (``document.py``): id, text, metadata, chat ``messages``, declared ``lang`` /
   ``source`` and the ``line`` it came from; ``drop_reason`` / ``dropped()`` for filtering.
