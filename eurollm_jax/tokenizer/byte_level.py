@@ -12,9 +12,9 @@ SentencePiece model would be overkill. ``ByteTokenizer`` has the surface of
 
 from __future__ import annotations
 
-from typing import Iterable, Mapping, Sequence
+from typing import Iterable, Sequence
 
-from eurollm_jax.tokenizer import chat_template
+from eurollm_jax.tokenizer.base import TokenizerBase
 from eurollm_jax.tokenizer.tokenizer import (
     BOS,
     BOS_ID,
@@ -34,7 +34,7 @@ BYTE_OFFSET = len(SPECIAL_TOKENS)  # byte b has id b + 5
 BYTE_VOCAB = 256 + BYTE_OFFSET  # 261
 
 
-class ByteTokenizer:
+class ByteTokenizer(TokenizerBase):
     """UTF-8 bytes as tokens, with EuroLLM's special ids and BOS/EOS rules (BOS added by
     default, EOS only when asked). Lossless: ``decode(encode(x)) == x``."""
 
@@ -110,11 +110,6 @@ class ByteTokenizer:
             raise TypeError(f"encode expects a str, got {type(text).__name__}")
         return [b + BYTE_OFFSET for b in text.encode("utf-8")]
 
-    def encode(self, text: str, add_bos: bool = True, add_eos: bool = False) -> list[int]:
-        """Token ids of ``text``; BOS first by default (EuroLLM), EOS only when asked."""
-        ids = self.encode_plain(text)
-        return ([BOS_ID] if add_bos else []) + ids + ([EOS_ID] if add_eos else [])
-
     def encode_batch(
         self,
         texts: Sequence[str],
@@ -141,23 +136,6 @@ class ByteTokenizer:
                 out.append(SPECIAL_TOKENS[i])
         out.append(run.decode("utf-8", errors="replace"))
         return "".join(out)
-
-    def decode_batch(
-        self, batch: Iterable[Iterable[int]], skip_special_tokens: bool = True
-    ) -> list[str]:
-        return [self.decode(ids, skip_special_tokens) for ids in batch]
-
-    # ------------------------------------------------------------------ chat
-    def render_chat(
-        self,
-        messages: Sequence[Mapping[str, str]],
-        add_bos: bool = True,
-        add_generation_prompt: bool = False,
-    ) -> tuple[list[int], list[int]]:
-        """ChatML ids and loss mask: ``chat_template.render_ids`` (as ``Tokenizer``)."""
-        return chat_template.render_ids(
-            self, messages, add_bos=add_bos, add_generation_prompt=add_generation_prompt
-        )
 
     def __repr__(self) -> str:
         return f"ByteTokenizer(vocab_size={BYTE_VOCAB})"

@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import hashlib
 import os
-from typing import Iterable, Mapping, Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 import sentencepiece as spm
 
 from eurollm_jax.fileio import atomic_open
-from eurollm_jax.tokenizer import chat_template
+from eurollm_jax.tokenizer.base import TokenizerBase
 from eurollm_jax.tokenizer.chat_template import CHAT_ROLES, IM_END, IM_START, TokenizerError
 
 UNK_ID, BOS_ID, EOS_ID, IM_START_ID, IM_END_ID = 0, 1, 2, 3, 4
@@ -39,7 +39,7 @@ __all__ = [
 ]
 
 
-class Tokenizer:
+class Tokenizer(TokenizerBase):
     """A SentencePiece model with EuroLLM's BOS/EOS rules and ChatML rendering.
 
     Construct with ``Tokenizer.load(path)`` (a ``tokenizer.model`` file or a directory that
@@ -175,13 +175,6 @@ class Tokenizer:
                 ids.extend(self._sp.encode(part))
         return ids
 
-    def encode(self, text: str, add_bos: bool = True, add_eos: bool = False) -> list[int]:
-        """Token ids of ``text``; BOS first by default (EuroLLM), EOS only when asked."""
-        if not isinstance(text, str):
-            raise TypeError(f"encode expects a str, got {type(text).__name__}; use encode_batch")
-        ids = self.encode_plain(text)
-        return ([self.bos_id] if add_bos else []) + ids + ([self.eos_id] if add_eos else [])
-
     def encode_batch(
         self,
         texts: Sequence[str],
@@ -219,26 +212,6 @@ class Tokenizer:
         if run:
             out.append(self._sp.decode(run))
         return "".join(out)
-
-    def decode_batch(
-        self, batch: Iterable[Iterable[int]], skip_special_tokens: bool = True
-    ) -> list[str]:
-        return [self.decode(ids, skip_special_tokens) for ids in batch]
-
-    # ------------------------------------------------------------------ chat
-
-    def render_chat(
-        self,
-        messages: Sequence[Mapping[str, str]],
-        add_bos: bool = True,
-        add_generation_prompt: bool = False,
-    ) -> tuple[list[int], list[int]]:
-        """ChatML token ids and a loss mask (1 on the assistant contents and their
-        ``<|im_end|>``): ``chat_template.render_ids``; TokenizerError when this model has
-        no ``<|im_start|>``/``<|im_end|>`` pieces or a message is malformed."""
-        return chat_template.render_ids(
-            self, messages, add_bos=add_bos, add_generation_prompt=add_generation_prompt
-        )
 
     def __repr__(self) -> str:
         return f"Tokenizer(path={self.path!r}, vocab_size={self.vocab_size})"

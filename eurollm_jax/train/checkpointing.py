@@ -137,7 +137,7 @@ class Checkpointer:
                 + "; ".join(sorted(problems)[:5])
                 + "), e.g. written by an older eurollm_jax or another optimizer setting. Keep "
                 "the parameters and restart the optimizer: `python -m launch.train --config=... "
-                f"--workdir=... --export_params=OUT`, then train in a new workdir with "
+                "--workdir=... --export_params=OUT`, then train in a new workdir with "
                 "--config.train.init_params=OUT."
             )
         if problems:

@@ -35,7 +35,6 @@ import math
 import os
 import signal
 import threading
-import time
 from typing import Any, Callable
 
 import jax

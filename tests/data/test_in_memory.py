@@ -10,6 +10,7 @@ from eurollm_jax.data import InMemoryRecords, PipelineConfig, ShardedRecords, ma
 from eurollm_jax.data.pipeline import build_dataset, describe_sources
 from eurollm_jax.data.synthetic import write_token_corpus
 from eurollm_jax.data.tokenize_job import load_manifest
+from tests.data.helpers import assert_same, take
 
 B, T = 4, 48
 
@@ -33,18 +34,6 @@ def _docs(kind, seed=0):
 def _config(manifest="", **kw):
     return PipelineConfig(manifest=manifest, batch_size=B, seq_len=T, shard_index=0,
                           shard_count=1, seed=5, **kw)
-
-
-def take(it, n):
-    return [next(it) for _ in range(n)]
-
-
-def assert_same(a, b):
-    assert len(a) == len(b)
-    for x, y in zip(a, b):
-        assert x.keys() == y.keys()
-        for k in x:
-            np.testing.assert_array_equal(x[k], y[k])
 
 
 @pytest.mark.parametrize("kind", ["pretrain", "sft"])

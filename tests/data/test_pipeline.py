@@ -9,6 +9,7 @@ from eurollm_jax.data import MixtureError, PipelineConfig, make_iterator, resolv
 from eurollm_jax.data.pipeline import MixtureSampler
 from eurollm_jax.data.records import ShardedRecords
 from eurollm_jax.data.synthetic import write_token_corpus
+from tests.data.helpers import assert_same, take
 
 B, T = 4, 64
 
@@ -238,18 +239,6 @@ def test_weight_change_takes_effect_at_the_next_batch(corpus, workers):
             carried = batch["tokens"] // 10_000 == batch["tokens"][0, 0] // 10_000
             assert set(np.unique(src[~carried])) <= {mt, -1}, k
             assert (src == mt).sum() > B * T // 2
-
-
-def take(it, n):
-    return [next(it) for _ in range(n)]
-
-
-def assert_same(a, b):
-    assert len(a) == len(b)
-    for x, y in zip(a, b):
-        assert x.keys() == y.keys()
-        for k in x:
-            np.testing.assert_array_equal(x[k], y[k])
 
 
 @pytest.mark.parametrize("workers,packing", [(0, "concat"), (0, "best_fit"), (2, "concat")])

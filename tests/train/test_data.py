@@ -10,6 +10,7 @@ from eurollm_jax.data import BATCH_KEYS, DataIterator, MixtureError
 from eurollm_jax.train.data import DataConfigError, documents, make_iterator
 from eurollm_jax.tokenizer import ByteTokenizer
 from tests.train.helpers import override, small_config
+from tests.data.helpers import assert_same, take
 
 IN_MEMORY = ("synthetic", "text", "sft")
 BYTES = ByteTokenizer()
@@ -21,18 +22,6 @@ def _config(source, **dotted):
     if source == "sft":
         config.train.seq_len = 256  # every conversation fits: none is dropped
     return override(config, **dotted)
-
-
-def take(it, n):
-    return [next(it) for _ in range(n)]
-
-
-def assert_same(a, b):
-    assert len(a) == len(b)
-    for x, y in zip(a, b):
-        assert x.keys() == y.keys()
-        for k in x:
-            np.testing.assert_array_equal(x[k], y[k])
 
 
 def segments(batches):
