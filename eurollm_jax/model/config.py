@@ -196,7 +196,8 @@ class ModelConfig:
         )
 
     def train_flops_per_token(self, seq_len: int) -> float:
-        """6 x matmul params + 6 x layers x seq x d_model for causal attention (DESIGN.md)."""
+        """6 x matmul params + 6 x layers x seq x d_model for causal attention
+        (docs/performance.md)."""
         return 6.0 * self.matmul_param_count() + 6.0 * self.num_layers * seq_len * self.num_heads * self.head_dim
 
     # ------------------------------------------------------------------ HF interop
@@ -299,7 +300,7 @@ PRESETS: dict[str, ModelConfig] = {
         **_EUROLLM, d_model=6144, num_layers=56, ffn_dim=16384, num_heads=48,
         rope_theta=1_000_000.0, max_seq_len=32_768,
     ),
-    # ~7M parameters: the CPU benchmark and demo shape from DESIGN.md.
+    # ~7M parameters: the CPU benchmark and demo shape (docs/performance.md).
     "tiny": ModelConfig(
         vocab_size=8000, d_model=256, num_layers=4, num_heads=4, num_kv_heads=2, head_dim=64,
         ffn_dim=688, rope_theta=10_000.0, max_seq_len=512, tie_embeddings=False,
