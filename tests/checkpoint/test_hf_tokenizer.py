@@ -1,0 +1,215 @@
+"""The HF tokenizer files (eurollm_jax.checkpoint.hf_tokenizer) against transformers itself.
+
+A small tokenizer is trained the way the project trains one (launch.train_tokenizer's
+``train_tokenizer`` on the demo corpus: UDHR text from gflanguages, nothing downloads),
+exported, and loaded back with ``transformers.AutoTokenizer``.
+"""
+
+import filecmp
+import json
+import logging
+import os
+import sys
+from collections import defaultdict
+
+import pytest
+
+from eurollm_jax.checkpoint.hf_tokenizer import (
+    HF_CHAT_TEMPLATE, HFTokenizerError, read_hf_tokenizer, write_hf_tokenizer,
+)
+from eurollm_jax.data import demo_corpus
+from eurollm_jax.languages import EU_LANGUAGES
+from eurollm_jax.tokenizer import Tokenizer, TokenizerTrainConfig, jsonl_corpus, train_tokenizer
+from eurollm_jax.tokenizer.chat_template import CHAT_TEMPLATE_JINJA, render_ids, render_text
+
+transformers = pytest.importorskip("transformers")
+
+SPECIALS = ("<unk>", "<s>", "</s>", "<|im_start|>", "<|im_end|>")
+# Digits, whitespace runs (spaces, tabs, newlines, NBSP), emoji and flags (byte fallback),
+# a character no European training text has (byte fallback too).
+EXTRAS = (
+    " 2026-12-01: 3.14159 × 1000000 = 3141590",
+    "  two   spaces\tand\t\ttabs\n\nand  \n  newlines   ",
+    "emoji 😀👍🏽 🇪🇺 ❤️ 家 𝔘",
+    "\u00a0nbsp\u00a0\u00a0and trailing space ",
+)
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo_corpus")
+    demo_corpus.build(str(out))
+    return out
+
+
+@pytest.fixture(scope="module")
+def tok(corpus, tmp_path_factory) -> Tokenizer:
+    path = tmp_path_factory.mktemp("tok") / "tokenizer.model"
+    train_tokenizer(
+        jsonl_corpus([str(corpus / "train.jsonl")]), str(path),
+        TokenizerTrainConfig(vocab_size=2_000, num_threads=2, char_budget=600_000),
+    )
+    return Tokenizer.load(str(path))
+
+
+@pytest.fixture(scope="module")
+def export(tok, tmp_path_factory):
+    out = tmp_path_factory.mktemp("hf_tok")
+    write_hf_tokenizer(tok, str(out))
+    return out
+
+
+@pytest.fixture(scope="module")
+def hf(export):
+    return transformers.AutoTokenizer.from_pretrained(str(export))
+
+
+@pytest.fixture(scope="module")
+def heldout(corpus) -> dict[str, list[str]]:
+    by_lang = defaultdict(list)
+    with open(corpus / "heldout.jsonl") as f:
+        for line in f:
+            record = json.loads(line)
+            by_lang[record["lang"]].append(record["text"])
+    return by_lang
+
+
+def test_files_and_configs(tok, export):
+    assert sorted(os.listdir(export)) == sorted([
+        "tokenizer.model", "tokenizer.json", "tokenizer_config.json",
+        "special_tokens_map.json", "generation_config.json",
+    ])
+    assert (export / "tokenizer.model").read_bytes() == tok.serialized()
+    config = json.loads((export / "tokenizer_config.json").read_text())
+    assert (config["bos_token"], config["eos_token"], config["unk_token"]) == ("<s>", "</s>", "<unk>")
+    assert config["add_bos_token"] is True and config["add_eos_token"] is False
+    assert config["legacy"] is False and config["add_prefix_space"] is False
+    assert config["chat_template"] == HF_CHAT_TEMPLATE
+    assert config["chat_template"].endswith(CHAT_TEMPLATE_JINJA)
+    assert {int(i): v["content"] for i, v in config["added_tokens_decoder"].items()} == dict(
+        enumerate(SPECIALS))
+    special_map = json.loads((export / "special_tokens_map.json").read_text())
+    assert special_map["additional_special_tokens"] == ["<|im_start|>", "<|im_end|>"]
+    generation = json.loads((export / "generation_config.json").read_text())
+    assert generation["eos_token_id"] == [4, 2]  # <|im_end|> ends a chat turn, then </s>
+    assert generation["bos_token_id"] == 1
+
+
+def test_special_ids(hf):
+    assert [hf.convert_tokens_to_ids(t) for t in SPECIALS] == [0, 1, 2, 3, 4]
+    assert (hf.unk_token_id, hf.bos_token_id, hf.eos_token_id) == (0, 1, 2)
+    assert set(hf.all_special_tokens) >= set(SPECIALS)
+
+
+def test_ids_identical_in_all_eu_languages(tok, hf, heldout):
+    assert set(EU_LANGUAGES) <= set(heldout), sorted(set(EU_LANGUAGES) - set(heldout))
+    checked = 0
+    for lang in EU_LANGUAGES:
+        texts = heldout[lang] + [heldout[lang][0][:200] + extra for extra in EXTRAS]
+        for text in texts:
+            assert hf(text)["input_ids"] == tok.encode(text), (lang, text[:120])
+            assert hf(text, add_special_tokens=False)["input_ids"] == tok.encode_plain(text)
+            ids = tok.encode(text)
+            assert hf.decode(ids, skip_special_tokens=True) == tok.decode(ids) == text
+            checked += 1
+    assert checked >= 24 * (1 + len(EXTRAS))
+    # the byte-fallback cases really are byte pieces, so the check above covers them
+    assert any(tok.id_to_piece(i).startswith("<0x") for i in tok.encode(EXTRAS[2]))
+
+
+def test_special_tokens_in_text(tok, hf, heldout):
+    """HF parses special-token strings out of text (as for every HF model); the result is
+    our ids with the markers inserted as ids. With ``split_special_tokens`` HF encodes them
+    as plain text exactly as our encode does."""
+    text = "<s>" + heldout["de"][0][:80] + "<|im_start|>user\n" + heldout["fi"][0][:60] + "<|im_end|></s><unk>x"
+    expected = [1]
+    rest = text
+    for marker, i in (("<s>", 1), ("<|im_start|>", 3), ("<|im_end|>", 4), ("</s>", 2), ("<unk>", 0)):
+        before, rest = rest.split(marker, 1)
+        expected += tok.encode_plain(before) + [i]
+    expected += tok.encode_plain(rest)
+    assert hf(text)["input_ids"] == expected
+    assert hf(text, split_special_tokens=True)["input_ids"] == tok.encode(text)
+
+
+CONVERSATIONS = [
+    [{"role": "user", "content": "Bonjour, 2 + 2 = ?"}],
+    [{"role": "user", "content": "Hallo!"}, {"role": "assistant", "content": "Hej  😀"},
+     {"role": "user", "content": "Dzięki.\nA teraz po polsku?"}],
+    [{"role": "system", "content": "Odpovídej stručně."},
+     {"role": "user", "content": "Ποιο είναι το 10%;"},
+     {"role": "assistant", "content": "Το 10% είναι 0,1.\n\n  Τέλος."},
+     {"role": "user", "content": "Köszönöm"}, {"role": "assistant", "content": "Ole hyvä!"}],
+]
+
+
+@pytest.mark.parametrize("conversation", CONVERSATIONS)
+@pytest.mark.parametrize("generation_prompt", [False, True])
+def test_chat_template_matches_ours(tok, hf, conversation, generation_prompt):
+    text = hf.apply_chat_template(conversation, tokenize=False,
+                                  add_generation_prompt=generation_prompt)
+    assert text == render_text(conversation, generation_prompt, bos="<s>")
+    out = hf.apply_chat_template(conversation, tokenize=True,
+                                 add_generation_prompt=generation_prompt)
+    ids = out["input_ids"] if not isinstance(out, list) else out
+    assert ids == render_ids(tok, conversation, add_generation_prompt=generation_prompt)[0]
+    assert ids[0] == tok.bos_id and ids[1] != tok.bos_id  # one BOS, from the template
+
+
+def test_round_trip_keeps_the_tokenizer(tok, export, tmp_path):
+    back = read_hf_tokenizer(str(export))
+    assert back.serialized() == tok.serialized()
+    write_hf_tokenizer(back, str(tmp_path))
+    match, mismatch, errors = filecmp.cmpfiles(export, tmp_path, os.listdir(export), shallow=False)
+    assert (mismatch, errors) == ([], []) and len(match) == 5
+    again = transformers.AutoTokenizer.from_pretrained(str(tmp_path))
+    text = " ".join(EXTRAS)
+    assert again(text)["input_ids"] == tok.encode(text)
+
+
+def test_generation_config_is_merged(tok, tmp_path):
+    (tmp_path / "generation_config.json").write_text(json.dumps(
+        {"bos_token_id": 1, "eos_token_id": 2, "max_new_tokens": 77}))
+    write_hf_tokenizer(tok, str(tmp_path))
+    generation = json.loads((tmp_path / "generation_config.json").read_text())
+    assert generation == {"bos_token_id": 1, "eos_token_id": [4, 2], "max_new_tokens": 77,
+                          "pad_token_id": tok.pad_id}
+
+
+def test_without_tokenizers_package(tok, tmp_path, monkeypatch, caplog):
+    monkeypatch.setitem(sys.modules, "tokenizers", None)  # import tokenizers -> ImportError
+    with caplog.at_level(logging.WARNING):
+        written = write_hf_tokenizer(tok, str(tmp_path / "plain"))
+    assert "tokenizer.json" not in written and "tokenizer.model" in written
+    assert not (tmp_path / "plain" / "tokenizer.json").exists()
+    assert "pip install transformers" in caplog.text
+    assert read_hf_tokenizer(str(tmp_path / "plain")).serialized() == tok.serialized()
+    with pytest.raises(ImportError, match="pip install transformers"):
+        write_hf_tokenizer(tok, str(tmp_path / "asked"), fast=True)
+
+
+def test_reader_errors(tok, export, tmp_path):
+    only_json = tmp_path / "only_json"
+    only_json.mkdir()
+    (only_json / "tokenizer.json").write_text((export / "tokenizer.json").read_text())
+    with pytest.raises(HFTokenizerError, match="tokenizer.json but no tokenizer.model"):
+        read_hf_tokenizer(str(only_json))
+    wrong = tmp_path / "wrong"
+    write_hf_tokenizer(tok, str(wrong), fast=False)
+    config = json.loads((wrong / "tokenizer_config.json").read_text())
+    config["bos_token"] = "<|im_start|>"
+    (wrong / "tokenizer_config.json").write_text(json.dumps(config))
+    with pytest.raises(HFTokenizerError, match="bos_token"):
+        read_hf_tokenizer(str(wrong))
+
+
+def test_rejects_a_model_it_cannot_reproduce(corpus, tmp_path):
+    spm = pytest.importorskip("sentencepiece")
+    texts = [json.loads(line)["text"] for line in open(corpus / "train.jsonl")][:200]
+    prefix = str(tmp_path / "dummy")
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(texts), model_prefix=prefix, vocab_size=500,
+        model_type="bpe", add_dummy_prefix=True, byte_fallback=True, num_threads=1,
+    )
+    with pytest.raises(HFTokenizerError, match="add_dummy_prefix"):
+        write_hf_tokenizer(Tokenizer.load(prefix + ".model"), str(tmp_path / "out"), fast=True)
