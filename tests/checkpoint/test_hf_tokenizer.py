@@ -9,6 +9,8 @@ import filecmp
 import json
 import logging
 import os
+import shutil
+import subprocess
 import sys
 from collections import defaultdict
 
@@ -213,3 +215,83 @@ def test_rejects_a_model_it_cannot_reproduce(corpus, tmp_path):
     )
     with pytest.raises(HFTokenizerError, match="add_dummy_prefix"):
         write_hf_tokenizer(Tokenizer.load(prefix + ".model"), str(tmp_path / "out"), fast=True)
+
+
+@pytest.fixture(scope="module")
+def model_export(tok, export, tmp_path_factory):
+    """A small random model with this tokenizer's vocabulary: HF -> params -> HF through
+    ``convert`` (the tokenizer found in each input directory), and its params."""
+    import eurollm_jax
+    from eurollm_jax.checkpoint.convert import convert
+    from tests.model.helpers import small_config
+
+    root = tmp_path_factory.mktemp("convert")
+    model = eurollm_jax.create_model(small_config(vocab_size=tok.vocab_size), seed=3)
+    eurollm_jax.save_hf_checkpoint(model, str(root / "hf"))
+    write_hf_tokenizer(tok, str(root / "hf"))
+    convert("orbax", str(root / "hf"), str(root / "params"))
+    convert("hf", str(root / "params"), str(root / "hf2"))
+    return model, root
+
+
+def test_convert_carries_the_tokenizer(tok, export, model_export):
+    _, root = model_export
+    assert (root / "params" / "tokenizer.model").read_bytes() == tok.serialized()
+    for name in ("tokenizer.model", "tokenizer.json", "tokenizer_config.json",
+                 "special_tokens_map.json"):
+        assert (root / "hf2" / name).read_bytes() == (export / name).read_bytes(), name
+    generation = json.loads((root / "hf2" / "generation_config.json").read_text())
+    assert generation["eos_token_id"] == [4, 2]
+
+
+def test_convert_cli_tokenizer_flag(tok, model_export, tmp_path):
+    _, root = model_export
+    params = tmp_path / "params_no_tok"
+    shutil.copytree(root / "params", params)
+    (params / "tokenizer.model").unlink()
+    cmd = [sys.executable, "-m", "launch.convert", "--to=hf", f"--input={params}",
+           f"--output={tmp_path / 'hf'}", f"--tokenizer={tok.path}"]
+    subprocess.run(cmd, check=True, capture_output=True)
+    assert (tmp_path / "hf" / "tokenizer.json").exists()
+    hf = transformers.AutoTokenizer.from_pretrained(str(tmp_path / "hf"))
+    assert hf(EXTRAS[2])["input_ids"] == tok.encode(EXTRAS[2])
+
+
+def test_pipeline_generates_as_our_engine(tok, heldout, model_export):
+    torch = pytest.importorskip("torch")
+    from eurollm_jax.inference import generate
+
+    model, root = model_export
+    prompts = [heldout[lang][0][:60] for lang in ("en", "pl", "el")]
+    ours = generate(model, prompts, tokenizer=tok, max_new_tokens=8, temperature=0.0,
+                    ignore_eos=True)
+    pipe = transformers.pipeline("text-generation", model=str(root / "hf2"),
+                                 dtype=torch.float32)
+    for prompt, completion in zip(prompts, ours):
+        # a random model may pick a stop id (generation_config's <|im_end|>, </s>): both
+        # sides ignore them (eos_token_id=None here, ignore_eos above)
+        out = pipe(prompt, max_new_tokens=8, do_sample=False, return_tensors=True,
+                   eos_token_id=None)
+        ids = [int(i) for i in out[0]["generated_token_ids"]]
+        prompt_ids = tok.encode(prompt)
+        assert ids[:len(prompt_ids)] == prompt_ids
+        assert len(completion) == 8
+        assert ids[len(prompt_ids):] == [int(i) for i in completion], prompt
+
+
+def test_chat_pipeline_prompts_as_our_engine(tok, model_export):
+    """A conversation given to the pipeline is rendered by the exported chat template into
+    exactly the prompt ids our chat rendering makes, and continues as our engine does."""
+    torch = pytest.importorskip("torch")
+    from eurollm_jax.inference import generate
+
+    model, root = model_export
+    conversation = CONVERSATIONS[2][:4]
+    prompt_ids = render_ids(tok, conversation, add_generation_prompt=True)[0]
+    ours = generate(model, [prompt_ids], tokenizer=tok, max_new_tokens=6, temperature=0.0,
+                    ignore_eos=True)[0]
+    pipe = transformers.pipeline("text-generation", model=str(root / "hf2"), dtype=torch.float32)
+    out = pipe(conversation, max_new_tokens=6, do_sample=False, return_tensors=True,
+               eos_token_id=None)
+    ids = [int(i) for i in out[0]["generated_token_ids"]]
+    assert ids == prompt_ids + [int(i) for i in ours]
