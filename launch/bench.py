@@ -14,6 +14,7 @@ BENCHMARKS = {
     "decode": "eurollm_jax.inference.bench",
     "data": "eurollm_jax.data.bench",
     "filter": "eurollm_jax.filtering.bench",
+    "hf_load": "eurollm_jax.checkpoint.bench",
 }
 
 

@@ -1,8 +1,12 @@
 """A small, dependency-free reader/writer of the safetensors format.
 
-Reading memory-maps each file and hands out numpy views tensor by tensor, so a large
-checkpoint is never copied whole into host memory. bf16 tensors come back as
-``ml_dtypes.bfloat16`` arrays (the ``safetensors`` package's numpy backend cannot do
+``TensorIndex.read_rows`` reads a range of one tensor's leading-axis rows with
+``os.pread`` into a fresh buffer: only the bytes asked for leave the file, and (unlike a
+memory map) nothing stays resident in the process once the caller drops the buffer.
+The importer (``checkpoint.hf``) streams every tensor through it in bounded chunks and
+counts the bytes (``bytes_read``). ``TensorIndex.get`` still hands out a read-only
+memory-mapped view of a whole tensor for tests and small tools. bf16 tensors come back
+as ``ml_dtypes.bfloat16`` arrays (the ``safetensors`` package's numpy backend cannot do
 that). Writing streams tensors one at a time into shards of a bounded size, with the
 ``model.safetensors.index.json`` that transformers expects.
 """
@@ -55,7 +59,10 @@ def read_header(path: str) -> tuple[dict, int]:
 
 
 class TensorIndex:
-    """Lazy access to the tensors of a checkpoint directory (single file or sharded)."""
+    """Lazy access to the tensors of a checkpoint directory (single file or sharded).
+
+    Usable as a context manager; ``close()`` releases the open files and memory maps.
+    """
 
     def __init__(self, directory: str):
         self.directory = directory
@@ -81,6 +88,26 @@ class TensorIndex:
             for key, info in header.items():
                 self._entries[key] = (path, info, offset)
         self._maps: dict[str, np.memmap] = {}
+        self._fds: dict[str, int] = {}
+        self.bytes_read = 0  # bytes read by read_rows since construction
+
+    def __enter__(self) -> "TensorIndex":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        for fd in self._fds.values():
+            os.close(fd)
+        self._fds.clear()
+        self._maps.clear()
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:  # interpreter shutdown
+            pass
 
     def keys(self):
         return self._entries.keys()
@@ -105,6 +132,60 @@ class TensorIndex:
         start, end = info["data_offsets"]
         buf = self._maps[path][offset + start: offset + end]
         return buf.view(self.dtype(key)).reshape(self.shape(key))
+
+    def read_rows(self, key: str, start: int, stop: int, out: np.ndarray | None = None) -> np.ndarray:
+        """Rows ``start:stop`` of the tensor's leading axis, read from disk.
+
+        Into a new array, or into the front of ``out`` (a C-contiguous uint8 buffer at
+        least that large, reused across calls to spare the allocation and its page
+        faults; the returned array is then a view of it). A 0-d tensor counts as one
+        row. Exactly ``(stop - start) * row_bytes`` bytes are read (added to
+        ``bytes_read``).
+        """
+        path, info, offset = self._entries[key]
+        shape = self.shape(key)
+        dtype = self.dtype(key)
+        rows = shape[0] if shape else 1
+        if not 0 <= start <= stop <= rows:
+            raise SafetensorsError(f"tensor {key}: rows {start}:{stop} out of range for shape {shape}")
+        row_shape = shape[1:]
+        row_bytes = int(np.prod(row_shape, dtype=np.int64)) * dtype.itemsize
+        first, end = info["data_offsets"]
+        if end - first != rows * row_bytes:
+            raise SafetensorsError(
+                f"tensor {key}: header says {end - first} bytes, shape {shape} {dtype} needs {rows * row_bytes}"
+            )
+        rows_shape = (stop - start, *row_shape) if shape else ()
+        nbytes = (stop - start) * row_bytes
+        if out is None:
+            result = np.empty(rows_shape, dtype)
+            raw = result.reshape(-1).view(np.uint8)
+        else:
+            if out.dtype != np.uint8 or out.ndim != 1 or not out.flags.c_contiguous or out.size < nbytes:
+                raise ValueError(f"read_rows: out must be a contiguous 1-d uint8 buffer of >= {nbytes} bytes")
+            raw = out[:nbytes]
+            result = raw.view(dtype).reshape(rows_shape)
+        if path not in self._fds:
+            self._fds[path] = os.open(path, os.O_RDONLY)
+        _pread_into(self._fds[path], raw, offset + first + start * row_bytes, path)
+        self.bytes_read += raw.size
+        return result
+
+
+def _pread_into(fd: int, buf: np.ndarray, position: int, path: str) -> None:
+    """Fill the uint8 array ``buf`` from ``fd`` at ``position`` (short reads are retried)."""
+    view = memoryview(buf)
+    done = 0
+    while done < len(view):
+        if hasattr(os, "preadv"):
+            n = os.preadv(fd, [view[done:]], position + done)
+        else:  # pragma: no cover - platforms without preadv
+            chunk = os.pread(fd, len(view) - done, position + done)
+            n = len(chunk)
+            view[done:done + n] = chunk
+        if n == 0:
+            raise SafetensorsError(f"{path}: file ends at byte {position + done}; the checkpoint is truncated")
+        done += n
 
 
 def _header_bytes(entries: list[tuple[str, np.dtype, tuple[int, ...]]], metadata) -> tuple[bytes, int]:
@@ -158,7 +239,7 @@ def write_sharded(
                 array = np.ascontiguousarray(np.asarray(fetch(tensor_name)).astype(dtype, copy=False))
                 if array.shape != shape:
                     raise SafetensorsError(f"{tensor_name}: fetched shape {array.shape}, planned {shape}")
-                f.write(array.tobytes())
+                f.write(memoryview(array.reshape(-1).view(np.uint8)))  # no bytes copy
                 weight_map[tensor_name] = name
         total += data_bytes
     if len(names) > 1:
