@@ -202,11 +202,13 @@ def _losses(workdir):
 
 
 def _multi_equals_single(tmp_path, processes, devices, mesh, shards=2):
-    # The same data.shards on both sides: the global batches are the same rows.
+    # The same data.shards on both sides: the global batches are the same rows. A tensor
+    # axis of 8 needs 8 query heads.
+    model = {"model.num_heads": 8} if mesh[2] == 8 else {}
     workdir = str(tmp_path / "multi")
     with _reserved_port() as port:
         _wait(_launch(workdir, processes, devices, mesh, port, steps=3,
-                      **{"checkpoint.every": 3, "data.shards": shards}))
+                      **{"checkpoint.every": 3, "data.shards": shards, **model}))
     multi = _losses(workdir)
     assert sorted(multi) == [1, 2, 3]
     ck = Checkpointer(os.path.join(workdir, "checkpoints"))
@@ -215,6 +217,7 @@ def _multi_equals_single(tmp_path, processes, devices, mesh, shards=2):
     config = small_config(mesh=mesh, steps=3)
     config.checkpoint.every = 3
     config.data.shards = shards
+    override(config, **model)
     ref = _losses(train(config, str(tmp_path / "single")).workdir)
     np.testing.assert_allclose(
         [multi[s] for s in (1, 2, 3)], [ref[s] for s in (1, 2, 3)], rtol=1e-5, atol=0
