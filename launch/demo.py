@@ -182,10 +182,15 @@ def stage_evaluate(model, tokenizer, docs_by_lang: dict[str, list[str]]) -> dict
     return results
 
 
-def stage_export(model, out_dir: str, sample_ids: list[int]) -> dict:
+def stage_export(model, tokenizer, out_dir: str, sample_ids: list[int],
+                 docs_by_lang: dict[str, list[str]]) -> dict:
+    """Weights and tokenizer as a Hugging Face repository, checked with transformers: logits,
+    token ids on the held-out text of every language, the chat template."""
     import numpy as np
 
     import eurollm_jax
+    from eurollm_jax.checkpoint.hf_tokenizer import write_hf_tokenizer
+    from eurollm_jax.tokenizer.chat_template import render_ids
 
     eurollm_jax.save_hf_checkpoint(model, out_dir)
     try:
@@ -193,13 +198,25 @@ def stage_export(model, out_dir: str, sample_ids: list[int]) -> dict:
         import transformers
     except ImportError as e:
         raise SystemExit(f"the export check needs transformers and torch (pip install -e '.[demo]'): {e}")
+    write_hf_tokenizer(tokenizer, out_dir, fast=True)
     hf = transformers.LlamaForCausalLM.from_pretrained(out_dir).eval()
     ids = np.asarray([sample_ids])
     with torch.no_grad():
         ref = hf(torch.tensor(ids)).logits.numpy()
     ours = np.asarray(model(ids))
+    hf_tok = transformers.AutoTokenizer.from_pretrained(out_dir)
+    texts = [t for docs in docs_by_lang.values() for t in docs]
+    mismatches = [t[:80] for t in texts if hf_tok(t)["input_ids"] != tokenizer.encode(t)]
+    chat = [{"role": "system", "content": "Answer briefly."},
+            {"role": "user", "content": next(iter(docs_by_lang.values()))[0][:100]},
+            {"role": "assistant", "content": "OK."}, {"role": "user", "content": "Thanks!"}]
+    chat_ids = hf_tok.apply_chat_template(chat, tokenize=True, add_generation_prompt=True)
+    chat_ids = chat_ids["input_ids"] if not isinstance(chat_ids, list) else chat_ids
     return {"path": out_dir, "max_abs_logit_diff": float(np.abs(ref - ours).max()),
-            "hf_params": int(sum(p.numel() for p in hf.parameters()))}
+            "hf_params": int(sum(p.numel() for p in hf.parameters())),
+            "tokenizer_texts": len(texts), "tokenizer_languages": len(docs_by_lang),
+            "tokenizer_mismatches": mismatches,
+            "chat_template_equal": chat_ids == render_ids(tokenizer, chat, add_generation_prompt=True)[0]}
 
 
 def write_report(stages: Stages, info: dict) -> str:
@@ -263,7 +280,11 @@ def write_report(stages: Stages, info: dict) -> str:
                      [(s["lang"], s["prompt"], s["continuation"].replace("\n", " ").replace("|", "/")) for s in info["samples"]])
     ex = info["export"]
     report.add("Hugging Face export", f"Written to `{ex['path']}`; transformers' LlamaForCausalLM loads it "
-               f"({ex['hf_params']:,} parameters); max |logit difference| on a held-out text: {ex['max_abs_logit_diff']:.2e}.")
+               f"({ex['hf_params']:,} parameters); max |logit difference| on a held-out text: {ex['max_abs_logit_diff']:.2e}. "
+               f"With the tokenizer files (tokenizer.json, ChatML chat template), `AutoTokenizer` gives our ids on "
+               f"{ex['tokenizer_texts'] - len(ex['tokenizer_mismatches'])} of {ex['tokenizer_texts']} held-out texts in "
+               f"{ex['tokenizer_languages']} languages; `apply_chat_template` "
+               f"{'equals' if ex['chat_template_equal'] else 'DIFFERS from'} our ChatML rendering.")
     return report.write()
 
 
@@ -322,7 +343,8 @@ def main(argv):
     info["evaluate"] = stages.run("evaluate", stage_evaluate, model, tokenizer, heldout_docs)
     sample_text = next(iter(heldout_docs.values()))[0]
     sample_ids = ([tokenizer.bos_id] + tokenizer.encode(sample_text))[: size["seq"]]
-    info["export"] = stages.run("export", stage_export, model, stages.path("hf_export"), sample_ids)
+    info["export"] = stages.run("export", stage_export, model, tokenizer, stages.path("hf_export"),
+                                sample_ids, heldout_docs)
     path = stages.run("report", write_report, stages, info)
     print(f"[demo] report: {path}")
     with open(stages.path("summary.json"), "w") as f:

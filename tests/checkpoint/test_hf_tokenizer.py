@@ -295,3 +295,25 @@ def test_chat_pipeline_prompts_as_our_engine(tok, model_export):
                eos_token_id=None)
     ids = [int(i) for i in out[0]["generated_token_ids"]]
     assert ids == prompt_ids + [int(i) for i in ours]
+
+
+def test_conversion_check(model_export, tmp_path):
+    """``launch.convert --check``: a good export passes (24 languages, ids, chat template,
+    logits); one whose tokenizer.json adds a dummy prefix is caught at its first difference."""
+    from eurollm_jax.checkpoint.hf_check import check_hf_directory, format_report, passed
+
+    _, root = model_export
+    report = check_hf_directory(str(root / "hf2"))
+    assert passed(report), format_report(report)
+    assert report["languages"] == 24 and report["texts"] >= 24 * 4
+    assert report["max_abs_logit_diff"] < 1e-4 and len(report["logits"]) == 24
+
+    broken = tmp_path / "broken"
+    shutil.copytree(root / "hf2", broken)
+    fast = json.loads((broken / "tokenizer.json").read_text())
+    fast["pre_tokenizer"]["prepend_scheme"] = "always"
+    (broken / "tokenizer.json").write_text(json.dumps(fast))
+    proc = subprocess.run([sys.executable, "-m", "launch.convert", f"--check={broken}"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    assert "TOKENIZER DIFFERS [bg] at token 1" in proc.stdout, proc.stdout

@@ -26,6 +26,9 @@ def test_small_demo_runs_end_to_end(tmp_path):
     summary = json.loads((work / "summary.json").read_text())
     assert summary["train"]["first_stopped_early"] and summary["train"]["final_step"] == summary["size"]["steps"]
     assert summary["export"]["max_abs_logit_diff"] < 1e-4
+    assert summary["export"]["tokenizer_mismatches"] == [] and summary["export"]["tokenizer_languages"] == 24
+    assert summary["export"]["chat_template_equal"] is True
+    assert (work / "hf_export" / "tokenizer.json").exists()
     assert len(summary["evaluate"]) == 24 and all(v["bits_per_byte"] > 0 for v in summary["evaluate"].values())
     report = (work / "report" / "report.md").read_text()
     for heading in ("## Filtering", "## Tokenizer fertility", "## Training", "## Held-out loss", "## Samples",
