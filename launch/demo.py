@@ -189,16 +189,14 @@ def stage_export(model, tokenizer, out_dir: str, sample_ids: list[int],
     import numpy as np
 
     import eurollm_jax
-    from eurollm_jax.checkpoint.hf_tokenizer import write_hf_tokenizer
     from eurollm_jax.tokenizer.chat_template import render_ids
 
-    eurollm_jax.save_hf_checkpoint(model, out_dir)
+    eurollm_jax.save_hf_checkpoint(model, out_dir, tokenizer=tokenizer)
     try:
         import torch
         import transformers
     except ImportError as e:
         raise SystemExit(f"the export check needs transformers and torch (pip install -e '.[demo]'): {e}")
-    write_hf_tokenizer(tokenizer, out_dir, fast=True)
     hf = transformers.LlamaForCausalLM.from_pretrained(out_dir).eval()
     ids = np.asarray([sample_ids])
     with torch.no_grad():

@@ -14,7 +14,7 @@ import os
 import jax
 
 from eurollm_jax.checkpoint.hf import load_hf_checkpoint, save_hf_checkpoint
-from eurollm_jax.checkpoint.hf_tokenizer import TOKENIZER_MODEL, read_hf_tokenizer, write_hf_tokenizer
+from eurollm_jax.checkpoint.hf_tokenizer import TOKENIZER_MODEL, read_hf_tokenizer
 from eurollm_jax.checkpoint.params import CONFIG_FILE, load_params, save_params
 from eurollm_jax.parallel.mesh import create_mesh
 from eurollm_jax.tokenizer import Tokenizer
@@ -52,7 +52,5 @@ def convert(direction: str, input_path: str, output_path: str, *, mesh_shape=(1,
         if not os.path.exists(os.path.join(input_path, CONFIG_FILE)):
             raise FileNotFoundError(f"{input_path} has no {CONFIG_FILE}: not a params directory")
         model = load_params(input_path, mesh=mesh)
-        save_hf_checkpoint(model, output_path, dtype=dtype)
-        if tok is not None and jax.process_index() == 0:
-            write_hf_tokenizer(tok, output_path)
+        save_hf_checkpoint(model, output_path, dtype=dtype, tokenizer=tok)
     return output_path

@@ -30,12 +30,14 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from eurollm_jax.checkpoint.hf_tokenizer import write_hf_tokenizer
 from eurollm_jax.checkpoint.safetensors_io import TensorIndex, write_sharded
 from eurollm_jax.fileio import write_json
 from eurollm_jax.model.config import ModelConfig, canonical_dtype
 from eurollm_jax.model.factory import abstract_model
 from eurollm_jax.model.transformer import Transformer
 from eurollm_jax.parallel.rules import Rules, path_str, state_shardings
+from eurollm_jax.tokenizer.tokenizer import Tokenizer
 
 
 class CheckpointMismatchError(ValueError):
@@ -473,8 +475,13 @@ def save_hf_checkpoint(
     *,
     dtype=None,
     max_shard_bytes: int = 5 * 2**30,
+    tokenizer=None,
 ) -> list[str]:
     """Write ``config.json`` + safetensors that transformers' LlamaForCausalLM loads.
+
+    ``tokenizer`` (a ``Tokenizer``, or the path of a ``tokenizer.model``): also write the
+    Hugging Face tokenizer files and the chat stop ids (``hf_tokenizer.write_hf_tokenizer``),
+    so ``AutoTokenizer`` and ``transformers.pipeline`` load the directory.
 
     ``dtype`` defaults to the parameter dtype ("bfloat16" halves the size); any spelling
     ``canonical_dtype`` accepts works ("bfloat16", jnp.bfloat16, np.float32,
@@ -484,6 +491,13 @@ def save_hf_checkpoint(
     """
     cfg: ModelConfig = model.cfg
     dtype = canonical_dtype(cfg.param_dtype if dtype is None else dtype, what="save_hf_checkpoint dtype")
+    if tokenizer is not None and not isinstance(tokenizer, Tokenizer):
+        tokenizer = Tokenizer.load(os.fspath(tokenizer))  # before the (long) gathers: fail early
+    if tokenizer is not None and tokenizer.vocab_size > cfg.vocab_size:
+        raise CheckpointMismatchError(
+            f"the tokenizer has {tokenizer.vocab_size} pieces but the model's vocabulary is "
+            f"{cfg.vocab_size}: not this model's tokenizer"
+        )
     np_dtype = np.dtype(jnp.dtype(dtype))
     state = nnx.state(model, nnx.Param)
     flat = {
@@ -517,4 +531,6 @@ def save_hf_checkpoint(
     write_json(os.path.join(path, "config.json"), cfg.to_hf_config(torch_dtype=dtype), sort_keys=False)
     write_json(os.path.join(path, "generation_config.json"),
                {"bos_token_id": cfg.bos_token_id, "eos_token_id": cfg.eos_token_id})
+    if tokenizer is not None:
+        write_hf_tokenizer(tokenizer, path)
     return names

@@ -227,15 +227,24 @@ def model_export(tok, export, tmp_path_factory):
 
     root = tmp_path_factory.mktemp("convert")
     model = eurollm_jax.create_model(small_config(vocab_size=tok.vocab_size), seed=3)
-    eurollm_jax.save_hf_checkpoint(model, str(root / "hf"))
-    write_hf_tokenizer(tok, str(root / "hf"))
+    eurollm_jax.save_hf_checkpoint(model, str(root / "hf"), tokenizer=tok)
     convert("orbax", str(root / "hf"), str(root / "params"))
     convert("hf", str(root / "params"), str(root / "hf2"))
     return model, root
 
 
-def test_convert_carries_the_tokenizer(tok, export, model_export):
+def test_convert_carries_the_tokenizer(tok, export, model_export, tmp_path):
+    import eurollm_jax
+    from eurollm_jax.checkpoint.hf import CheckpointMismatchError
+    from tests.model.helpers import small_config
+
     _, root = model_export
+    for name in os.listdir(export):  # save_hf_checkpoint(tokenizer=) wrote the same files
+        if name != "generation_config.json":
+            assert (root / "hf" / name).read_bytes() == (export / name).read_bytes(), name
+    small = eurollm_jax.create_model(small_config(vocab_size=301), seed=0)
+    with pytest.raises(CheckpointMismatchError, match="not this model's tokenizer"):
+        eurollm_jax.save_hf_checkpoint(small, str(tmp_path / "small"), tokenizer=tok.path)
     assert (root / "params" / "tokenizer.model").read_bytes() == tok.serialized()
     for name in ("tokenizer.model", "tokenizer.json", "tokenizer_config.json",
                  "special_tokens_map.json"):
