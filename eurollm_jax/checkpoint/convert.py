@@ -4,7 +4,8 @@
 ``--to=hf``; the logic lives here so that tests reach it. The tokenizer travels with the
 weights: ``--to=hf`` writes the HF tokenizer files (``checkpoint.hf_tokenizer``) from
 ``tokenizer=`` or from a ``tokenizer.model`` in the params directory; ``--to=orbax`` keeps
-the HF directory's ``tokenizer.model`` (or ``tokenizer=``) in the params directory.
+the HF directory's tokenizer (its ``tokenizer.model``, or one rebuilt from its
+``tokenizer.json``; or ``tokenizer=``) as ``tokenizer.model`` in the params directory.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import os
 import jax
 
 from eurollm_jax.checkpoint.hf import load_hf_checkpoint, save_hf_checkpoint
-from eurollm_jax.checkpoint.hf_tokenizer import TOKENIZER_MODEL, read_hf_tokenizer
+from eurollm_jax.checkpoint.hf_tokenizer import TOKENIZER_JSON, TOKENIZER_MODEL, read_hf_tokenizer
 from eurollm_jax.checkpoint.params import CONFIG_FILE, load_params, save_params
 from eurollm_jax.parallel.mesh import create_mesh
 from eurollm_jax.tokenizer import Tokenizer
@@ -36,7 +37,8 @@ def convert(direction: str, input_path: str, output_path: str, *, mesh_shape=(1,
         raise FileNotFoundError(f"input {input_path} does not exist")
     if os.path.exists(output_path) and os.listdir(output_path) and not force:
         raise FileExistsError(f"output {output_path} is not empty; pass --force to overwrite")
-    if tokenizer is None and os.path.exists(os.path.join(input_path, TOKENIZER_MODEL)):
+    has = lambda name: os.path.exists(os.path.join(input_path, name))  # noqa: E731
+    if tokenizer is None and (has(TOKENIZER_MODEL) or (direction == "orbax" and has(TOKENIZER_JSON))):
         tokenizer = input_path
     tok = None
     if tokenizer is not None:  # load before the (long) weight conversion: fail early

@@ -23,8 +23,11 @@ This module owns the tokenizer files of an HF export, the files ``AutoTokenizer`
 - ``generation_config.json``: merged (created if absent) with ``eos_token_id`` = the chat
   stop ids (``<|im_end|>``, then ``</s>``), ``bos_token_id`` and ``pad_token_id``.
 
-``read_hf_tokenizer(directory)`` loads the ``Tokenizer`` back from ``tokenizer.model`` and
-checks ``tokenizer_config.json`` agrees with it (special ids, BOS rule).
+``read_hf_tokenizer(directory)`` loads the ``Tokenizer`` back from ``tokenizer.model`` (or,
+when only ``tokenizer.json`` is there, ``tokenizer_from_json`` rebuilds the SentencePiece
+model from it: BPE pieces scored by merge rank; an HFTokenizerError names any feature it
+cannot rebuild, e.g. a ByteLevel pre-tokenizer or a normaliser) and checks
+``tokenizer_config.json`` agrees with it (special ids, BOS rule).
 
 Known difference: a literal U+2581 ("▁") in the input text. Our ``Tokenizer.encode`` emits
 its UTF-8 byte pieces so decoding is lossless; HF's ``Metaspace`` cannot tell it from a
@@ -36,12 +39,13 @@ from __future__ import annotations
 import json
 import logging
 import os
+import struct
 from typing import Any
 
 from eurollm_jax.fileio import atomic_open, write_json
 from eurollm_jax.tokenizer import chat_template
 from eurollm_jax.tokenizer.chat_template import IM_END, IM_START, TokenizerError
-from eurollm_jax.tokenizer.tokenizer import Tokenizer
+from eurollm_jax.tokenizer.tokenizer import BOS, EOS, UNK, Tokenizer
 
 log = logging.getLogger(__name__)
 
@@ -292,27 +296,140 @@ def write_hf_tokenizer(
     return written
 
 
+# --------------------------------------------------------------------------- tokenizer.json only
+def _varint(n: int) -> bytes:
+    n &= (1 << 64) - 1  # negative int32s are 10-byte two's complement
+    out = bytearray()
+    while True:
+        byte, n = n & 0x7F, n >> 7
+        out.append(byte | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def _field(number: int, value) -> bytes:
+    """One protobuf field: str/bytes (length-delimited), float (fixed32), bool/int (varint)."""
+    if isinstance(value, str):
+        value = value.encode("utf-8")
+    if isinstance(value, bytes):
+        return _varint(number << 3 | 2) + _varint(len(value)) + value
+    if isinstance(value, float):
+        return _varint(number << 3 | 5) + struct.pack("<f", value)
+    return _varint(number << 3 | 0) + _varint(int(value))
+
+
+def _unsupported(path: str, what: str) -> HFTokenizerError:
+    return HFTokenizerError(
+        f"{path}: {what} is not supported without tokenizer.model (tokenizer.json is read "
+        "only for SentencePiece-style BPE: Metaspace pre-tokenizer, no normaliser, byte "
+        "fallback); put the model's tokenizer.model next to it"
+    )
+
+
+def tokenizer_from_json(path: str, special: dict[str, str] | None = None) -> Tokenizer:
+    """A ``Tokenizer`` rebuilt from a SentencePiece-style ``tokenizer.json`` (what
+    ``write_hf_tokenizer`` writes, and Llama/EuroLLM-style fast tokenizers): a SentencePiece
+    BPE model whose piece scores rank pieces in the order the merges make them.
+    ``special`` maps "bos_token"/"eos_token"/"unk_token"/"pad_token" to pieces (default
+    ``<s> </s> <unk>``, no pad). HFTokenizerError names the first unsupported feature
+    (another model type, a normaliser, a ByteLevel pre-tokenizer, subword prefixes...)."""
+    with open(path, encoding="utf-8") as f:
+        spec = json.load(f)
+    model = spec.get("model") or {}
+    if model.get("type") != "BPE":
+        raise _unsupported(path, f"model type {model.get('type')!r}")
+    if model.get("continuing_subword_prefix") or model.get("end_of_word_suffix"):
+        raise _unsupported(path, "a continuing_subword_prefix/end_of_word_suffix")
+    if model.get("dropout"):
+        raise _unsupported(path, "BPE dropout")
+    if spec.get("normalizer") is not None:
+        raise _unsupported(path, f"the normalizer {spec['normalizer'].get('type')!r}")
+    pre = spec.get("pre_tokenizer") or {}
+    if pre.get("type") != "Metaspace" or pre.get("replacement") != _SPACE_MARK or pre.get("split"):
+        raise _unsupported(path, f"the pre_tokenizer {pre.get('type')!r} "
+                                 f"(only Metaspace with replacement {_SPACE_MARK!r}, split false)")
+    scheme = pre.get("prepend_scheme", "always")
+    if scheme not in ("never", "first"):
+        raise _unsupported(path, f"Metaspace prepend_scheme {scheme!r}")
+    vocab: dict[str, int] = dict(model.get("vocab") or {})
+    added = {t["id"]: t for t in spec.get("added_tokens") or []}
+    for i, t in added.items():
+        if not t.get("special"):
+            raise _unsupported(path, f"the non-special added token {t['content']!r}")
+        vocab.setdefault(t["content"], i)
+    by_id = {i: p for p, i in vocab.items()}
+    if sorted(by_id) != list(range(len(by_id))) or len(by_id) != len(vocab):
+        raise HFTokenizerError(f"{path}: token ids are not 0..{len(vocab) - 1}, each once")
+    merges = model.get("merges") or []
+    rank: dict[str, int] = {}
+    for r, merge in enumerate(merges):
+        a, b = merge.split(" ", 1) if isinstance(merge, str) else merge
+        rank.setdefault(a + b, r)
+    names = {"bos_token": BOS, "eos_token": EOS, "unk_token": UNK, "pad_token": None}
+    names.update(special or {})
+    ids = {k: (vocab.get(v, -1) if v else -1) for k, v in names.items()}
+    for k in ("bos_token", "eos_token", "unk_token"):
+        if ids[k] < 0:
+            raise HFTokenizerError(f"{path}: {k} {names[k]!r} is not in the vocabulary")
+    pieces = b""
+    n_merges = len(merges)
+    for i in range(len(by_id)):
+        piece = by_id[i]
+        if i == ids["unk_token"]:
+            kind, score = _UNKNOWN, 0.0
+        elif i in added:
+            kind, score = _CONTROL, 0.0
+        elif len(piece) == 6 and piece.startswith("<0x") and piece.endswith(">"):
+            kind, score = _BYTE, 0.0
+        else:
+            kind = _NORMAL
+            score = -float(rank[piece]) if piece in rank else -float(n_merges + i)
+        pieces += _field(1, _field(1, piece) + _field(2, score) + _field(3, kind))
+    trainer = b"".join([
+        _field(3, 2), _field(4, len(by_id)), _field(35, bool(model.get("byte_fallback"))),
+        _field(40, ids["unk_token"]), _field(41, ids["bos_token"]), _field(42, ids["eos_token"]),
+        _field(43, ids["pad_token"]),
+    ])
+    normalizer = b"".join([
+        _field(1, "identity"), _field(3, scheme == "first"), _field(4, False), _field(5, True),
+    ])
+    proto = pieces + _field(2, trainer) + _field(3, normalizer)
+    import sentencepiece as spm
+
+    try:
+        processor = spm.SentencePieceProcessor(model_proto=proto)
+    except RuntimeError as e:
+        raise HFTokenizerError(f"{path}: not convertible to a SentencePiece model: {e}") from e
+    return Tokenizer(processor, path)
+
+
 def read_hf_tokenizer(directory: str) -> Tokenizer:
-    """The ``Tokenizer`` of a Hugging Face model directory (its ``tokenizer.model``).
+    """The ``Tokenizer`` of a Hugging Face model directory: its ``tokenizer.model``, else
+    one rebuilt from its ``tokenizer.json`` (``tokenizer_from_json``; an error names any
+    feature that cannot be rebuilt).
 
     When ``tokenizer_config.json`` is there, its special tokens must name the model's own
-    pieces (HFTokenizerError says which does not). A directory with ``tokenizer.json`` but no
-    ``tokenizer.model`` is not supported yet: the error says so.
+    pieces (HFTokenizerError says which does not).
     """
     model = os.path.join(directory, TOKENIZER_MODEL)
-    if not os.path.exists(model):
-        if os.path.exists(os.path.join(directory, TOKENIZER_JSON)):
-            raise HFTokenizerError(
-                f"{directory} has {TOKENIZER_JSON} but no {TOKENIZER_MODEL}: loading a "
-                "tokenizer from tokenizer.json alone is not supported; put the SentencePiece "
-                f"{TOKENIZER_MODEL} next to it"
-            )
-        raise HFTokenizerError(f"{directory} has no {TOKENIZER_MODEL}")
-    tokenizer = Tokenizer.load(model)
     config_path = os.path.join(directory, TOKENIZER_CONFIG)
+    config: dict[str, Any] = {}
     if os.path.exists(config_path):
         with open(config_path) as f:
             config = json.load(f)
+    if os.path.exists(model):
+        tokenizer = Tokenizer.load(model)
+    elif os.path.exists(os.path.join(directory, TOKENIZER_JSON)):
+        special = {}
+        for key in ("bos_token", "eos_token", "unk_token", "pad_token"):
+            value = config.get(key)
+            value = value.get("content") if isinstance(value, dict) else value
+            if value:
+                special[key] = value
+        tokenizer = tokenizer_from_json(os.path.join(directory, TOKENIZER_JSON), special)
+    else:
+        raise HFTokenizerError(f"{directory} has neither {TOKENIZER_MODEL} nor {TOKENIZER_JSON}")
+    if config:
         expected = {"bos_token": tokenizer.bos_id, "eos_token": tokenizer.eos_id,
                     "unk_token": tokenizer.unk_id}
         for key, i in expected.items():
@@ -333,6 +450,6 @@ def read_hf_tokenizer(directory: str) -> Tokenizer:
 
 
 __all__ = [
-    "write_hf_tokenizer", "read_hf_tokenizer", "build_fast_tokenizer", "tokenizer_config",
+    "write_hf_tokenizer", "read_hf_tokenizer", "tokenizer_from_json", "build_fast_tokenizer", "tokenizer_config",
     "special_tokens_map", "HF_CHAT_TEMPLATE", "HFTokenizerError",
 ]

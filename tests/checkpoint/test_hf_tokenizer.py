@@ -190,12 +190,46 @@ def test_without_tokenizers_package(tok, tmp_path, monkeypatch, caplog):
         write_hf_tokenizer(tok, str(tmp_path / "asked"), fast=True)
 
 
-def test_reader_errors(tok, export, tmp_path):
+def test_tokenizer_json_alone_loads(tok, export, heldout, tmp_path):
+    """A directory with tokenizer.json but no tokenizer.model (item 2 of issue 23) loads as a
+    Tokenizer that encodes, decodes and renders chat exactly as the original."""
     only_json = tmp_path / "only_json"
     only_json.mkdir()
-    (only_json / "tokenizer.json").write_text((export / "tokenizer.json").read_text())
-    with pytest.raises(HFTokenizerError, match="tokenizer.json but no tokenizer.model"):
-        read_hf_tokenizer(str(only_json))
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        shutil.copy(export / name, only_json / name)
+    back = read_hf_tokenizer(str(only_json))
+    assert back.vocab_size == tok.vocab_size
+    assert [back.id_to_piece(i) for i in range(back.vocab_size)] == [
+        tok.id_to_piece(i) for i in range(tok.vocab_size)]
+    assert back.special_ids == tok.special_ids
+    for lang in EU_LANGUAGES:
+        for text in heldout[lang] + [heldout[lang][0][:200] + e for e in EXTRAS] + ["a\u2581b"]:
+            assert back.encode(text) == tok.encode(text), (lang, text[:100])
+            assert back.decode(tok.encode(text)) == text
+    for conversation in CONVERSATIONS:
+        assert render_ids(back, conversation) == render_ids(tok, conversation)
+
+
+@pytest.mark.parametrize("edit, feature", [
+    (lambda j: j.update(pre_tokenizer={"type": "ByteLevel", "add_prefix_space": False,
+                                       "trim_offsets": True, "use_regex": True}),
+     "pre_tokenizer 'ByteLevel'"),
+    (lambda j: j.update(normalizer={"type": "NFKC"}), "normalizer 'NFKC'"),
+    (lambda j: j["model"].update(type="Unigram"), "model type 'Unigram'"),
+    (lambda j: j["pre_tokenizer"].update(prepend_scheme="always"), "prepend_scheme 'always'"),
+])
+def test_tokenizer_json_unsupported_feature_is_named(export, tmp_path, edit, feature):
+    spec = json.loads((export / "tokenizer.json").read_text())
+    edit(spec)
+    (tmp_path / "tokenizer.json").write_text(json.dumps(spec))
+    with pytest.raises(HFTokenizerError, match=feature) as e:
+        read_hf_tokenizer(str(tmp_path))
+    assert "tokenizer.model" in str(e.value)
+
+
+def test_reader_errors(tok, export, tmp_path):
+    with pytest.raises(HFTokenizerError, match="neither tokenizer.model nor tokenizer.json"):
+        read_hf_tokenizer(str(tmp_path))
     wrong = tmp_path / "wrong"
     write_hf_tokenizer(tok, str(wrong), fast=False)
     config = json.loads((wrong / "tokenizer_config.json").read_text())
@@ -326,3 +360,16 @@ def test_conversion_check(model_export, tmp_path):
                           capture_output=True, text=True)
     assert proc.returncode == 1, proc.stderr[-2000:]
     assert "TOKENIZER DIFFERS [bg] at token 1" in proc.stdout, proc.stdout
+
+
+def test_convert_to_orbax_from_tokenizer_json_only(tok, model_export, tmp_path):
+    from eurollm_jax.checkpoint.convert import convert
+
+    _, root = model_export
+    hf_dir = tmp_path / "hf_json_only"
+    shutil.copytree(root / "hf", hf_dir)
+    (hf_dir / "tokenizer.model").unlink()
+    convert("orbax", str(hf_dir), str(tmp_path / "params"))
+    back = Tokenizer.load(str(tmp_path / "params" / "tokenizer.model"))
+    text = " ".join(EXTRAS) + " Übermäßig große Äpfel"
+    assert back.encode(text) == tok.encode(text)
