@@ -340,7 +340,7 @@ def main(argv):
     heldout_docs = _heldout_docs(heldout, size["eval_docs"])
     info["evaluate"] = stages.run("evaluate", stage_evaluate, model, tokenizer, heldout_docs)
     sample_text = next(iter(heldout_docs.values()))[0]
-    sample_ids = ([tokenizer.bos_id] + tokenizer.encode(sample_text))[: size["seq"]]
+    sample_ids = tokenizer.encode(sample_text)[: size["seq"]]  # encode adds the BOS
     info["export"] = stages.run("export", stage_export, model, tokenizer, stages.path("hf_export"),
                                 sample_ids, heldout_docs)
     path = stages.run("report", write_report, stages, info)
