@@ -358,7 +358,6 @@ class Trainer:
         self.last_metrics: dict = {}
         self.hooks: list[Hook] = []
         self._n_record_hooks = 0  # the last hooks (logging, profile, checkpoint): after the stop
-        self._builtin_hooks_added = False
         self._extra_hooks = list(hooks)
         self.state = None
         self.checkpointer = None
@@ -422,7 +421,9 @@ class Trainer:
         return evaluate(self.job, self.eval_fn, params, self.layout)
 
     def hook_states(self) -> dict:
-        return {h.name: h.state_dict() for h in self.hooks if h.state_dict() is not None}
+        """{hook name: state_dict()} of the hooks that keep state (saved in checkpoints)."""
+        states = {h.name: h.state_dict() for h in self.hooks}
+        return {name: state for name, state in states.items() if state is not None}
 
     def save_checkpoint(self, step: int, *, force: bool = False) -> None:
         data_state = {
