@@ -81,6 +81,9 @@ class Hook:
     def load_state_dict(self, state: Any) -> None:
         """Restore what ``state_dict`` returned (called on resume, before the first step)."""
 
+    def on_start(self, trainer: "Trainer", step: int) -> None:
+        """Before the first step of the run (``step``: steps already done, after a resume)."""
+
     def on_end(self, info: StepInfo) -> None:
         """After the last step of the run."""
 
@@ -185,13 +188,20 @@ class ProfileHook(Hook):
         self.start, self.stop = int(start), int(start) + int(steps)
         self.active = False
 
+    def on_start(self, trainer, step: int) -> None:
+        if self.start <= step < self.stop:  # e.g. profile_start=0: from the first step
+            self._begin()
+
+    def _begin(self) -> None:
+        jax.profiler.start_trace(self.dir)
+        self.active = True
+
     def due(self, info: StepInfo) -> bool:
         return info.step in (self.start, self.stop) or (self.active and info.final)
 
     def __call__(self, info: StepInfo) -> None:
         if not self.active and info.step == self.start and not info.final:
-            jax.profiler.start_trace(self.dir)
-            self.active = True
+            self._begin()
         elif self.active:
             jax.block_until_ready(info.state["params"])
             jax.profiler.stop_trace()

@@ -479,6 +479,8 @@ class Trainer:
             for hook in self.hooks:
                 if hook.name in saved_hooks:
                     hook.load_state_dict(saved_hooks[hook.name])
+            for hook in self.hooks:
+                hook.on_start(self, step)
             stop_after = t.stop_after
             run_end = min(self.total_steps, step + stop_after) if stop_after > 0 else self.total_steps
             local_batch, seq_len = self.layout.local_batch, t.seq_len

@@ -66,3 +66,10 @@ def test_function_hooks_see_every_step_in_order(tmp_path):
     trainer.add_hook(lambda info: seen.append(("b", info.step, info.final)), every=2)
     trainer.run()
     assert seen == [("a", 1, False), ("a", 2, False), ("b", 2, False), ("a", 3, True)]
+
+
+def test_profile_hook_writes_a_trace_of_the_chosen_steps(tmp_path):
+    config = small_config(mesh=(2, 2, 2), steps=3, profile_start=0, profile_steps=2)
+    Trainer(config, str(tmp_path / "run")).run()
+    traces = [f for d, _, fs in os.walk(tmp_path / "run" / "profile") for f in fs]
+    assert any(f.endswith((".xplane.pb", ".trace.json.gz")) for f in traces), traces
