@@ -85,10 +85,10 @@ from eurollm_jax.train.step import (
 from eurollm_jax.train.validate import (
     TrainConfigError,
     batch_problem,
-    check_train_config,
     check_workdir,
     job_settings,
 )
+from eurollm_jax.schema import ConfigError, plain
 from eurollm_jax.train.config import TrainJobConfig
 
 log = logging.getLogger(__name__)
@@ -104,16 +104,6 @@ class TrainResult:
     stopped_early: bool  # SIGTERM or train.stop_after
     last_metrics: dict
     workdir: str
-
-
-def _to_plain(x):
-    if hasattr(x, "to_dict"):
-        x = x.to_dict()
-    if isinstance(x, dict):
-        return {k: _to_plain(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_to_plain(v) for v in x]
-    return x
 
 
 @dataclasses.dataclass
@@ -149,11 +139,14 @@ def build_job(config, *, devices=None) -> Job:
     """Validate ``config`` and build mesh, schedule, optimizer and the abstract state."""
     devices = list(jax.devices() if devices is None else devices)
     settings = job_settings(config)
-    shape = check_train_config(config, len(devices))
+    try:
+        shape = settings.check_devices(len(devices))
+    except ConfigError as e:
+        raise TrainConfigError(str(e)) from e
     mesh = create_mesh(shape, devices=devices)
     mcfg, t, o = settings.model, settings.train, settings.optimizer
     try:
-        phases = parse_phases(_to_plain(t.phases), t.steps)
+        phases = parse_phases(plain(t.phases), t.steps)
         base = make_schedule(
             o.schedule,
             lr=o.lr,
@@ -192,18 +185,18 @@ _NOT_IN_STEP = {
 
 
 def _step_key(config, devices) -> str:
-    plain = _to_plain(config)
+    values = plain(config)
     for section, fields in _NOT_IN_STEP.items():
-        if section not in plain:
+        if section not in values:
             continue
         if fields == "*":
-            plain.pop(section)
+            values.pop(section)
         else:
             for f in fields:
-                plain[section].pop(f, None)
-    plain.setdefault("eval", {})["every"] = int(config.eval.every) > 0  # eval step or not
-    plain["devices"] = [d.id for d in devices]
-    return json.dumps(plain, sort_keys=True, default=str)
+                values[section].pop(f, None)
+    values.setdefault("eval", {})["every"] = int(config.eval.every) > 0  # eval step or not
+    values["devices"] = [d.id for d in devices]
+    return json.dumps(values, sort_keys=True, default=str)
 
 
 def _compiled_job(config, devices=None):
@@ -378,7 +371,7 @@ class Trainer:
         return latest
 
     def _iterator(self, split: str, mixture=None) -> HostBatches:
-        return host_iterator(self.config, self.layout, split=split, mixture=mixture)
+        return host_iterator(self.settings, self.layout, split=split, mixture=mixture)
 
     def add_hook(self, hook, every: int = 1, *, name: str | None = None) -> Hook:
         """Add a ``Hook``, or a function ``fn(info)`` called every ``every`` steps."""
@@ -467,7 +460,7 @@ class Trainer:
             self.ckpt_dir, keep=ck.keep, async_save=ck.async_save,
             replica_parallel=ck.replica_parallel,
         )
-        self.config_dict = _to_plain(config)
+        self.config_dict = plain(config)
         if jax.process_index() == 0:
             write_json(os.path.join(self.workdir, "config.json"), self.config_dict)
         stop = StopSignal()
@@ -555,17 +548,19 @@ class Trainer:
         return rec
 
 
-def host_iterator(config, layout: HostBatchLayout, *, split="train", mixture=None) -> HostBatches:
-    """This process's batches of ``config``'s data (``train.host_data``)."""
+def host_iterator(settings: TrainJobConfig, layout: HostBatchLayout, *, split="train",
+                  mixture=None) -> HostBatches:
+    """This process's batches of the job's data (``train.host_data``), one data iterator per
+    logical shard; ``settings`` is the typed job config (parsed once, not per shard)."""
 
     def make(shard_index, shard_count, rows):
         return data_lib.make_iterator(
-            config, split=split, mixture=mixture, shard_index=shard_index,
+            settings, split=split, mixture=mixture, shard_index=shard_index,
             shard_count=shard_count, batch_size=rows,
         )
 
     try:
-        return HostBatches(make, layout, job_settings(config).data.shards)
+        return HostBatches(make, layout, settings.data.shards)
     except DataShardError as e:
         raise TrainConfigError(str(e)) from e
 
@@ -576,8 +571,7 @@ def _batch_arrays(local: dict) -> dict:
 
 def evaluate(job: Job, eval_fn, params, layout: HostBatchLayout) -> dict:
     """Held-out loss and perplexity over ``eval.batches`` batches (see Trainer.evaluate)."""
-    cfg = job.config
-    it = host_iterator(cfg, layout, split="eval")
+    it = host_iterator(job.settings, layout, split="eval")
     nll = count = 0.0
     empty = None
     for _ in range(job.settings.eval.batches):

@@ -42,14 +42,6 @@ def model_config(config) -> ModelConfig:
     return job_settings(config).model
 
 
-def check_train_config(config, num_devices: int) -> tuple[int, int, int]:
-    """Validate the job against ``num_devices``; returns the resolved mesh shape."""
-    try:
-        return job_settings(config).check_devices(num_devices)
-    except ConfigError as e:
-        raise TrainConfigError(str(e)) from e
-
-
 def batch_problem(batch, batch_size: int, seq_len: int) -> str | None:
     """Why a (process-local) batch does not match the contract, or None."""
     missing = [k for k in BATCH_KEYS if k not in batch]
