@@ -15,6 +15,14 @@ BENCHMARKS = {
     "data": "eurollm_jax.data.bench",
     "filter": "eurollm_jax.filtering.bench",
     "hf_load": "eurollm_jax.checkpoint.bench",
+    "serve": "eurollm_jax.inference.bench_serve",
+    "langid": "eurollm_jax.filtering.bench_langid",
+    "eurogest": "eurollm_jax.evaluation.bench",
+    "synthesis": "eurollm_jax.synthesis.bench",
+    "rfm": "eurollm_jax.steering.bench",
+    "prm": "eurollm_jax.prm.bench",
+    "hbo": "eurollm_jax.hbo.bench",
+    "rag": "eurollm_jax.rag.bench",
 }
 
 
