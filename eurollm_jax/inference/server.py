@@ -611,6 +611,93 @@ def create_app(engine: Engine, config: ServerConfig | None = None):
     return app
 
 
+def _free_port(host: str) -> int:
+    import socket
+
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def running_server(
+    engine: Engine,
+    config: ServerConfig | None = None,
+    *,
+    host: str = "127.0.0.1",
+    port: int | None = None,
+    log_level: str = "warning",
+    startup_timeout_s: float = 60.0,
+):
+    """Serve ``engine`` over real HTTP for the duration of a ``with`` block.
+
+    Starts uvicorn on ``create_app(engine, config)`` in a background thread on a free
+    port of ``host`` (or on ``port``) and yields the base URL ``"http://127.0.0.1:PORT"``
+    (OpenAI clients use ``base_url + "/v1"``). On exit the server stops accepting
+    connections, runs its lifespan shutdown (the scheduler thread stops) and the thread
+    is joined.
+    """
+    app = create_app(engine, config)
+    with running_app(
+        app, host=host, port=port, log_level=log_level, startup_timeout_s=startup_timeout_s
+    ) as url:
+        yield url
+
+
+@contextlib.contextmanager
+def running_app(
+    app,
+    *,
+    host: str = "127.0.0.1",
+    port: int | None = None,
+    log_level: str = "warning",
+    startup_timeout_s: float = 60.0,
+):
+    """``running_server`` for an app already made by ``create_app`` (tests that look at
+    ``app.state``)."""
+    import uvicorn
+
+    port = int(port) if port else _free_port(host)
+    server = uvicorn.Server(
+        uvicorn.Config(app, host=host, port=port, log_level=log_level, lifespan="on")
+    )
+    errors: list[BaseException] = []
+
+    def run():
+        try:
+            server.run()
+        except BaseException as e:  # noqa: BLE001 - reported in the caller's thread
+            errors.append(e)
+
+    thread = threading.Thread(target=run, name=f"eurollm-server-{port}", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + startup_timeout_s
+    while not server.started:
+        if errors or not thread.is_alive():
+            thread.join(timeout=5)
+            raise RuntimeError(
+                f"the server on {host}:{port} did not start"
+                + (f" ({type(errors[0]).__name__}: {errors[0]})" if errors else "")
+                + "; is the port free?"
+            )
+        if time.monotonic() > deadline:
+            server.should_exit = True
+            thread.join(timeout=10)
+            raise TimeoutError(
+                f"the server on {host}:{port} did not start within {startup_timeout_s}s"
+            )
+        time.sleep(0.02)
+    url_host = f"[{host}]" if ":" in host else host
+    try:
+        yield f"http://{url_host}:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+        if thread.is_alive():
+            server.force_exit = True
+            thread.join(timeout=10)
+
+
 def serve(
     engine: Engine,
     *,

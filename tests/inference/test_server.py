@@ -15,7 +15,12 @@ httpx = pytest.importorskip("httpx")
 pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
 
-from eurollm_jax.inference.server import ServerConfig, create_app  # noqa: E402
+from eurollm_jax.inference.server import (  # noqa: E402
+    ServerConfig,
+    create_app,
+    running_app,
+    running_server,
+)
 
 pytestmark = pytest.mark.torch  # the fixtures build a transformers model
 
@@ -28,30 +33,18 @@ def _free_port():
 
 @pytest.fixture(scope="module")
 def server(engine):
-    import uvicorn
-
-    app = create_app(
-        engine,
-        ServerConfig(
-            model_name="tiny",
-            max_batch_size=16,
-            batch_wait_s=0.3,
-            max_body_bytes=20_000,
-            max_tokens_limit=64,
-        ),
+    config = ServerConfig(
+        model_name="tiny",
+        max_batch_size=16,
+        batch_wait_s=0.3,
+        max_body_bytes=20_000,
+        max_tokens_limit=64,
     )
-    port = _free_port()
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.time() + 30
-    while not srv.started:
-        assert time.time() < deadline, "server did not start"
-        time.sleep(0.05)
-    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120) as client:
-        yield client, app
-    srv.should_exit = True
-    thread.join(timeout=10)
+    app = create_app(engine, config)
+    with running_app(app) as base_url:
+        assert base_url.startswith("http://127.0.0.1:")
+        with httpx.Client(base_url=base_url, timeout=120) as client:
+            yield client, app
 
 
 PROMPTS = [
@@ -261,3 +254,18 @@ def test_launch_serve_subprocess(hf_dir):
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_running_server_starts_serves_and_stops(engine):
+    """Interface B: a real server on a free port for the ``with`` block, gone after it."""
+    with running_server(engine, ServerConfig(model_name="tiny")) as base_url:
+        assert base_url.startswith("http://127.0.0.1:")
+        assert httpx.get(base_url + "/health", timeout=30).json() == {"status": "ok"}
+        r = httpx.post(
+            base_url + "/v1/completions",
+            json={"prompt": "Good morning", "max_tokens": 2, "temperature": 0},
+            timeout=120,
+        )
+        assert r.status_code == 200, r.text
+    with pytest.raises(httpx.TransportError):
+        httpx.get(base_url + "/health", timeout=2)
