@@ -101,7 +101,7 @@ class DataSection(Section):
     num_docs: int = 512  # synthetic documents
     languages: tuple[str, ...] = ()  # text / sft: UDHR languages (default: the 24 EU ones)
     text_files: tuple[str, ...] = ()  # text: glob patterns; the file stem is the mixture key
-    sft_file: str = ""  # sft: a jsonl of {"messages": [...]}
+    sft_file: str = ""  # sft: SFT records (data.sft): file, glob, directory or comma list
     eval_fraction: float = 0.1  # held-out share of each in-memory sub-source
     manifest: str = ""  # pipeline: the tokenized directory (launch.tokenize)
     eval_manifest: str = ""

@@ -11,16 +11,18 @@ process-local batches (dicts of numpy ``[B_local, T]`` arrays) with JSON-seriali
 - ``text``: real multilingual text, byte-level (``tokenizer.ByteTokenizer``);
   ``data.languages`` (UDHR in gflanguages) or ``data.text_files`` (glob patterns; the file
   stem is the source name);
-- ``sft``: ChatML conversations, byte-level, rendered by ``tokenizer.chat_template`` with
-  loss on the assistant turns (``data.sft_file``: a jsonl of ``{"messages": [...]}``,
-  default a small set from gflanguages metadata); best-fit packing (whole conversations;
-  longer than ``train.seq_len``: dropped);
+- ``sft``: SFT records (``eurollm_jax.data.sft``: ChatML conversations with loss on the
+  assistant turns, or pre-rendered tokens with their own loss mask), byte-level
+  (``data.sft_file``: a file, glob, directory or comma-separated list of JSON lines, every
+  record validated up front; default a small set from gflanguages metadata); one pipeline
+  source per record ``"source"`` ("sft" when absent), each with its own held-out split;
+  best-fit packing (whole conversations; longer than ``train.seq_len``: dropped);
 - ``pipeline``: ArrayRecord shards of a token manifest (``data.manifest``; held-out:
   ``data.eval_manifest``) written by ``python -m launch.tokenize``.
 
 The first three are built here as in-memory token corpora (``eurollm_jax.data.
 InMemoryRecords``, documents from ``eurollm_jax.train.sources``), one pipeline source per
-language, file stem or "synthetic"/"sft"; the pipeline reads them exactly as it reads shards.
+language, file stem, SFT record source or "synthetic"; the pipeline reads them exactly as it reads shards.
 
 Mixture: ``data.mixture`` ({name: weight}) or, when empty, ``data.weighting``
 ("proportional", "temperature" with ``data.temperature``, "uniform") is the iterator's
@@ -41,8 +43,8 @@ import numpy as np
 
 from eurollm_jax.data import DataIterator, InMemoryRecords, PipelineConfig
 from eurollm_jax.data import make_iterator as make_pipeline
-from eurollm_jax.fileio import read_jsonl
-from eurollm_jax.tokenizer import ByteTokenizer, chat_template
+from eurollm_jax.data.sft import read_sft_records, record_source, render_sft_record
+from eurollm_jax.tokenizer import ByteTokenizer
 from eurollm_jax.train import sources as S
 from eurollm_jax.train.config import TrainJobConfig
 
@@ -113,13 +115,17 @@ def documents(config, split: str = "train") -> tuple[str, dict[str, list]]:
             name: [tok.encode(t) for t in _split_docs(list(docs), frac, split)]
             for name, docs in texts.items()
         }
-    path = data.sft_file
-    if path:
-        convs = [record["messages"] for record in read_jsonl(path)]
+    if data.sft_file:
+        records = read_sft_records(data.sft_file)
     else:
-        convs = S.language_conversations(languages)
-    split_convs = _split_docs(convs, frac, split)
-    return "sft", {"sft": [chat_template.render_ids(tok, c) for c in split_convs]}
+        records = [{"messages": c} for c in S.language_conversations(languages)]
+    grouped: dict[str, list] = {}
+    for record in records:
+        grouped.setdefault(record_source(record), []).append(record)
+    return "sft", {
+        name: [render_sft_record(tok, r) for r in _split_docs(group, frac, split)]
+        for name, group in sorted(grouped.items())
+    }
 
 
 def _in_memory_sources(config, split: str) -> tuple[str, dict[str, InMemoryRecords]]:

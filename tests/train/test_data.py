@@ -215,3 +215,50 @@ def test_synthetic_eval_documents_are_walks_on_the_training_chain():
     assert {tuple(d.tolist()) for d in eval_docs}.isdisjoint({tuple(d.tolist()) for d in train_docs})
     # each token has 4 successors; 512 training walks see nearly every transition
     assert np.mean([p in seen for p in pairs]) > 0.95
+
+
+def test_sft_records_group_by_source_with_their_own_mask_and_mixture(tmp_path):
+    """Records carry their pipeline source; pre-rendered records keep their own mask; a
+    directory of shards is one input; the mixture weights the sources."""
+    from eurollm_jax.fileio import write_jsonl
+
+    shards = tmp_path / "shards"
+    shards.mkdir()
+    chat = [{"messages": [{"role": "user", "content": f"q{i}"},
+                          {"role": "assistant", "content": f"a{i}"}], "source": "de"}
+            for i in range(6)]
+    rendered = [{"tokens": [1, 70 + i, 71, 72, 73], "loss_mask": [0, 0, 1, 0, 1],
+                 "source": "prm", "id": f"p{i}"} for i in range(6)]
+    write_jsonl(str(shards / "a.jsonl"), chat)
+    write_jsonl(str(shards / "b.jsonl"), rendered)
+    config = _config("sft", **{"data.sft_file": str(shards), "data.eval_fraction": 0.2,
+                               "data.mixture": {"de": 0.0, "prm": 1.0}})
+    kind, named = documents(config, "train")
+    assert kind == "sft" and sorted(named) == ["de", "prm"]
+    assert named["prm"][0] == ([1, 70, 71, 72, 73], [0, 0, 1, 0, 1])
+    assert len(named["de"]) == len(named["prm"]) == 5  # each source holds out its own
+    batch = next(make_iterator(config))
+    real = batch["segment_ids"] > 0
+    # only the "prm" records are drawn: every packed row holds 5-token documents
+    assert set(batch["tokens"][real].tolist()) <= {1, 70, 71, 72, 73, 74, 75}
+    assert batch["loss_mask"][real].sum() == 2 * len(set(zip(*np.nonzero(
+        (batch["positions"] == 0) & real))))
+
+
+@pytest.mark.parametrize("line, match", [
+    ('{"messages": [{"role": "user", "content": "hi"}]}', "no assistant turn"),
+    ('{"messages": [{"role": "bot", "content": "hi"}]}', "role 'bot'"),
+    ('{"tokens": [1, 2, 3], "loss_mask": [0, 1]}', "as long as 'tokens'"),
+    ('{"tokens": [1, 2, 3], "loss_mask": [1, 1, 0]}', "loss_mask\\[0\\] must be 0"),
+    ('{"text": "plain"}', "exactly one of 'messages' or 'tokens'"),
+    ('{"messages": [{"role": "assistant", "content": "x"}], "source": ""}', "'source'"),
+    ('not json', "not valid JSON"),
+])
+def test_malformed_sft_records_fail_up_front_naming_file_line_and_fix(tmp_path, line, match):
+    good = '{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}'
+    path = tmp_path / "bad.jsonl"
+    path.write_text(good + "\n" + line + "\n", encoding="utf-8")
+    config = _config("sft", **{"data.sft_file": str(path)})
+    with pytest.raises(DataConfigError, match=match) as info:
+        make_iterator(config)
+    assert f"{path}:2" in str(info.value) and '{"messages"' in str(info.value)
