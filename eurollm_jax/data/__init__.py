@@ -5,6 +5,9 @@
 - ``tokenize_job.run(TokenizeConfig(...))``: documents (read by ``eurollm_jax.documents``:
   JSONL plain/.gz/.zst, Parquet, TFDS) -> ArrayRecord token shards per (language, source),
   resumable, with a manifest (``python -m launch.tokenize``).
+- ``sft``: the SFT record schema every SFT source writes (conversations or pre-rendered
+  tokens with their loss mask, a ``source`` mixture key): ``read_sft_records``,
+  ``validate_sft_record``, ``render_sft_record``.
 - ``tfds_jsonl.prepare_jsonl_dataset(...)``: a TFDS builder over local document files.
 - ``pipeline.make_iterator(PipelineConfig(...)[, {name: InMemoryRecords(docs)}])``: token
   shards of a manifest, or in-memory token corpora -> mixture -> packing -> host batches with
@@ -28,6 +31,12 @@ from eurollm_jax.data.records import (
     decode_record,
     encode_record,
 )
+from eurollm_jax.data.sft import (
+    SFTRecordError,
+    read_sft_records,
+    render_sft_record,
+    validate_sft_record,
+)
 from eurollm_jax.data.tokenize_job import (
     TokenizeConfig,
     build_manifest,
@@ -50,6 +59,10 @@ __all__ = [
     "ShardedRecords",
     "decode_record",
     "encode_record",
+    "SFTRecordError",
+    "read_sft_records",
+    "render_sft_record",
+    "validate_sft_record",
     "TokenizeConfig",
     "build_manifest",
     "load_manifest",
