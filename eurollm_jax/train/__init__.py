@@ -6,6 +6,7 @@ Public surface:
 - ``TrainJobConfig``: the typed, validated job config (every trainer setting and default);
 - ``build_job(config)``: validated mesh, schedule, optimizer and abstract state;
 - ``make_train_step`` / ``make_eval_step`` and ``jit_train_step``: the pure steps;
+  ``row_loss_sums``: the step's LM loss per row (for hooks that score or differentiate);
 - ``init_state`` / ``state_spec``: the sharded train state;
 - ``make_schedule`` / ``parse_phases``: LR schedules and phases; ``make_optimizer``;
 - ``Checkpointer``: Orbax checkpoints; ``export_from_workdir``: params-only export;
@@ -38,6 +39,7 @@ from eurollm_jax.train.step import (
     jit_train_step,
     make_eval_step,
     make_train_step,
+    row_loss_sums,
 )
 from eurollm_jax.train.validate import TrainConfigError
 
@@ -74,5 +76,6 @@ __all__ = [
     "jit_train_step",
     "make_eval_step",
     "make_train_step",
+    "row_loss_sums",
     "TrainConfigError",
 ]

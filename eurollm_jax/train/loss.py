@@ -34,15 +34,20 @@ def shifted_targets(batch) -> jax.Array:
     return jnp.concatenate([labels[:, 1:], jnp.zeros_like(labels[:, :1])], axis=1).astype(jnp.int32)
 
 
-def cross_entropy_sums(logits_BTV, targets_BT, weights_BT):
-    """(sum of weighted NLL, sum of weighted logsumexp^2) in fp32."""
+def token_nll(logits_BTV, targets_BT):
+    """([B, T] NLL of each target, [B, T] logsumexp) in fp32, unweighted."""
     logits = logits_BTV.astype(jnp.float32)
     lse = jax.nn.logsumexp(logits, axis=-1)
     # A compare-and-select reduction rather than a gather: its gradient is a select, not a
     # scatter (much faster on CPU, the same on TPU/GPU).
     vocab = jax.lax.broadcasted_iota(jnp.int32, logits.shape, logits.ndim - 1)
     target_logit = jnp.sum(jnp.where(vocab == targets_BT[..., None], logits, 0.0), axis=-1)
-    nll = lse - target_logit
+    return lse - target_logit, lse
+
+
+def cross_entropy_sums(logits_BTV, targets_BT, weights_BT):
+    """(sum of weighted NLL, sum of weighted logsumexp^2) in fp32."""
+    nll, lse = token_nll(logits_BTV, targets_BT)
     return jnp.sum(nll * weights_BT), jnp.sum(jnp.square(lse) * weights_BT)
 
 

@@ -28,6 +28,7 @@ from eurollm_jax.train.loss import (
     cross_entropy_sums,
     shifted_targets,
     target_weights,
+    token_nll,
 )
 from eurollm_jax.train.state import StateSpec, params_to_model, replicated
 
@@ -53,6 +54,21 @@ def loss_sums(graphdef, cfg: ModelConfig, params, mb, loss_chunk: int = 0):
         mb["tokens"], segment_ids=mb["segment_ids"], positions=mb["positions"]
     ).logits
     return cross_entropy_sums(logits, mb["targets"], mb["weights"])
+
+
+def row_loss_sums(graphdef, cfg: ModelConfig, params, batch):
+    """Per row of ``batch`` (the train step's batch schema): ``(NLL sum [B], targets [B])``
+    in fp32, with the train step's targets and weights (the LM loss, no z-loss). Pure: for
+    hooks that score examples or take gradients on the current params (per-example
+    rewards, per-source held-out losses); ``sum(nll) / sum(targets)`` is the step's loss."""
+    inputs = _prepare(batch)
+    model = params_to_model(graphdef, params)
+    logits = model.forward(
+        inputs["tokens"], segment_ids=inputs["segment_ids"], positions=inputs["positions"]
+    ).logits
+    nll, _ = token_nll(logits, inputs["targets"])
+    weights = inputs["weights"]
+    return jnp.sum(nll * weights, axis=1), jnp.sum(weights, axis=1)
 
 
 def _prepare(batch):
