@@ -6,32 +6,34 @@ criterion met, so the grade is a count. The model must end its answer with
 ``**4/5**``, a last standalone digit), and returns None when nothing parses, so a bad answer
 is recorded, never guessed.
 
-Clients implement ``complete(prompts: list[str]) -> list[str]`` (``LLMClient``):
+Every model call goes through the one LLM client, ``eurollm_jax.llm.LLMClient``; two thin
+adapters keep the job's settings (chat or completion mode, answer length) and implement
+``complete(prompts: list[str]) -> list[str]`` and ``answer(prompts) -> list[LLMResult]``:
 
 - ``OpenAIClient``: any OpenAI-compatible server (``launch.serve``, vLLM, TGI, llama.cpp, a
-  hosted API), ``/v1/chat/completions`` (``mode="chat"``) or ``/v1/completions``
-  (``mode="completions"``), standard library only, concurrent requests, retries with backoff;
+  hosted API) through the ``openai`` package, ``/v1/chat/completions`` (``mode="chat"``) or
+  ``/v1/completions`` (``mode="completions"``), concurrent requests, retries with backoff;
 - ``InProcessClient``: the framework's engine (``eurollm_jax.inference``, imported lazily),
-  ChatML prompts through ``generate_chat`` when the tokenizer has the chat tokens, greedy.
+  ChatML prompts when the tokenizer has the chat tokens, greedy.
+An ``LLMClient`` may be passed to ``annotate`` directly (chat mode).
 
 ``annotate(docs, client, path)`` appends one JSON line per document
-(``id, text, language, score, raw, model, prompt_version``) and flushes each batch; a rerun
-skips ids already in the file (a torn last line from a crash is ignored), so the job resumes.
+(``id, text, language, score, raw, model, prompt_version``, plus ``error`` when the request
+failed) and flushes each batch; a rerun skips ids already in the file (a torn last line from
+a crash is ignored), so the job resumes.
 """
 
 from __future__ import annotations
 
-import concurrent.futures as cf
 import json
 import os
 import re
 import time
-import urllib.error
-import urllib.request
 from typing import Iterable, Protocol
 
 from eurollm_jax.filtering.config import ANNOTATE_MODES, AnnotateSection
 from eurollm_jax.filtering.core import Document
+from eurollm_jax.llm import LLMClient, LLMResult
 
 PROMPT_VERSION = "eurofilter-edu-v1"
 
@@ -90,8 +92,9 @@ def build_prompt(text: str, max_chars: int = 6000) -> str:
     return RUBRIC.format(text=text)
 
 
-class LLMClient(Protocol):
-    """What the annotation job needs from a model: prompts in, answers out (same order)."""
+class AnswerClient(Protocol):
+    """What the annotation job needs from a model: prompts in, answers out (same order).
+    ``answer`` (optional) returns ``eurollm_jax.llm.LLMResult`` so that failures are recorded."""
 
     name: str
 
@@ -99,13 +102,50 @@ class LLMClient(Protocol):
         ...
 
 
-class OpenAIClient:
-    """A client for an OpenAI-compatible HTTP endpoint (standard library only).
+class _Adapter:
+    """Prompts -> answers over an ``eurollm_jax.llm.LLMClient`` in chat or completion mode."""
+
+    llm: LLMClient
+    chat: bool
+    max_tokens: int
+    temperature: float = 0.0
+    batch_size: int = 0  # 0: the whole list in one client call
+    raise_errors: bool = False
+
+    def answer(self, prompts: list[str]) -> list[LLMResult]:
+        step = self.batch_size or max(len(prompts), 1)
+        out: list[LLMResult] = []
+        for i in range(0, len(prompts), step):
+            chunk = prompts[i:i + step]
+            kw = dict(temperature=self.temperature, max_tokens=self.max_tokens)
+            if self.chat:
+                out += self.llm.chat([[{"role": "user", "content": p}] for p in chunk], **kw)
+            else:
+                out += self.llm.complete(chunk, **kw)
+        if self.raise_errors:
+            for r in out:
+                if r.error is not None:
+                    raise RuntimeError(f"request to {self.name} failed ({r.error}); retried "
+                                       f"up to {getattr(self, 'retries', 0)} times")
+        return out
+
+    def complete(self, prompts: list[str]) -> list[str]:
+        """Answers as text; a failed request gives "" (parsed as no score)."""
+        return [r.text or "" for r in self.answer(prompts)]
+
+    def close(self) -> None:
+        self.llm.close()
+
+
+class OpenAIClient(_Adapter):
+    """Any OpenAI-compatible HTTP endpoint through ``eurollm_jax.llm.LLMClient`` (the
+    ``openai`` package).
 
     ``base_url`` is the server root (``http://127.0.0.1:8000`` or ``.../v1``). Requests run
-    ``concurrency`` at a time; transient errors (connection, 429, 5xx) are retried
-    ``retries`` times with exponential backoff; a request that still fails yields ``""`` for
-    its prompt (parsed as no score) unless ``raise_errors``.
+    ``concurrency`` at a time; transient errors (connection, timeouts, 408/409/429, 5xx) are
+    retried ``retries`` times with backoff; a request that still fails yields ``""`` for its
+    prompt (parsed as no score, its error recorded) unless ``raise_errors``. ``cache_dir``:
+    the client's persistent response cache (a rerun sends no finished request again).
     """
 
     # Defaults: the filter config's annotate section (config.AnnotateSection).
@@ -113,97 +153,50 @@ class OpenAIClient:
                  mode: str = AnnotateSection.mode, api_key: str | None = None,
                  max_tokens: int = AnnotateSection.max_new_tokens, temperature: float = 0.0,
                  timeout: float = 120.0, concurrency: int = AnnotateSection.concurrency,
-                 retries: int = 3, raise_errors: bool = False):
+                 retries: int = 3, raise_errors: bool = False, cache_dir: str | None = None):
         if mode not in ANNOTATE_MODES:
             raise ValueError(f"mode must be 'chat' or 'completions', got {mode!r}")
-        if not base_url.startswith(("http://", "https://")):
-            raise ValueError(
-                f"base_url must be the http(s) root of an OpenAI-compatible server you run or "
-                f"trust (e.g. http://127.0.0.1:8000 from `python -m launch.serve`), got {base_url!r}"
-            )
-        base = base_url.rstrip("/")
-        self.base = base if base.endswith("/v1") else base + "/v1"
-        self.model, self.mode, self.api_key = model, mode, api_key
-        self.max_tokens, self.temperature, self.timeout = max_tokens, temperature, timeout
-        self.concurrency, self.retries, self.raise_errors = concurrency, retries, raise_errors
-        self.name = f"openai:{model}@{self.base}"
-
-    def _request(self, prompt: str) -> str:
-        # An inference request to the user's own endpoint (base_url), not a download: no
-        # weights or data are fetched.
-        if self.mode == "chat":
-            url = self.base + "/chat/completions"
-            body = {"model": self.model, "messages": [{"role": "user", "content": prompt}],
-                    "max_tokens": self.max_tokens, "temperature": self.temperature}
-        else:
-            url = self.base + "/completions"
-            body = {"model": self.model, "prompt": prompt, "max_tokens": self.max_tokens,
-                    "temperature": self.temperature}
-        data = json.dumps(body).encode("utf-8")
-        headers = {"Content-Type": "application/json"}
-        if self.api_key:
-            headers["Authorization"] = f"Bearer {self.api_key}"
-        last: Exception | None = None
-        for attempt in range(self.retries + 1):
-            try:
-                req = urllib.request.Request(url, data=data, headers=headers, method="POST")
-                with urllib.request.urlopen(req, timeout=self.timeout) as resp:
-                    payload = json.loads(resp.read().decode("utf-8"))
-                choice = payload["choices"][0]
-                if self.mode == "chat":
-                    return choice["message"]["content"] or ""
-                return choice.get("text") or ""
-            except urllib.error.HTTPError as e:
-                last = e
-                if e.code not in (408, 409, 429) and e.code < 500:
-                    break  # a client error will not go away by retrying
-            except (urllib.error.URLError, TimeoutError, ConnectionError, OSError,
-                    ValueError, KeyError, IndexError) as e:
-                last = e
-            if attempt < self.retries:
-                time.sleep(min(0.25 * 2 ** attempt, 8.0))
-        if self.raise_errors:
-            raise RuntimeError(f"request to {url} failed after {self.retries + 1} tries: {last}")
-        return ""
-
-    def complete(self, prompts: list[str]) -> list[str]:
-        if len(prompts) <= 1 or self.concurrency <= 1:
-            return [self._request(p) for p in prompts]
-        with cf.ThreadPoolExecutor(min(self.concurrency, len(prompts))) as pool:
-            return list(pool.map(self._request, prompts))
+        self.llm = LLMClient.from_endpoint(base_url, model, api_key=api_key,
+                                           concurrency=concurrency, timeout=timeout,
+                                           max_retries=retries, cache_dir=cache_dir)
+        self.model, self.mode, self.chat = model, mode, mode == "chat"
+        self.max_tokens, self.temperature = max_tokens, temperature
+        self.retries, self.raise_errors = retries, raise_errors
+        self.name = self.llm.name
 
 
-class InProcessClient:
-    """The framework's inference engine in this process (greedy, ChatML when available).
+class InProcessClient(_Adapter):
+    """The framework's inference engine in this process (greedy, ChatML when available),
+    through ``eurollm_jax.llm.LLMClient.from_engine``.
 
     ``model`` is a ``Transformer`` or an ``eurollm_jax.inference.Engine``; ``tokenizer`` the
     SentencePiece tokenizer (see ``eurollm_jax.inference.load_for_inference``).
     """
 
     def __init__(self, model, tokenizer, *, max_new_tokens: int = AnnotateSection.max_new_tokens,
-                 chat: bool | None = None, batch_size: int = 8, name: str = "in-process"):
+                 chat: bool | None = None, batch_size: int = 8, name: str = "in-process",
+                 cache_dir: str | None = None):
         import eurollm_jax.inference as inference  # lazy: pulls in the engine only when used
 
-        self._inf = inference
         self.engine = inference.as_engine(model, tokenizer)  # built once, reused per chunk
         self.tokenizer = tokenizer
-        self.max_new_tokens, self.batch_size, self.name = max_new_tokens, batch_size, name
+        self.llm = LLMClient.from_engine(self.engine, model_name=name, cache_dir=cache_dir)
+        self.max_tokens, self.batch_size, self.name = max_new_tokens, batch_size, name
         # Without <|im_start|>/<|im_end|> in the vocabulary: plain completion.
         self.chat = inference.has_chat_markers(tokenizer) if chat is None else chat
 
-    def complete(self, prompts: list[str]) -> list[str]:
-        out: list[str] = []
-        for i in range(0, len(prompts), self.batch_size):
-            chunk = prompts[i:i + self.batch_size]
-            if self.chat:
-                conv = [[{"role": "user", "content": p}] for p in chunk]
-                comps = self._inf.generate_chat(self.engine, conv, tokenizer=self.tokenizer,
-                                                max_new_tokens=self.max_new_tokens, temperature=0.0)
-            else:
-                comps = self._inf.generate(self.engine, chunk, max_new_tokens=self.max_new_tokens,
-                                           temperature=0.0, tokenizer=self.tokenizer)
-            out.extend((c.text if getattr(c, "text", None) is not None else "") for c in comps)
-        return out
+    @property
+    def max_new_tokens(self) -> int:
+        return self.max_tokens
+
+
+def _answers(client, prompts: list[str]) -> list[LLMResult]:
+    if isinstance(client, LLMClient):  # the shared client itself: chat mode
+        return client.chat([[{"role": "user", "content": p}] for p in prompts],
+                           max_tokens=AnnotateSection.max_new_tokens)
+    if hasattr(client, "answer"):
+        return client.answer(prompts)
+    return [LLMResult(text=a) for a in client.complete(prompts)]
 
 
 def _done_ids(path: str) -> set[str]:
@@ -224,32 +217,38 @@ def _done_ids(path: str) -> set[str]:
     return done
 
 
-def annotate(docs: Iterable[Document], client: LLMClient, path: str, *,
+def annotate(docs: Iterable[Document], client, path: str, *,
              batch_size: int = AnnotateSection.batch_size, max_chars: int = 6000,
              progress: bool = False) -> dict[str, int]:
     """Grades documents with ``client`` into the JSONL file ``path`` (resumable).
 
     Returns counts: ``annotated`` (this call), ``skipped`` (already in the file) and
-    ``unparsed`` (answers without a score; stored with ``score: null``).
+    ``unparsed`` (answers without a score, failed requests included; stored with
+    ``score: null``) and ``errors`` (failed requests; their ``error`` is stored).
     """
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     done = _done_ids(path)
-    stats = {"annotated": 0, "skipped": 0, "unparsed": 0}
+    stats = {"annotated": 0, "skipped": 0, "unparsed": 0, "errors": 0}
     batch: list[Document] = []
     t0 = time.time()
 
     def flush(f):
-        answers = client.complete([build_prompt(d.text, max_chars) for d in batch])
+        answers = _answers(client, [build_prompt(d.text, max_chars) for d in batch])
         if len(answers) != len(batch):
             raise RuntimeError(f"client {client.name} returned {len(answers)} answers for "
                                f"{len(batch)} prompts")
-        for d, a in zip(batch, answers):
+        for d, res in zip(batch, answers):
+            a = res.text or ""
             score = parse_score(a)
             stats["annotated"] += 1
             stats["unparsed"] += score is None
-            f.write(json.dumps({"id": d.id, "text": d.text, "language": d.metadata.get("language"),
-                                "score": score, "raw": a, "model": client.name,
-                                "prompt_version": PROMPT_VERSION}, ensure_ascii=False) + "\n")
+            record = {"id": d.id, "text": d.text, "language": d.metadata.get("language"),
+                      "score": score, "raw": a, "model": client.name,
+                      "prompt_version": PROMPT_VERSION}
+            if res.error is not None:
+                stats["errors"] += 1
+                record["error"] = res.error
+            f.write(json.dumps(record, ensure_ascii=False) + "\n")
             done.add(d.id)
         f.flush()
         os.fsync(f.fileno())

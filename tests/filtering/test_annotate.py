@@ -107,10 +107,12 @@ def test_http_client_annotates_and_resumes(fake_server, tmp_path, mode):
     client = OpenAIClient(url, "eurollm", mode=mode, concurrency=4, retries=2)
     path = str(tmp_path / "ann.jsonl")
     stats = annotate(_docs(10), client, path, batch_size=4)
-    assert stats == {"annotated": 10, "skipped": 0, "unparsed": 0}
+    assert stats == {"annotated": 10, "skipped": 0, "unparsed": 0, "errors": 0}
     assert all(p.endswith(f"/v1/{'chat/completions' if mode == 'chat' else 'completions'}")
                for p, _ in handler.calls)
-    assert len(handler.calls) == 11 and handler.calls[0][1]["temperature"] == 0.0
+    # batches [d0-d3] [d4-d7] [d8 d9]: d0 and d3 have the same text, so their one prompt is sent
+    # once (3 + 4 + 2 requests), plus the retry of the transient 503
+    assert len(handler.calls) == 10 and handler.calls[0][1]["temperature"] == 0.0
     recs = read_annotations(path)
     assert [r["score"] for r in recs[:4]] == [0, 4, 4, 0]
     assert {r["model"] for r in recs} == {client.name}
@@ -118,20 +120,45 @@ def test_http_client_annotates_and_resumes(fake_server, tmp_path, mode):
         f.write('{"id": "d10", "text": "torn')  # a crash mid-write
     handler.calls.clear()
     stats = annotate(_docs(14), client, path, batch_size=4)
-    assert stats == {"annotated": 4, "skipped": 10, "unparsed": 0}
+    assert stats == {"annotated": 4, "skipped": 10, "unparsed": 0, "errors": 0}
     assert len(handler.calls) == 4
     recs = read_annotations(path)
     assert [r["id"] for r in recs] == [f"d{i}" for i in range(14)]
 
 
-def test_http_client_errors(fake_server):
+def test_http_client_errors(fake_server, tmp_path):
     url, handler = fake_server
     handler.fail_first = 10
     assert OpenAIClient(url, retries=1).complete(["a"]) == [""]
-    with pytest.raises(RuntimeError, match="failed after 2 tries"):
+    assert len(handler.calls) == 2  # one try + one retry
+    with pytest.raises(RuntimeError, match=r"failed \(server_error: .*retried up to 1 times"):
         OpenAIClient(url, retries=1, raise_errors=True).complete(["a"])
     with pytest.raises(ValueError, match="mode"):
         OpenAIClient(url, mode="stream")
+    # a failed request is recorded with its reason, the job goes on
+    handler.fail_first = 2
+    path = str(tmp_path / "ann.jsonl")
+    stats = annotate(_docs(3), OpenAIClient(url, retries=0, concurrency=1), path, batch_size=3)
+    assert stats == {"annotated": 3, "skipped": 0, "unparsed": 2, "errors": 2}
+    recs = read_annotations(path, require_score=False)
+    assert [r.get("error", "").split(":")[0] for r in recs] == ["server_error"] * 2 + [""]
+    assert recs[2]["score"] == 4
+
+
+def test_shared_llm_client_with_cache(fake_server, tmp_path):
+    from eurollm_jax.llm import LLMClient
+
+    url, handler = fake_server
+    cache = str(tmp_path / "cache")
+    client = LLMClient.from_endpoint(url, "eurollm", cache_dir=cache)
+    stats = annotate(_docs(4), client, str(tmp_path / "a.jsonl"), batch_size=2)
+    assert stats["annotated"] == 4 and len(handler.calls) == 3  # d3's prompt is d0's: cached
+    assert [r["score"] for r in read_annotations(str(tmp_path / "a.jsonl"))] == [0, 4, 4, 0]
+    # another output file, same cache: every answer comes from the cache, nothing is sent
+    handler.calls.clear()
+    again = OpenAIClient(url, "eurollm", max_tokens=256, cache_dir=cache)
+    annotate(_docs(4), again, str(tmp_path / "b.jsonl"), batch_size=2)
+    assert handler.calls == [] and again.llm.usage["cached"] == 4
 
 
 def test_in_process_engine_end_to_end(chat_model_dir, tmp_path):
@@ -208,4 +235,5 @@ def test_annotate_cli_against_http_server(fake_server, tmp_path):
     assert res.returncode == 0, res.stderr[-3000:]
     recs = read_annotations(str(out / "annotations.jsonl"))
     assert [r["id"] for r in recs] == [f"d{i}" for i in range(5)]  # the broken line is skipped
-    assert len(handler.calls) == 5 and all(p == "/v1/completions" for p, _ in handler.calls)
+    # d0 and d3 have the same text: one request for both
+    assert len(handler.calls) == 4 and all(p == "/v1/completions" for p, _ in handler.calls)

@@ -1,0 +1,22 @@
+"""Fixtures for the LLM client tests: a tiny random engine and the real server over HTTP."""
+
+import pytest
+
+from tests.llm.helpers import CountingApp, serve, tiny_engine
+
+
+@pytest.fixture(scope="session")
+def engine():
+    return tiny_engine()
+
+
+@pytest.fixture(scope="module")
+def served(engine):
+    """(base_url, CountingApp) of ``inference.server.create_app`` on the tiny engine."""
+    pytest.importorskip("uvicorn")
+    from eurollm_jax.inference.server import ServerConfig, create_app
+
+    app = CountingApp(create_app(engine, ServerConfig(model_name="tiny", max_batch_size=16,
+                                                      batch_wait_s=0.02)))
+    with serve(app) as url:
+        yield url, app
