@@ -18,6 +18,8 @@ import jax.numpy as jnp
 import numpy as np
 
 ATTENTION_IMPLS = ("auto", "xla", "cudnn", "splash")
+# RoPE frequency scaling of long-context checkpoints (transformers' rope_type names).
+ROPE_SCALINGS = ("none", "linear", "dynamic", "llama3")
 REMAT_POLICIES = (
     "none",  # keep every activation (fastest, most memory)
     "full",  # recompute the whole layer in the backward pass
@@ -77,6 +79,15 @@ class ModelConfig:
       head_dim: per-head width (HF ``head_dim``; default d_model // num_heads).
       ffn_dim: SwiGLU hidden width (HF ``intermediate_size``).
       rope_theta: RoPE base frequency.
+      rope_scaling: RoPE frequency scaling, one of ROPE_SCALINGS (transformers' ``rope_type``):
+        "none"; "linear" (positions divided by ``rope_scaling_factor``); "dynamic" (NTK:
+        the base grows with the longest position of the call beyond
+        ``rope_original_max_seq_len``); "llama3" (low frequencies divided by the factor,
+        high ones kept, a smooth ramp between ``rope_low_freq_factor`` and
+        ``rope_high_freq_factor``).
+      rope_scaling_factor, rope_low_freq_factor, rope_high_freq_factor,
+      rope_original_max_seq_len: the scaling's parameters (HF ``factor``,
+        ``low_freq_factor``, ``high_freq_factor``, ``original_max_position_embeddings``).
       norm_eps: RMSNorm epsilon.
       tie_embeddings: share the token embedding with the LM head.
       max_seq_len: longest sequence the model is meant for (HF max_position_embeddings).
@@ -102,6 +113,11 @@ class ModelConfig:
     head_dim: int | None = None
     ffn_dim: int = 5632
     rope_theta: float = 10_000.0
+    rope_scaling: str = "none"
+    rope_scaling_factor: float = 1.0
+    rope_low_freq_factor: float = 1.0
+    rope_high_freq_factor: float = 4.0
+    rope_original_max_seq_len: int = 0
     norm_eps: float = 1e-5
     tie_embeddings: bool = False
     max_seq_len: int = 4096
@@ -153,6 +169,21 @@ class ModelConfig:
             )
         if self.rope_theta <= 0 or self.norm_eps <= 0:
             raise ConfigError("rope_theta and norm_eps must be positive")
+        if self.rope_scaling not in ROPE_SCALINGS:
+            raise ConfigError(f"rope_scaling must be one of {ROPE_SCALINGS}, got "
+                              f"{self.rope_scaling!r}")
+        if self.rope_scaling != "none":
+            if not self.rope_scaling_factor > 0:
+                raise ConfigError(f"rope_scaling_factor must be positive, got "
+                                  f"{self.rope_scaling_factor}")
+            if self.rope_scaling in ("dynamic", "llama3") and self.rope_original_max_seq_len <= 0:
+                raise ConfigError(f"rope_scaling={self.rope_scaling!r} needs "
+                                  "rope_original_max_seq_len (the pre-training context length)")
+            if self.rope_scaling == "llama3" and not (
+                    0 < self.rope_low_freq_factor < self.rope_high_freq_factor):
+                raise ConfigError("llama3 RoPE scaling needs 0 < rope_low_freq_factor < "
+                                  f"rope_high_freq_factor, got {self.rope_low_freq_factor} and "
+                                  f"{self.rope_high_freq_factor}")
 
     # ------------------------------------------------------------------ helpers
     @property
@@ -217,15 +248,7 @@ class ModelConfig:
             raise ConfigError(f"unsupported hidden_act {hf.get('hidden_act')!r}; EuroLLM uses silu")
         if hf.get("attention_bias") or hf.get("mlp_bias"):
             raise ConfigError("checkpoints with attention_bias or mlp_bias are not supported")
-        rope_scaling = hf.get("rope_scaling")
-        rope_params = hf.get("rope_parameters")  # transformers >= 5
-        if rope_scaling and rope_scaling.get("rope_type", rope_scaling.get("type")) not in (None, "default"):
-            raise ConfigError(f"rope_scaling {rope_scaling} is not supported (only plain RoPE)")
-        rope_theta = hf.get("rope_theta")
-        if isinstance(rope_params, Mapping):
-            if rope_params.get("rope_type", "default") != "default":
-                raise ConfigError(f"rope_parameters {rope_params} are not supported (only plain RoPE)")
-            rope_theta = rope_params.get("rope_theta", rope_theta)
+        rope = _rope_from_hf(hf)
         if hf.get("sliding_window"):
             raise ConfigError("sliding-window attention is not supported")
         eos = hf.get("eos_token_id", 2)
@@ -240,7 +263,7 @@ class ModelConfig:
             num_kv_heads=int(hf.get("num_key_value_heads") or num_heads),
             head_dim=int(hf.get("head_dim") or hf["hidden_size"] // num_heads),
             ffn_dim=int(hf["intermediate_size"]),
-            rope_theta=float(rope_theta if rope_theta is not None else 10_000.0),
+            **rope,
             norm_eps=float(hf.get("rms_norm_eps", 1e-6)),
             tie_embeddings=bool(hf.get("tie_word_embeddings", False)),
             max_seq_len=int(hf.get("max_position_embeddings", 4096)),
@@ -265,11 +288,14 @@ class ModelConfig:
             "num_key_value_heads": self.num_kv_heads,
             "head_dim": self.head_dim,
             "hidden_act": "silu",
-            "max_position_embeddings": self.max_seq_len,
+            # dynamic NTK scales beyond max_position_embeddings: transformers reads the
+            # pre-training length there
+            "max_position_embeddings": (self.rope_original_max_seq_len
+                                        if self.rope_scaling == "dynamic" else self.max_seq_len),
             "initializer_range": self.initializer_range,
             "rms_norm_eps": self.norm_eps,
             "rope_theta": self.rope_theta,
-            "rope_scaling": None,
+            "rope_scaling": self._rope_scaling_hf(),
             "attention_bias": False,
             "attention_dropout": 0.0,
             "mlp_bias": False,
@@ -280,6 +306,49 @@ class ModelConfig:
             "use_cache": True,
             "torch_dtype": torch_dtype or self.param_dtype,
         }
+
+    def _rope_scaling_hf(self) -> dict[str, Any] | None:
+        """The HF ``rope_scaling`` dict of this config (None: plain RoPE)."""
+        if self.rope_scaling == "none":
+            return None
+        out: dict[str, Any] = {"rope_type": self.rope_scaling, "factor": self.rope_scaling_factor}
+        if self.rope_scaling == "llama3":
+            out.update(low_freq_factor=self.rope_low_freq_factor,
+                       high_freq_factor=self.rope_high_freq_factor,
+                       original_max_position_embeddings=self.rope_original_max_seq_len)
+        return out
+
+
+def _rope_from_hf(hf: Mapping[str, Any]) -> dict[str, Any]:
+    """ModelConfig's RoPE fields from an HF config: legacy ``rope_theta`` + ``rope_scaling``
+    or transformers 5's ``rope_parameters``. A scaling type not implemented here is refused."""
+    params = hf.get("rope_parameters")
+    scaling = dict(hf.get("rope_scaling") or {})
+    if isinstance(params, Mapping):
+        scaling = {**scaling, **params}
+    theta = scaling.get("rope_theta", hf.get("rope_theta"))
+    kind = scaling.get("rope_type", scaling.get("type")) or "default"
+    out: dict[str, Any] = {"rope_theta": float(theta if theta is not None else 10_000.0)}
+    if kind == "default":
+        return out
+    if kind not in ROPE_SCALINGS:
+        raise ConfigError(
+            f"RoPE scaling type {kind!r} ({scaling}) is not implemented; supported: "
+            f"{', '.join(k for k in ROPE_SCALINGS if k != 'none')} (and plain RoPE)")
+    if "factor" not in scaling:
+        raise ConfigError(f"RoPE scaling {kind!r} has no 'factor': {scaling}")
+    out.update(rope_scaling=kind, rope_scaling_factor=float(scaling["factor"]))
+    if kind == "dynamic":
+        out["rope_original_max_seq_len"] = int(hf.get("max_position_embeddings", 4096))
+    if kind == "llama3":
+        missing = [k for k in ("low_freq_factor", "high_freq_factor",
+                               "original_max_position_embeddings") if k not in scaling]
+        if missing:
+            raise ConfigError(f"llama3 RoPE scaling lacks {missing}: {scaling}")
+        out.update(rope_low_freq_factor=float(scaling["low_freq_factor"]),
+                   rope_high_freq_factor=float(scaling["high_freq_factor"]),
+                   rope_original_max_seq_len=int(scaling["original_max_position_embeddings"]))
+    return out
 
 
 # EuroLLM's shared choices: 8 KV heads, head_dim 128, vocabulary 128k, untied.

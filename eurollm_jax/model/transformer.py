@@ -19,6 +19,8 @@ Optional outputs: the residual stream after every layer (``capture_hidden=True``
 
 from __future__ import annotations
 
+import math
+
 from typing import Any
 
 import jax
@@ -67,10 +69,38 @@ class RMSNorm(nnx.Module):
         return (x * self.scale[...].astype(jnp.float32)).astype(x_BTD.dtype)
 
 
-def rope_tables(positions_BT, head_dim: int, theta: float):
+def rope_inv_freq(cfg: ModelConfig, positions_BT=None):
+    """RoPE inverse frequencies [Dh/2] in fp32 with ``cfg.rope_scaling`` applied (the
+    formulas of transformers' ``ROPE_INIT_FUNCTIONS``). "dynamic" depends on the longest
+    position of the call, so it needs ``positions_BT``."""
+    dh = cfg.head_dim
+    exponents = jnp.arange(0, dh, 2, dtype=jnp.float32) / dh
+    inv_freq = 1.0 / (cfg.rope_theta ** exponents)
+    kind, factor = cfg.rope_scaling, cfg.rope_scaling_factor
+    if kind == "linear":
+        return inv_freq / factor
+    if kind == "dynamic":
+        original = float(cfg.rope_original_max_seq_len)
+        seq_len = jnp.maximum(jnp.max(positions_BT).astype(jnp.float32) + 1.0, original)
+        base = cfg.rope_theta * ((factor * seq_len / original) - (factor - 1.0)) ** (dh / (dh - 2))
+        return 1.0 / (base ** exponents)
+    if kind == "llama3":
+        original = float(cfg.rope_original_max_seq_len)
+        low_wavelen = original / cfg.rope_low_freq_factor
+        high_wavelen = original / cfg.rope_high_freq_factor
+        wavelen = 2.0 * math.pi / inv_freq
+        scaled = jnp.where(wavelen > low_wavelen, inv_freq / factor, inv_freq)
+        smooth = (original / wavelen - cfg.rope_low_freq_factor) / (
+            cfg.rope_high_freq_factor - cfg.rope_low_freq_factor)
+        smoothed = (1.0 - smooth) * scaled / factor + smooth * scaled
+        medium = (wavelen >= high_wavelen) & (wavelen <= low_wavelen)
+        return jnp.where(medium, smoothed, scaled)
+    return inv_freq
+
+
+def rope_tables(positions_BT, cfg: ModelConfig):
     """cos/sin [B, T, Dh] in fp32, HF ``rotate_half`` layout (halves, not interleaved)."""
-    inv_freq = 1.0 / (theta ** (jnp.arange(0, head_dim, 2, dtype=jnp.float32) / head_dim))
-    freqs = positions_BT.astype(jnp.float32)[..., None] * inv_freq
+    freqs = positions_BT.astype(jnp.float32)[..., None] * rope_inv_freq(cfg, positions_BT)
     emb = jnp.concatenate([freqs, freqs], axis=-1)
     return jnp.cos(emb), jnp.sin(emb)
 
@@ -264,7 +294,7 @@ class Transformer(nnx.Module):
 
         x = self.embed_tokens[...].astype(dt)[input_ids_BT]
         x = constrain(x, ("act_batch", "act_seq", "act_embed"))
-        cos, sin = rope_tables(positions, cfg.head_dim, cfg.rope_theta)
+        cos, sin = rope_tables(positions, cfg)
 
         if interventions is not None:
             interventions = jnp.asarray(interventions)

@@ -42,7 +42,8 @@ def test_heads_not_divisible_by_kv_heads():
     [
         ({"hidden_act": "gelu"}, "hidden_act"),
         ({"attention_bias": True}, "attention_bias"),
-        ({"rope_scaling": {"rope_type": "llama3", "factor": 8.0}}, "rope_scaling"),
+        ({"rope_scaling": {"rope_type": "yarn", "factor": 8.0}}, "yarn.*not implemented"),
+        ({"rope_scaling": {"rope_type": "llama3", "factor": 8.0}}, "llama3 RoPE scaling lacks"),
     ],
 )
 def test_unsupported_hf_features_are_refused(change, match):
