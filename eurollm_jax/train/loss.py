@@ -51,6 +51,17 @@ def cross_entropy_sums(logits_BTV, targets_BT, weights_BT):
     return jnp.sum(nll * weights_BT), jnp.sum(jnp.square(lse) * weights_BT)
 
 
+def restrict_vocab(kernel_DV, targets_BT, vocab_subset):
+    """A softmax over ``vocab_subset`` (token ids) only, e.g. a PRM's two label tokens:
+    ``([D, K] LM-head columns of the subset, [B, T] targets as indices into it)``. Every
+    weighted target must be in the subset (a target outside it gets index -1, which matches
+    no column)."""
+    ids = jnp.asarray(vocab_subset, jnp.int32)
+    match = targets_BT[..., None] == ids
+    index = jnp.where(jnp.any(match, axis=-1), jnp.argmax(match, axis=-1), -1)
+    return kernel_DV[:, ids], index.astype(jnp.int32)
+
+
 def chunked_cross_entropy_sums(hidden_BTD, kernel_DV, targets_BT, weights_BT, chunk: int):
     """Same sums, computing the LM head ``chunk`` positions at a time with rematerialisation,
     so the full [B, T, V] logits never exist at once (a large saving at 128k vocab)."""

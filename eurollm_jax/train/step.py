@@ -26,6 +26,7 @@ from eurollm_jax.parallel.rules import constrain
 from eurollm_jax.train.loss import (
     chunked_cross_entropy_sums,
     cross_entropy_sums,
+    restrict_vocab,
     shifted_targets,
     target_weights,
     token_nll,
@@ -38,17 +39,27 @@ class StepOptions:
     micro_batches: int = 1
     z_loss: float = 0.0
     loss_chunk: int = 0  # 0: full logits; else LM head + loss this many positions at a time
+    vocab_subset: tuple[int, ...] = ()  # (): softmax over the vocabulary; else over these ids
 
 
-def loss_sums(graphdef, cfg: ModelConfig, params, mb, loss_chunk: int = 0):
-    """(NLL sum, z sum) of one (micro-)batch: tokens, segment_ids, positions, targets, weights."""
+def loss_sums(graphdef, cfg: ModelConfig, params, mb, loss_chunk: int = 0, vocab_subset=()):
+    """(NLL sum, z sum) of one (micro-)batch: tokens, segment_ids, positions, targets, weights.
+    ``vocab_subset``: the cross-entropy of a softmax over those token ids only
+    (``loss.restrict_vocab``)."""
     model = params_to_model(graphdef, params)
-    if loss_chunk:
+    if loss_chunk or vocab_subset:
         out = model.forward(
             mb["tokens"], segment_ids=mb["segment_ids"], positions=mb["positions"], logits="none"
         )
+        kernel, targets = model.lm_head_kernel(), mb["targets"]
+        if vocab_subset:
+            kernel, targets = restrict_vocab(kernel, targets, vocab_subset)
+        if not loss_chunk:
+            logits = jnp.einsum("btd,dv->btv", out.final_hidden, kernel,
+                                preferred_element_type=jnp.float32)
+            return cross_entropy_sums(logits, targets, mb["weights"])
         return chunked_cross_entropy_sums(
-            out.final_hidden, model.lm_head_kernel(), mb["targets"], mb["weights"], loss_chunk
+            out.final_hidden, kernel, targets, mb["weights"], loss_chunk
         )
     logits = model.forward(
         mb["tokens"], segment_ids=mb["segment_ids"], positions=mb["positions"]
@@ -99,7 +110,7 @@ def make_train_step(graphdef, cfg: ModelConfig, tx, schedule, opts: StepOptions)
         params = state["params"]
 
         def objective(p, mb):
-            nll, z = loss_sums(graphdef, cfg, p, mb, opts.loss_chunk)
+            nll, z = loss_sums(graphdef, cfg, p, mb, opts.loss_chunk, opts.vocab_subset)
             return (nll + opts.z_loss * z) / total, (nll, z)
 
         grad_fn = jax.value_and_grad(objective, has_aux=True)
@@ -150,7 +161,7 @@ def make_train_step(graphdef, cfg: ModelConfig, tx, schedule, opts: StepOptions)
 def make_eval_step(graphdef, cfg: ModelConfig, opts: StepOptions) -> Callable:
     def eval_step(params, batch):
         inputs = _prepare(batch)
-        nll, _ = loss_sums(graphdef, cfg, params, inputs, opts.loss_chunk)
+        nll, _ = loss_sums(graphdef, cfg, params, inputs, opts.loss_chunk, opts.vocab_subset)
         return {"nll": nll, "targets": jnp.sum(inputs["weights"])}
 
     return eval_step
