@@ -21,6 +21,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import dataclasses
+import json
 import logging
 import queue
 import secrets
@@ -31,7 +32,13 @@ from typing import Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field
 
+try:  # the "serve" extra; handlers name it in annotations FastAPI resolves at start-up
+    from starlette.requests import Request as HTTPRequest
+except ImportError:  # pragma: no cover - create_app then asks for the extra
+    HTTPRequest = None
+
 from eurollm_jax.inference import chat as chat_lib
+from eurollm_jax.inference import tokenization as tok_lib
 from eurollm_jax.inference.engine import Completion, Engine, SamplingParams
 
 logger = logging.getLogger(__name__)
@@ -86,6 +93,7 @@ class _Request(BaseModel):
     frequency_penalty: float = 0.0
     logit_bias: dict[str, float] | None = None
     user: str | None = None
+    stream_options: dict[str, Any] | None = None
 
 
 class CompletionRequest(_Request):
@@ -154,7 +162,8 @@ class Batcher:
             self.queue.put_nowait(_Job(prompts, sampling, top_logprobs, future))
         except queue.Full:
             raise APIError(
-                503, "the server is overloaded; retry later", type_="server_error"
+                429, "the server is busy (queue full); retry later", type_="rate_limit_error",
+                code="queue_full",
             ) from None
         return future
 
@@ -285,47 +294,228 @@ class BodySizeLimit:
 # ----------------------------------------------------------------------------- app
 @dataclasses.dataclass
 class ServerConfig:
+    """Server settings. ``batching="continuous"`` (default) serves from a ``Scheduler`` of
+    ``max_batch_size`` decode slots; ``"static"`` is the older ``Batcher`` (requests that
+    arrive within ``batch_wait_s`` run together to their longest member), kept for
+    comparison (``launch.bench serve``)."""
+
     model_name: str = "eurollm"
-    max_batch_size: int = 32
-    batch_wait_s: float = 0.01
-    max_queue: int = 1024
+    max_batch_size: int = 32  # decode slots (continuous) / rows per batch (static)
+    batch_wait_s: float = 0.01  # static batching only
+    max_queue: int = 1024  # waiting sequences before 429
     max_body_bytes: int = 1 << 20
     max_tokens_limit: int = 2048  # cap on max_tokens per request
     max_prompts: int = 64  # prompts per /v1/completions request
     strict_model_name: bool = True
+    batching: str = "continuous"
+    decode_steps: int = 4  # decode steps per dispatch (continuous)
+    prefill_chunk: int = 512
+    max_prefill_rows: int = 8
+    cache_len: int | None = None
+    prefix_cache_tokens: int = 0  # 0 = no prefix cache
+    prefix_block: int = 64
+    api_key: str | None = None  # when set, /v1/* needs "Authorization: Bearer <api_key>"
+
+
+class _Runner:
+    """Runs rows (prompt ids, sampling, top_logprobs, penalties) and reports, per row,
+    ("tokens", items) events and a final ("done", Completion) or ("error", exc), on the
+    event loop of the calling handler."""
+
+    def __init__(self, engine: Engine, config: ServerConfig):
+        self.config = config
+        self.scheduler = None
+        self.batcher = None
+        if config.batching == "continuous":
+            from eurollm_jax.inference.continuous import Scheduler
+
+            self.scheduler = Scheduler(
+                engine,
+                num_slots=config.max_batch_size,
+                cache_len=config.cache_len,
+                prefill_chunk=config.prefill_chunk,
+                max_prefill_rows=config.max_prefill_rows,
+                decode_steps=config.decode_steps,
+                max_queue=config.max_queue,
+                prefix_cache_tokens=config.prefix_cache_tokens,
+                prefix_block=config.prefix_block,
+            )
+        elif config.batching == "static":
+            self.batcher = Batcher(
+                engine,
+                max_batch_size=config.max_batch_size,
+                batch_wait_s=config.batch_wait_s,
+                max_queue=config.max_queue,
+            )
+        else:
+            raise ValueError(
+                f"ServerConfig.batching must be 'continuous' or 'static', got {config.batching!r}"
+            )
+
+    def start(self, rows, top_logprobs: int, penalties: tuple[float, float]):
+        """Submit ``rows`` [(prompt ids, SamplingParams)]; returns (asyncio queue of
+        (row index, kind, payload), cancel function)."""
+        loop = asyncio.get_running_loop()
+        events: asyncio.Queue = asyncio.Queue()
+        if self.batcher is not None:
+            if penalties != (0.0, 0.0):
+                raise APIError(
+                    400,
+                    "presence/frequency penalties need continuous batching",
+                    param="presence_penalty",
+                )
+            future = self.batcher.submit([r[0] for r in rows], [r[1] for r in rows], top_logprobs)
+
+            def deliver(f):
+                try:
+                    outs = f.result()
+                except BaseException as e:  # noqa: BLE001 - reported to the handler
+                    for i in range(len(rows)):
+                        loop.call_soon_threadsafe(events.put_nowait, (i, "error", e))
+                    return
+                for i, o in enumerate(outs):
+                    loop.call_soon_threadsafe(events.put_nowait, (i, "done", o))
+
+            future.add_done_callback(deliver)
+            return events, lambda: future.cancel()
+
+        from eurollm_jax.inference.continuous import QueueFull, Request
+
+        if len(rows) > self.scheduler.num_slots * 4 and len(rows) > self.config.max_queue:
+            raise APIError(400, f"too many sequences in one request ({len(rows)})", param="n")
+        reqs = []
+        for i, (ids, samp) in enumerate(rows):
+
+            def on_event(kind, payload, i=i):
+                loop.call_soon_threadsafe(events.put_nowait, (i, kind, payload))
+
+            reqs.append(
+                Request(
+                    ids,
+                    samp,
+                    top_logprobs=top_logprobs,
+                    presence_penalty=penalties[0],
+                    frequency_penalty=penalties[1],
+                    on_event=on_event,
+                )
+            )
+
+        def cancel():
+            for r in reqs:
+                r.cancel()
+
+        try:
+            for r in reqs:
+                self.scheduler.submit(r)
+        except QueueFull as e:
+            cancel()
+            raise APIError(
+                429,
+                f"the server is busy ({e}); retry later",
+                type_="rate_limit_error",
+                code="queue_full",
+            ) from None
+        except ValueError as e:
+            cancel()
+            raise APIError(400, str(e), param="prompt") from None
+        return events, cancel
+
+    def metrics(self) -> dict:
+        if self.scheduler is not None:
+            return self.scheduler.metrics()
+        out = dict(self.batcher.stats)
+        out.update(queue_length=self.batcher.queue.qsize(), running_slots=None)
+        return out
+
+    def close(self):
+        if self.scheduler is not None:
+            self.scheduler.close()
+        if self.batcher is not None:
+            self.batcher.close()
+
+
+def _sse(payload) -> bytes:
+    return f"data: {json.dumps(payload) if not isinstance(payload, str) else payload}\n\n".encode()
+
+
+class _TextStream:
+    """Text deltas of one generated row, holding back what could still become part of a
+    stop string (or an incomplete character) until it is certain."""
+
+    def __init__(self, tokenizer, prompt, stops):
+        self.tokenizer, self.prompt = tokenizer, prompt
+        self.hold = max([len(s) for s in stops] + [1]) - 1
+        self.tokens: list[int] = []
+        self.sent = ""
+
+    def add(self, ids) -> str:
+        self.tokens += ids
+        text = tok_lib.decode_continuation(self.tokenizer, self.prompt, self.tokens)
+        safe = len(text) - self.hold
+        while safe > 0 and text[safe - 1] == "\ufffd":
+            safe -= 1
+        return self._take(text[: max(safe, 0)])
+
+    def finish(self, final_text: str) -> str:
+        return self._take(final_text)
+
+    def _take(self, text: str) -> str:
+        if len(text) <= len(self.sent) or not text.startswith(self.sent):
+            return ""
+        delta = text[len(self.sent) :]
+        self.sent = text
+        return delta
 
 
 def create_app(engine: Engine, config: ServerConfig | None = None):
     """The FastAPI application serving ``engine`` (which must have a tokenizer)."""
     from fastapi import FastAPI
     from fastapi.exceptions import RequestValidationError
-    from fastapi.responses import JSONResponse
+    from fastapi.responses import JSONResponse, StreamingResponse
     from starlette.exceptions import HTTPException as StarletteHTTPException
+
+    from eurollm_jax.inference.prompt_logprobs import prompt_logprobs
 
     config = config or ServerConfig()
     if engine.tokenizer is None:
         raise ValueError("the server needs a tokenizer: Engine(model, tokenizer)")
     tokenizer = engine.tokenizer
-    batcher = Batcher(
-        engine,
-        max_batch_size=config.max_batch_size,
-        batch_wait_s=config.batch_wait_s,
-        max_queue=config.max_queue,
-    )
+    runner = _Runner(engine, config)
     max_len = engine.cfg.max_seq_len
     created = int(time.time())
+    specials = dict(chat_lib.special_token_ids(tokenizer))
+    for tid in (tok_lib.bos_id(tokenizer), tok_lib.eos_id(tokenizer)):
+        if tid is not None:
+            specials.setdefault(tokenizer.id_to_piece(int(tid)), int(tid))
 
     @contextlib.asynccontextmanager
     async def lifespan(_app):
         yield
-        batcher.close()
+        runner.close()
 
     app = FastAPI(title="eurollm_jax OpenAI-compatible server", lifespan=lifespan)
-    app.state.batcher = batcher
+    app.state.runner = runner
+    app.state.batcher = runner.batcher
+    app.state.scheduler = runner.scheduler
     app.state.engine = engine
     app.state.config = config
     if config.max_body_bytes:
         app.add_middleware(BodySizeLimit, max_bytes=config.max_body_bytes)
+
+    @app.middleware("http")
+    async def _auth(request: HTTPRequest, call_next):
+        if config.api_key and request.url.path.startswith("/v1/"):
+            header = request.headers.get("authorization", "")
+            if not secrets.compare_digest(header, f"Bearer {config.api_key}"):
+                return JSONResponse(
+                    APIError(
+                        401,
+                        "missing or wrong API key: send 'Authorization: Bearer <key>'",
+                        code="invalid_api_key",
+                    ).body(),
+                    status_code=401,
+                )
+        return await call_next(request)
 
     @app.exception_handler(APIError)
     async def _api_error(_, exc: APIError):
@@ -364,18 +554,15 @@ def create_app(engine: Engine, config: ServerConfig | None = None):
         if config.strict_model_name and req.model not in (None, "", config.model_name):
             raise APIError(
                 404,
-                f"model {req.model!r} does not exist; this server serves " f"{config.model_name!r}",
+                f"model {req.model!r} does not exist; this server serves {config.model_name!r}",
                 param="model",
                 code="model_not_found",
             )
-        if req.stream:
-            raise APIError(400, "stream=true is not supported; send stream=false", param="stream")
-        if req.presence_penalty or req.frequency_penalty or req.logit_bias:
-            raise APIError(
-                400,
-                "presence_penalty, frequency_penalty and logit_bias are not supported",
-                param="presence_penalty",
-            )
+        if req.logit_bias:
+            raise APIError(400, "logit_bias is not supported", param="logit_bias")
+        for name in ("presence_penalty", "frequency_penalty"):
+            if not -2.0 <= getattr(req, name) <= 2.0:
+                raise APIError(400, f"{name} must be in [-2, 2]", param=name)
         stops = [req.stop] if isinstance(req.stop, str) else list(req.stop or [])
         if len(stops) > 16:
             raise APIError(400, "at most 16 stop strings", param="stop")
@@ -384,6 +571,8 @@ def create_app(engine: Engine, config: ServerConfig | None = None):
                 raise APIError(
                     400, f"stop_token_ids: {t} is outside the vocabulary", param="stop_token_ids"
                 )
+        if len(req.stop_token_ids or []) > 6:
+            raise APIError(400, "at most 6 stop_token_ids", param="stop_token_ids")
         return stops
 
     def sampling_for(
@@ -398,7 +587,7 @@ def create_app(engine: Engine, config: ServerConfig | None = None):
         if room <= 0:
             raise APIError(
                 400,
-                f"the prompt has {prompt_len} tokens; this model's context is {max_len} " f"tokens",
+                f"the prompt has {prompt_len} tokens; this model's context is {max_len} tokens",
                 param="messages",
                 code="context_length_exceeded",
             )
@@ -407,8 +596,7 @@ def create_app(engine: Engine, config: ServerConfig | None = None):
         if max_tokens > config.max_tokens_limit:
             raise APIError(
                 400,
-                f"max_tokens {max_tokens} exceeds this server's limit "
-                f"{config.max_tokens_limit}",
+                f"max_tokens {max_tokens} exceeds this server's limit {config.max_tokens_limit}",
                 param="max_tokens",
             )
         if prompt_len + max_tokens > max_len:
@@ -435,34 +623,119 @@ def create_app(engine: Engine, config: ServerConfig | None = None):
             for i in range(req.n)
         ]
 
-    async def run(prompts, sampling, top_logprobs) -> list[Completion]:
-        future = batcher.submit(prompts, sampling, top_logprobs)
-        return await asyncio.wrap_future(future)
+    async def collect(http: HTTPRequest, events, cancel, n_rows: int) -> list[Completion]:
+        """Wait for every row's Completion; a client that goes away cancels its rows."""
+        outs: list[Completion | None] = [None] * n_rows
+        left = n_rows
+        try:
+            while left:
+                try:
+                    i, kind, payload = await asyncio.wait_for(events.get(), timeout=0.25)
+                except asyncio.TimeoutError:
+                    if await http.is_disconnected():
+                        cancel()
+                        raise APIError(499, "the client closed the request") from None
+                    continue
+                if kind == "done":
+                    outs[i] = payload
+                    left -= 1
+                elif kind == "error":
+                    raise payload
+        except BaseException:
+            cancel()
+            raise
+        return outs
 
     def token_str(t: int) -> str:
         return tokenizer.decode([int(t)])
 
-    def response(id_prefix: str, kind: str, choices: list, prompt_tokens: int, outs) -> dict:
+    def usage(prompt_tokens: int, outs) -> dict:
         completion = sum(
             len(o) + (1 if o.finish_reason == "stop" and isinstance(o.stop, int) else 0)
             for o in outs
         )
         return {
-            "id": f"{id_prefix}-{uuid.uuid4().hex}",
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion,
+            "total_tokens": prompt_tokens + completion,
+        }
+
+    def response(id_: str, kind: str, choices: list, prompt_tokens: int, outs) -> dict:
+        return {
+            "id": id_,
             "object": kind,
             "created": int(time.time()),
             "model": config.model_name,
             "choices": choices,
-            "usage": {
-                "prompt_tokens": prompt_tokens,
-                "completion_tokens": completion,
-                "total_tokens": prompt_tokens + completion,
-            },
+            "usage": usage(prompt_tokens, outs),
         }
+
+    def completion_logprobs(ids, lps, tops, n_top: int, offset0: int = 0) -> dict:
+        toks = [token_str(t) for t in ids]
+        offsets, pos = [], offset0
+        for t in toks:
+            offsets.append(pos)
+            pos += len(t)
+        top = None
+        if n_top > 0:
+            top = [
+                None if tp is None else {token_str(a): b for a, b in zip(tp[0][:n_top], tp[1][:n_top])}
+                for tp in tops
+            ]
+        return {"tokens": toks, "token_logprobs": lps, "top_logprobs": top, "text_offset": offsets}
+
+    def chat_logprobs(ids, lps, tops, n_top: int) -> dict:
+        content = []
+        for j, (t, l) in enumerate(zip(ids, lps)):
+            s = token_str(t)
+            entry = {"token": s, "logprob": l, "bytes": list(s.encode("utf-8")), "top_logprobs": []}
+            if n_top and tops is not None and tops[j] is not None:
+                entry["top_logprobs"] = [
+                    {"token": token_str(a), "logprob": b, "bytes": list(token_str(a).encode("utf-8"))}
+                    for a, b in zip(tops[j][0][:n_top], tops[j][1][:n_top])
+                ]
+            content.append(entry)
+        return {"content": content}
 
     @app.get("/health")
     async def health():
         return {"status": "ok"}
+
+    @app.get("/metrics")
+    async def metrics():
+        return runner.metrics()
+
+    @app.get("/tokenizer_info")
+    async def tokenizer_info():
+        bos, eos = tok_lib.bos_id(tokenizer), tok_lib.eos_id(tokenizer)
+        return {
+            "tokenizer_class": type(tokenizer).__name__,
+            "bos_token": None if bos is None else tokenizer.id_to_piece(int(bos)),
+            "eos_token": None if eos is None else tokenizer.id_to_piece(int(eos)),
+            "pad_token": None,
+            "model_max_length": max_len,
+        }
+
+    @app.post("/tokenize")
+    async def tokenize(body: dict):
+        text = body.get("prompt")
+        if not isinstance(text, str):
+            raise APIError(400, "tokenize needs a string 'prompt'", param="prompt")
+        ids = tok_lib.encode_with_special_tokens(
+            tokenizer, text, specials, add_bos=bool(body.get("add_special_tokens", True))
+        )
+        return {"tokens": ids, "count": len(ids), "max_model_len": max_len}
+
+    @app.post("/detokenize")
+    async def detokenize(body: dict):
+        ids = body.get("tokens")
+        if not isinstance(ids, list) or not all(isinstance(t, int) for t in ids):
+            raise APIError(400, "detokenize needs 'tokens': a list of ints", param="tokens")
+        try:
+            ids = engine.encode(ids)
+        except ValueError as e:
+            raise APIError(400, str(e), param="tokens") from None
+        return {"prompt": tokenizer.decode(ids)}
 
     @app.get("/v1/models")
     async def models():
@@ -479,15 +752,24 @@ def create_app(engine: Engine, config: ServerConfig | None = None):
             ],
         }
 
+    def stream_response(gen):
+        return StreamingResponse(
+            gen, media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
+        )
+
+    def include_usage(req) -> bool:
+        opts = getattr(req, "stream_options", None) or {}
+        return bool(isinstance(opts, dict) and opts.get("include_usage"))
+
     @app.post("/v1/completions")
-    async def completions(req: CompletionRequest):
+    async def completions(req: CompletionRequest, http: HTTPRequest):
         stops = check_common(req)
-        if req.echo:
-            raise APIError(400, "echo=true is not supported", param="echo")
         if req.suffix:
             raise APIError(400, "suffix is not supported", param="suffix")
         if req.best_of not in (None, req.n):
             raise APIError(400, "best_of is not supported (leave it unset)", param="best_of")
+        if req.echo and req.stream:
+            raise APIError(400, "echo with stream=true is not supported", param="echo")
         p = req.prompt
         if isinstance(p, str):
             prompts = [p]
@@ -508,47 +790,84 @@ def create_app(engine: Engine, config: ServerConfig | None = None):
             if not ids:
                 raise APIError(400, "a token prompt must not be empty", param="prompt")
             ids_list.append(ids)
-        rows, samp = [], []
-        for ids in ids_list:
-            s = sampling_for(req, len(ids), req.max_tokens, 16, stops)
-            rows += [ids] * req.n
-            samp += s
-        outs = await run(rows, samp, req.logprobs or 0)
+        rows, row_prompt = [], []
+        for k, ids in enumerate(ids_list):
+            for s in sampling_for(req, len(ids), req.max_tokens, 16, stops):
+                rows.append((ids, s))
+                row_prompt.append(k)
+        n_top = req.logprobs or 0
+        penalties = (req.presence_penalty, req.frequency_penalty)
+        prompt_tokens = sum(len(x) for x in ids_list) * req.n
+        echo_scores = None
+        if req.echo and req.logprobs is not None:
+            echo_scores = await asyncio.to_thread(prompt_logprobs, engine, ids_list, n_top)
+        events, cancel = runner.start(rows, n_top, penalties)
+        cid = f"cmpl-{uuid.uuid4().hex}"
+
+        if req.stream:
+            async def gen():
+                streams = [_TextStream(tokenizer, ids, stops) for ids, _ in rows]
+                outs, left = [None] * len(rows), len(rows)
+                try:
+                    while left:
+                        i, kind, payload = await events.get()
+                        if kind == "error":
+                            err = payload
+                            body = (err if isinstance(err, APIError) else APIError(
+                                500, f"{type(err).__name__}: {err}", type_="server_error")).body()
+                            yield _sse(body)
+                            break
+                        choice = {"index": i, "text": "", "logprobs": None, "finish_reason": None}
+                        if kind == "tokens":
+                            choice["text"] = streams[i].add([t for t, _, _ in payload])
+                            if req.logprobs is not None:
+                                choice["logprobs"] = completion_logprobs(
+                                    [t for t, _, _ in payload], [lp for _, lp, _ in payload],
+                                    [tp for _, _, tp in payload], n_top,
+                                )
+                            if not choice["text"] and choice["logprobs"] is None:
+                                continue
+                        else:
+                            outs[i] = payload
+                            left -= 1
+                            choice["text"] = streams[i].finish(payload.text or "")
+                            choice["finish_reason"] = payload.finish_reason
+                        yield _sse({"id": cid, "object": "text_completion", "created": int(time.time()),
+                                    "model": config.model_name, "choices": [choice]})
+                    if not left and include_usage(req):
+                        yield _sse({"id": cid, "object": "text_completion", "created": int(time.time()),
+                                    "model": config.model_name, "choices": [],
+                                    "usage": usage(prompt_tokens, outs)})
+                    yield _sse("[DONE]")
+                finally:
+                    if left:
+                        cancel()
+
+            return stream_response(gen())
+
+        outs = await collect(http, events, cancel, len(rows))
         choices = []
         for i, o in enumerate(outs):
-            choice = {
-                "index": i,
-                "text": o.text,
-                "logprobs": None,
-                "finish_reason": o.finish_reason,
-            }
+            ids = rows[i][0]
+            text = o.text
+            lp = None
+            if req.echo:
+                text = tokenizer.decode(ids) + text
             if req.logprobs is not None:
-                toks = [token_str(t) for t in o]
-                offsets, pos = [], 0
-                for t in toks:
-                    offsets.append(pos)
-                    pos += len(t)
-                top = None
-                if req.logprobs > 0 and o.top_logprobs is not None:
-                    top = [
-                        {
-                            token_str(t): lp
-                            for t, lp in zip(ids[: req.logprobs], lps[: req.logprobs])
-                        }
-                        for ids, lps in o.top_logprobs
-                    ]
-                choice["logprobs"] = {
-                    "tokens": toks,
-                    "token_logprobs": o.logprobs,
-                    "top_logprobs": top,
-                    "text_offset": offsets,
-                }
-            choices.append(choice)
-        prompt_tokens = sum(len(x) for x in ids_list) * req.n
-        return response("cmpl", "text_completion", choices, prompt_tokens, outs)
+                if echo_scores is not None:
+                    plps, ptops = echo_scores[row_prompt[i]]
+                    all_ids = list(ids) + list(o)
+                    all_lps = [None] + plps + o.logprobs
+                    all_tops = [None] + (ptops or [None] * len(plps)) + (
+                        o.top_logprobs or [None] * len(o))
+                    lp = completion_logprobs(all_ids, all_lps, all_tops, n_top)
+                else:
+                    lp = completion_logprobs(list(o), o.logprobs, o.top_logprobs or [None] * len(o), n_top)
+            choices.append({"index": i, "text": text, "logprobs": lp, "finish_reason": o.finish_reason})
+        return response(cid, "text_completion", choices, prompt_tokens, outs)
 
     @app.post("/v1/chat/completions")
-    async def chat_completions(req: ChatCompletionRequest):
+    async def chat_completions(req: ChatCompletionRequest, http: HTTPRequest):
         stops = check_common(req)
         if req.top_logprobs and not req.logprobs:
             raise APIError(400, "top_logprobs needs logprobs=true", param="top_logprobs")
@@ -564,40 +883,62 @@ def create_app(engine: Engine, config: ServerConfig | None = None):
             req.max_completion_tokens if req.max_completion_tokens is not None else req.max_tokens
         )
         samp = sampling_for(
-            req,
-            len(ids),
-            max_tokens,
-            config.max_tokens_limit,
-            stops,
+            req, len(ids), max_tokens, config.max_tokens_limit, stops,
             extra_stop_ids=chat_lib.chat_stop_ids(tokenizer),
         )
         n_top = (req.top_logprobs or 0) if req.logprobs else 0
-        outs = await run([ids] * req.n, samp, n_top)
+        rows = [(ids, s) for s in samp]
+        prompt_tokens = len(ids) * req.n
+        events, cancel = runner.start(rows, n_top, (req.presence_penalty, req.frequency_penalty))
+        cid = f"chatcmpl-{uuid.uuid4().hex}"
+
+        if req.stream:
+            def chunk(choices, **extra):
+                return _sse({"id": cid, "object": "chat.completion.chunk", "created": int(time.time()),
+                             "model": config.model_name, "choices": choices, **extra})
+
+            async def gen():
+                streams = [_TextStream(tokenizer, ids, stops) for _ in rows]
+                outs, left = [None] * len(rows), len(rows)
+                try:
+                    for i in range(len(rows)):
+                        yield chunk([{"index": i, "delta": {"role": "assistant", "content": ""},
+                                      "logprobs": None, "finish_reason": None}])
+                    while left:
+                        i, kind, payload = await events.get()
+                        if kind == "error":
+                            err = payload
+                            yield _sse((err if isinstance(err, APIError) else APIError(
+                                500, f"{type(err).__name__}: {err}", type_="server_error")).body())
+                            break
+                        if kind == "tokens":
+                            delta = streams[i].add([t for t, _, _ in payload])
+                            lp = None
+                            if req.logprobs:
+                                lp = chat_logprobs([t for t, _, _ in payload], [x for _, x, _ in payload],
+                                                   [tp for _, _, tp in payload], n_top)
+                            if delta or lp:
+                                yield chunk([{"index": i, "delta": {"content": delta},
+                                              "logprobs": lp, "finish_reason": None}])
+                        else:
+                            outs[i] = payload
+                            left -= 1
+                            rest = streams[i].finish(payload.text or "")
+                            yield chunk([{"index": i, "delta": {"content": rest} if rest else {},
+                                          "logprobs": None, "finish_reason": payload.finish_reason}])
+                    if not left and include_usage(req):
+                        yield chunk([], usage=usage(prompt_tokens, outs))
+                    yield _sse("[DONE]")
+                finally:
+                    if left:
+                        cancel()
+
+            return stream_response(gen())
+
+        outs = await collect(http, events, cancel, len(rows))
         choices = []
         for i, o in enumerate(outs):
-            lp = None
-            if req.logprobs:
-                content = []
-                for j, (t, l) in enumerate(zip(o, o.logprobs)):
-                    s = token_str(t)
-                    entry = {
-                        "token": s,
-                        "logprob": l,
-                        "bytes": list(s.encode("utf-8")),
-                        "top_logprobs": [],
-                    }
-                    if n_top and o.top_logprobs is not None:
-                        tids, tlps = o.top_logprobs[j]
-                        entry["top_logprobs"] = [
-                            {
-                                "token": token_str(a),
-                                "logprob": b,
-                                "bytes": list(token_str(a).encode("utf-8")),
-                            }
-                            for a, b in zip(tids[:n_top], tlps[:n_top])
-                        ]
-                    content.append(entry)
-                lp = {"content": content}
+            lp = chat_logprobs(list(o), o.logprobs, o.top_logprobs, n_top) if req.logprobs else None
             choices.append(
                 {
                     "index": i,
@@ -606,7 +947,7 @@ def create_app(engine: Engine, config: ServerConfig | None = None):
                     "finish_reason": o.finish_reason,
                 }
             )
-        return response("chatcmpl", "chat.completion", choices, len(ids) * req.n, outs)
+        return response(cid, "chat.completion", choices, prompt_tokens, outs)
 
     return app
 

@@ -71,7 +71,7 @@ def test_concurrent_requests_are_batched_and_correct(server, engine):
     from eurollm_jax.inference import generate_chat
 
     expected_chat = generate_chat(engine, [chat], max_new_tokens=8)[0]
-    before = dict(app.state.batcher.stats)
+    before = app.state.scheduler.metrics()
 
     def completion(p):
         return client.post(
@@ -101,11 +101,10 @@ def test_concurrent_requests_are_batched_and_correct(server, engine):
         body = r.json()
         assert body["object"] == "chat.completion"
         assert body["choices"][0]["message"] == {"role": "assistant", "content": expected_chat.text}
-    stats = app.state.batcher.stats
-    n_requests = len(responses)
-    assert stats["requests"] - before["requests"] == n_requests
-    assert stats["batches"] - before["batches"] < n_requests  # several requests shared a decode
-    assert stats["max_rows"] > 1
+    stats = app.state.scheduler.metrics()
+    assert stats["finished"] - before["finished"] == len(responses)
+    # several requests were prefilled together or decoded side by side
+    assert stats["decode_dispatches"] - before["decode_dispatches"] < 8 * len(responses)
 
 
 def test_logprobs_n_and_seeds(server):
@@ -156,7 +155,9 @@ def test_logprobs_n_and_seeds(server):
         ({"prompt": "x", "max_tokens": -1}, 400),
         ({"prompt": "x", "max_tokens": 1000}, 400),  # over the server's limit
         ({"prompt": "x", "model": "gpt-4"}, 404),
-        ({"prompt": "x", "stream": True}, 400),
+        ({"prompt": "x", "echo": True, "stream": True}, 400),
+        ({"prompt": "x", "presence_penalty": 3}, 400),
+        ({"prompt": "x", "logit_bias": {"5": 1.0}}, 400),
         ({"prompt": "word " * 300}, 400),  # longer than the context
         ({"prompt": [[1, 9999]]}, 400),  # token outside the vocabulary
         ({"prompt": "x" * 30_000}, 413),  # body over the limit
