@@ -50,6 +50,20 @@ log = logging.getLogger(__name__)
 STATE_VERSION = 1
 
 
+def pipeline_weights(example_mixture: dict[str, float], mean_tokens: dict[str, float],
+                     unit: str = "tokens") -> dict[str, float]:
+    """Mixture weights for the pipeline's sampler that give the example frequencies
+    ``example_mixture``: per source ``p * mean tokens per example`` when it mixes by tokens
+    (``unit="tokens"``), ``p`` itself when it mixes by examples; normalised."""
+    if unit not in ("tokens", "examples"):
+        raise ValueError(f"mixture unit must be 'tokens' or 'examples', got {unit!r}")
+    mix = dict(example_mixture)
+    if unit == "tokens":
+        mix = {n: w * float(mean_tokens[n]) for n, w in mix.items()}
+    total = sum(mix.values())
+    return {n: w / total for n, w in mix.items()}
+
+
 class HBOError(ValueError):
     """A run HBO cannot balance (its sources, its state or its settings)."""
 
@@ -156,11 +170,8 @@ class HBOHook(Hook):
 
     def pipeline_weights(self) -> dict[str, float]:
         """The iterator weights that give example frequencies ``example_mixture()``."""
-        mix = self.example_mixture()
-        if self.unit == "tokens":
-            mix = {n: w * self.examples.mean_tokens(n) for n, w in mix.items()}
-        total = sum(mix.values())
-        return {n: w / total for n, w in mix.items()}
+        mean_tokens = {n: self.examples.mean_tokens(n) for n in self.layout.all_sources}
+        return pipeline_weights(self.example_mixture(), mean_tokens, self.unit)
 
     def _push(self, iterator) -> None:
         weights = self.pipeline_weights()
@@ -168,24 +179,28 @@ class HBOHook(Hook):
         iterator.set_mixture_weights(full)
 
     # ------------------------------------------------------------------ rewards
+    def global_batches(self, subset_index: int, step: int) -> list[list]:
+        """The examples of subset ``i``'s reward batches at ``step``: ``global_batches``
+        batches of ``reward_rows`` examples drawn uniformly from the subset with replacement
+        (a generator seeded by (seed, step, i): the same on every process and on resume)."""
+        names = self.layout.buckets(self.layout.subsets[subset_index])
+        ends = np.cumsum([self.examples.count(n) for n in names])
+        starts = ends - np.array([self.examples.count(n) for n in names])
+        rng = np.random.default_rng([self.settings.seed, 2, int(step), int(subset_index)])
+        batches = []
+        for _ in range(self.settings.global_batches):
+            flat = rng.integers(0, ends[-1], size=self.reward_model.rows)
+            where = np.searchsorted(ends, flat, side="right")
+            batches.append([self.examples.get(names[b], int(f - starts[b]))
+                            for b, f in zip(where, flat)])
+        return batches
+
     def global_rewards(self, params, step: int) -> np.ndarray:
         """``R_G(i)``: mean gradient norm over ``global_batches`` batches of subset ``i``."""
-        rows = self.reward_model.rows
-        out = []
-        for i, sub in enumerate(self.layout.subsets):
-            names = self.layout.buckets(sub)
-            counts = np.array([self.examples.count(n) for n in names])
-            rng = np.random.default_rng([self.settings.seed, 2, int(step), i])
-            norms = []
-            for _ in range(self.settings.global_batches):
-                flat = rng.integers(0, counts.sum(), size=rows)
-                where = np.searchsorted(np.cumsum(counts), flat, side="right")
-                starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-                batch = [self.examples.get(names[b], int(f - starts[b]))
-                         for b, f in zip(where, flat)]
-                norms.append(self.reward_model.grad_norm(params, batch))
-            out.append(float(np.mean(norms)))
-        return np.asarray(out)
+        return np.array([
+            float(np.mean([self.reward_model.grad_norm(params, b)
+                           for b in self.global_batches(i, step)]))
+            for i in range(len(self.layout.subsets))])
 
     def local_rewards(self, params) -> dict[str, np.ndarray]:
         """``{subset: R_L(i, .)}``: mean PPL ratio per bucket, normalised over buckets."""

@@ -32,6 +32,38 @@ from eurollm_jax.hbo.buckets import rows_batch
 BATCH_FIELDS = ("tokens", "segment_ids", "positions", "loss_mask")
 
 
+# Jitted reward functions per train-state spec (the trainer reuses a job's spec across runs
+# of one config in a process, so a resumed or repeated run compiles nothing new).
+_JITTED: dict[int, tuple] = {}
+
+
+def _jitted(job):
+    key = id(job.spec)
+    if key not in _JITTED or _JITTED[key][0] is not job.spec:
+        if len(_JITTED) >= 4:
+            _JITTED.pop(next(iter(_JITTED)))
+        _JITTED[key] = (job.spec, *_build(job))
+    return _JITTED[key][1:]
+
+
+def _build(job):
+    mesh = job.mesh
+    row_fn = functools.partial(row_loss_sums, job.spec.graphdef, job.model_cfg)
+
+    def lm_loss(params, batch):
+        nll, targets = row_fn(params, batch)
+        return jnp.sum(nll) / jnp.maximum(jnp.sum(targets), 1.0)
+
+    def grad_norm(params, batch):
+        return optax.tree.norm(jax.grad(lm_loss)(params, batch))
+
+    p_sh = job.spec.shardings["params"]
+    b_sh = {k: batch_sharding(mesh, 2) for k in BATCH_FIELDS}
+    rep = NamedSharding(mesh, PartitionSpec())
+    return (jax.jit(grad_norm, in_shardings=(p_sh, b_sh), out_shardings=rep),
+            jax.jit(row_fn, in_shardings=(p_sh, b_sh), out_shardings=rep))
+
+
 class RewardModel:
     """Jitted, non-donating reward functions on a trainer ``Job``'s mesh and shardings."""
 
@@ -43,20 +75,7 @@ class RewardModel:
             host_batch_layout(self.mesh, self.rows)
         except ShardingError as e:
             raise ValueError(f"hbo.reward_rows={self.rows} over this mesh: {e}") from e
-        row_fn = functools.partial(row_loss_sums, job.spec.graphdef, job.model_cfg)
-
-        def lm_loss(params, batch):
-            nll, targets = row_fn(params, batch)
-            return jnp.sum(nll) / jnp.maximum(jnp.sum(targets), 1.0)
-
-        def grad_norm(params, batch):
-            return optax.tree.norm(jax.grad(lm_loss)(params, batch))
-
-        p_sh = job.spec.shardings["params"]
-        b_sh = {k: batch_sharding(self.mesh, 2) for k in BATCH_FIELDS}
-        rep = NamedSharding(self.mesh, PartitionSpec())
-        self._grad_norm = jax.jit(grad_norm, in_shardings=(p_sh, b_sh), out_shardings=rep)
-        self._rows = jax.jit(row_fn, in_shardings=(p_sh, b_sh), out_shardings=rep)
+        self._grad_norm, self._rows = _jitted(job)
 
     def _put(self, examples) -> dict:
         batch = rows_batch(examples, self.rows, self.seq_len)
