@@ -12,7 +12,9 @@ Stages, each reading what the previous one wrote under --workdir:
   6. generate   greedy continuations of prompts in several languages through the engine
   7. evaluate   held-out loss (nats/token) and bits per byte, per language
   8. export     Hugging Face format, reloaded with transformers; logits compared
-  9. report     DIR/report/report.md with PNG charts (loss, fertility, filter, per language)
+  9. release    DIR/release/: model card (README.md), DATASHEET.md, energy.json from the run's
+                records (configs/release_demo.py declares licences, uses, contact)
+ 10. report     DIR/report/report.md with PNG charts (loss, fertility, filter, per language)
 Every number in the report is computed by this run. ``--small`` runs a shorter version
 (fewer steps, a smaller model) that the test suite executes.
 """
@@ -135,13 +137,14 @@ def train_config(size: dict, vocab: int, train_manifest: str, eval_manifest: str
 
 def stage_train(config, workdir: str) -> dict:
     """Train to half the steps (the run ends with a checkpoint), then resume to the end."""
+    from eurollm_jax.release import RunRecorder
     from eurollm_jax.train import train
 
     half = int(config.train.steps) // 2
     config.train.stop_after = half
-    first = train(config, workdir)
+    first = train(config, workdir, hooks=[RunRecorder()])  # run_records.jsonl: devices, time
     config.train.stop_after = 0
-    second = train(config, workdir)
+    second = train(config, workdir, hooks=[RunRecorder()])
     return {"first_run_end": first.step, "first_stopped_early": first.stopped_early,
             "resumed_from": half, "final_step": second.step}
 
@@ -283,7 +286,26 @@ def write_report(stages: Stages, info: dict) -> str:
                f"{ex['tokenizer_texts'] - len(ex['tokenizer_mismatches'])} of {ex['tokenizer_texts']} held-out texts in "
                f"{ex['tokenizer_languages']} languages; `apply_chat_template` "
                f"{'equals' if ex['chat_template_equal'] else 'DIFFERS from'} our ChatML rendering.")
+    rel = info["release"]
+    report.add("Release", f"Model card `{rel['card']}` (Hugging Face metadata with {rel['eval_results']} "
+               f"model-index results; parsed back with huggingface_hub), datasheet `{rel['datasheet']}`, "
+               f"energy `{rel['energy']}`: {rel['co2_g']:.3g} g CO2e ({rel['energy_method']}, "
+               f"{rel['device_hours']:.3g} device-hours). {len(rel['warnings'])} warnings for a real release "
+               f"to resolve:\n\n" + "\n".join(f"- {w}" for w in rel["warnings"]))
     return report.write()
+
+
+def stage_release(workdir: str, export_dir: str, out_dir: str) -> dict:
+    """Model card, datasheet and energy report of the exported model (``launch.release``)."""
+    from configs.release_demo import get_config
+    from eurollm_jax.fileio import read_json
+    from eurollm_jax.release import ReleaseConfig, build_release
+
+    result = build_release(workdir, export_dir, out_dir, ReleaseConfig.from_mapping(get_config()))
+    energy = read_json(result.energy)
+    return {"card": result.card, "datasheet": result.datasheet, "energy": result.energy,
+            "eval_results": result.eval_results, "co2_g": result.co2_g, "energy_method": energy["method"],
+            "device_hours": energy["device_hours"], "warnings": result.warnings}
 
 
 def _summarise_filter(report: dict, out_dir: str) -> dict:
@@ -343,6 +365,8 @@ def main(argv):
     sample_ids = tokenizer.encode(sample_text)[: size["seq"]]  # encode adds the BOS
     info["export"] = stages.run("export", stage_export, model, tokenizer, stages.path("hf_export"),
                                 sample_ids, heldout_docs)
+    info["release"] = stages.run("release", stage_release, stages.path("train"), stages.path("hf_export"),
+                                 stages.path("release"))
     path = stages.run("report", write_report, stages, info)
     print(f"[demo] report: {path}")
     with open(stages.path("summary.json"), "w") as f:

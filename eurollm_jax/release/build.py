@@ -75,6 +75,8 @@ def gather_facts(workdir: str, export_dir: str, config: ReleaseConfig) -> Releas
     warnings += seg_warnings
     energy = energy_report(segments, config.energy)
     languages = sorted((records.manifest or {}).get("tokens_by_language", {}))
+    if not languages:
+        languages = sorted(config.model.languages or records.train_config.get("data", {}).get("languages") or ())
     if not languages and records.filter_report:
         languages = sorted(r["language"] for r in records.filter_report["languages"] if r["kept"])
     if not languages:
@@ -115,7 +117,7 @@ def build_release(workdir: str, export_dir: str, output_dir: str,
     config = config if config is not None else ReleaseConfig()
     facts = gather_facts(workdir, export_dir, config)
     card = render_model_card(facts)
-    checked = validate_model_card(card)
+    checked = validate_model_card(card, require_language=bool(facts.languages))
     datasheet, ds_warnings = render_datasheet(facts)
     warnings = card_warnings(facts) + [w for w in ds_warnings if w not in facts.warnings]
     output_dir = os.path.abspath(output_dir)

@@ -33,7 +33,8 @@ TASK_LABELS = {
 }
 BIAS_TASKS = ("eurogest",)
 HELDOUT_DATASET = "eurollm_jax/heldout"
-# license is not required here: a missing licence is a card warning (model.license), not a parse error
+# license is not required here: a missing licence is a card warning (model.license), not a
+# parse error; so is an unknown language list (validate_model_card(require_language=False)).
 REQUIRED_METADATA = ("language", "library_name", "pipeline_tag", "co2_eq_emissions")
 REQUIRED_CO2 = ("emissions", "source", "training_type", "hardware_used")
 
@@ -268,14 +269,15 @@ def render_model_card(facts: "ReleaseFacts") -> str:
     return "\n".join(out)
 
 
-def validate_model_card(text: str) -> dict[str, Any]:
+def validate_model_card(text: str, *, require_language: bool = True) -> dict[str, Any]:
     """Parse the card offline with huggingface_hub; raise ``ValueError`` naming what is wrong.
 
     Returns ``{"model_name", "eval_results" (list of EvalResult), "metadata" (dict)}``."""
     hub, rd = _hub()
     card = hub.ModelCard(text, ignore_metadata_errors=False)
     meta = card.data.to_dict()
-    missing = [k for k in REQUIRED_METADATA if not meta.get(k)]
+    missing = [k for k in REQUIRED_METADATA if not meta.get(k)
+               and (require_language or k != "language")]
     if missing:
         raise ValueError(f"model card metadata lacks {missing}")
     co2 = meta["co2_eq_emissions"]

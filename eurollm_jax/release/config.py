@@ -44,6 +44,7 @@ class ModelSection(Section):
     library_name: str = "transformers"  # the exported directory is a transformers Llama
     base_model: str = ""  # for fine-tuned models
     tags: tuple[str, ...] = ()
+    languages: tuple[str, ...] = ()  # the card's languages when no manifest records them
     intended_uses: tuple[str, ...] = ()
     out_of_scope_uses: tuple[str, ...] = ()
     limitations: tuple[str, ...] = ()

@@ -38,6 +38,30 @@ def test_small_demo_runs_end_to_end(tmp_path):
         assert (work / "report" / png).stat().st_size > 1000
     metrics = [json.loads(line) for line in (work / "train" / "metrics.jsonl").read_text().splitlines()]
     assert metrics[-1]["loss"] < metrics[0]["loss"]
+    _check_release(work, summary, metrics, report)
+
+
+def _check_release(work, summary, metrics, report):
+    """The demo's model card parses offline with huggingface_hub; its numbers are the run's."""
+    pytest.importorskip("huggingface_hub")
+    from eurollm_jax.release import validate_model_card
+
+    assert "## Release" in report
+    runs = [json.loads(line) for line in (work / "train" / "run_records.jsonl").read_text().splitlines()]
+    half = summary["size"]["steps"] // 2
+    assert [(r["first_step"], r["last_step"]) for r in runs] == [(0, half), (half, summary["size"]["steps"])]
+    checked = validate_model_card((work / "release" / "README.md").read_text())
+    meta = checked["metadata"]
+    energy = json.loads((work / "release" / "energy.json").read_text())
+    assert meta["co2_eq_emissions"]["emissions"] == energy["co2_g"] == summary["release"]["co2_g"] > 0
+    assert energy["device_hours"] == pytest.approx(8 * sum(r["seconds"] for r in runs) / 3600)
+    last_eval = [m for m in metrics if "eval_loss" in m][-1]
+    values = {r.metric_type: r.metric_value for r in checked["eval_results"]}
+    assert values["loss"] == last_eval["eval_loss"] and values["perplexity"] == last_eval["eval_ppl"]
+    manifest = json.loads((work / "tokens" / "manifest.json").read_text())
+    assert meta["language"] == sorted(manifest["tokens_by_language"])
+    assert "> **Warning:** ethics review status not recorded" in (work / "release" / "README.md").read_text()
+    assert "## What the filters removed, by language" in (work / "release" / "DATASHEET.md").read_text()
 
 
 @pytest.mark.torch
