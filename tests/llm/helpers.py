@@ -63,11 +63,13 @@ class CountingApp:
     """ASGI wrapper: counts POSTs (``calls`` per path, ``bodies`` per canonical body) and
     tracks the most requests in flight at once (``max_in_flight``)."""
 
-    def __init__(self, app, *, fail_first: int = 0, fail_all: bool = False):
+    def __init__(self, app, *, fail_first: int = 0, fail_all: bool = False, hook=None):
         self.app = app
         self.calls: Counter = Counter()
         self.bodies: Counter = Counter()
+        self.answered: Counter = Counter()  # bodies that got a 200 answer
         self.fail_first, self.fail_all = fail_first, fail_all
+        self.hook = hook  # hook(n) for the n-th POST (1-based); True: refuse it with 503
         self.in_flight = self.max_in_flight = 0
         self._lock = threading.Lock()
 
@@ -79,6 +81,7 @@ class CountingApp:
         with self._lock:
             self.calls.clear()
             self.bodies.clear()
+            self.answered.clear()
             self.max_in_flight = 0
 
     async def __call__(self, scope, receive, send):
@@ -98,6 +101,8 @@ class CountingApp:
                 canon = body.decode("utf-8", "replace")
             self.bodies[canon] += 1
             refuse = self.fail_all or self.fail_first > 0
+            if self.hook is not None and self.hook(self.total):
+                refuse = True
             if self.fail_first > 0:
                 self.fail_first -= 1
             self.in_flight += 1
@@ -119,7 +124,17 @@ class CountingApp:
                     return {"type": "http.request", "body": body, "more_body": False}
                 return await receive()
 
-            return await self.app(scope, replay, send)
+            status = {}
+
+            async def send_status(message):
+                if message["type"] == "http.response.start":
+                    status["code"] = message["status"]
+                await send(message)
+
+            await self.app(scope, replay, send_status)
+            if status.get("code") == 200:
+                with self._lock:
+                    self.answered[canon] += 1
         finally:
             with self._lock:
                 self.in_flight -= 1
