@@ -59,7 +59,8 @@ class _NVMLEnergy:
         mapping = [int(x) for x in visible.split(",") if x.strip().isdigit()] if visible else None
         indices = []
         for d in devices:
-            local = int(getattr(d, "local_hardware_id", None) or d.id)
+            hardware_id = getattr(d, "local_hardware_id", None)
+            local = int(d.id if hardware_id is None else hardware_id)
             indices.append(mapping[local] if mapping and local < len(mapping) else local)
         self.handles = [pynvml.nvmlDeviceGetHandleByIndex(i) for i in sorted(set(indices))]
 
