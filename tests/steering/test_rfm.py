@@ -103,3 +103,18 @@ def test_bad_input_errors():
         fit_rfm(np.zeros(4), np.zeros(4))
     with pytest.raises(ValueError, match="bandwidth"):
         fit_rfm(np.ones((4, 2)), np.zeros(4), bandwidth=0)
+
+
+def test_bench_numpy_peer_matches_and_main_runs(capsys):
+    import json
+
+    from eurollm_jax.steering.bench import main, rfm_numpy
+
+    X, y, _ = _planted(80, 8, seed=5)
+    M_ref, _, v_ref = rfm_reference(X, y, bandwidth=5.0, reg=1e-3, iters=2)
+    M_np, _, v_np = rfm_numpy(X, y, bandwidth=5.0, iters=2)
+    np.testing.assert_allclose(M_np, M_ref, rtol=1e-8, atol=1e-12)
+    assert main(["launch.bench rfm", "--n", "64", "--d", "8", "--repeats", "1", "--iters", "2"]) == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out["rel_frobenius_M"] <= 1e-2 and out["direction_cosine"] >= 0.99
+    assert out["ratio_numpy_over_jax"] > 0
