@@ -69,7 +69,8 @@ def eval_results(facts: "ReleaseFacts") -> list:
     for metric, key in (("loss", "final_eval_loss"), ("perplexity", "final_eval_ppl")):
         if t.get(key) is not None:
             out.append(rd.EvalResult(
-                task_type="text-generation", task_name="Held-out language modelling",
+                task_type="text-generation",
+                task_name="Held-out language modelling (by the trainer, before the export)",
                 dataset_type=HELDOUT_DATASET,
                 dataset_name=f"held-out split of the training data (step {t['final_eval_step']})",
                 dataset_split="heldout", metric_type=metric,
