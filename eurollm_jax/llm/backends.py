@@ -158,7 +158,14 @@ class OpenAIBackend:
     def name(self) -> str:
         return f"openai:{self.model}@{self.base_url}"
 
-    async def _one(self, r: Request) -> LLMResult:
+    async def _one(self, r: Request, index: int, on_result) -> LLMResult:
+        async with self._sem:
+            res = await self._request(r)
+            if on_result is not None:  # before the next request starts (see LLMClient._run)
+                on_result(index, res)
+        return res
+
+    async def _request(self, r: Request) -> LLMResult:
         openai = self.openai
         kwargs: dict[str, Any] = {"model": self.model, "temperature": r.temperature,
                                   "max_tokens": r.max_tokens, "top_p": r.top_p}
@@ -166,16 +173,13 @@ class OpenAIBackend:
             kwargs["seed"] = int(r.seed)
         if r.stop:
             kwargs["stop"] = list(r.stop)
-        async with self._sem:
-            try:
-                if r.mode == "chat":
-                    resp = await self._client.chat.completions.create(messages=r.payload, **kwargs)
-                else:
-                    resp = await self._client.completions.create(prompt=r.payload, **kwargs)
-            except openai.APIError as e:
-                return _openai_error(openai, e)
-            except Exception as e:  # noqa: BLE001 - one request never fails the batch
-                return _openai_error(openai, e)
+        try:
+            if r.mode == "chat":
+                resp = await self._client.chat.completions.create(messages=r.payload, **kwargs)
+            else:
+                resp = await self._client.completions.create(prompt=r.payload, **kwargs)
+        except Exception as e:  # noqa: BLE001 - one request never fails the batch
+            return _openai_error(openai, e)
         choices = getattr(resp, "choices", None) or []
         if not choices:
             return error_result("empty_response", "the server returned no choices")
@@ -188,9 +192,12 @@ class OpenAIBackend:
                          prompt_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
                          completion_tokens=int(getattr(usage, "completion_tokens", 0) or 0))
 
-    def send(self, requests: Sequence[Request]) -> list[LLMResult]:
+    def send(self, requests: Sequence[Request], on_result=None) -> list[LLMResult]:
+        """Results in order; ``on_result(i, result)`` runs as each one arrives."""
+
         async def gather():
-            return await asyncio.gather(*(self._one(r) for r in requests))
+            return await asyncio.gather(*(self._one(r, i, on_result)
+                                          for i, r in enumerate(requests)))
 
         return list(self._loop.run(gather())) if requests else []
 
@@ -245,7 +252,15 @@ class EngineBackend:
         return LLMResult(text=c.text or "", finish_reason=c.finish_reason,
                          prompt_tokens=len(c.prompt_ids), completion_tokens=len(c))
 
-    def send(self, requests: Sequence[Request]) -> list[LLMResult]:
+    def send(self, requests: Sequence[Request], on_result=None) -> list[LLMResult]:
+        """Results in order (one batched decode); ``on_result(i, result)`` for each after it."""
+        results = self._send(requests)
+        if on_result is not None:
+            for i, r in enumerate(results):
+                on_result(i, r)
+        return results
+
+    def _send(self, requests: Sequence[Request]) -> list[LLMResult]:
         results: list[LLMResult | None] = [None] * len(requests)
         rows, ids, samp = [], [], []
         for i, r in enumerate(requests):

@@ -4,7 +4,8 @@ transport, with the persistent response cache and usage accounting.
 Per call: requests are keyed (``cache.request_key``); finished answers come from the cache
 (``cached=True``); identical requests inside a call are sent once; the rest go to the
 backend in one batch (HTTP: ``concurrency`` in flight; engine: one batched decode); each
-finished answer is written to the cache as soon as the batch returns. A failed request never
+finished answer is written to the cache as soon as it arrives (HTTP) or its batch returns
+(engine), so a killed job loses only the requests that were in flight. A failed request never
 raises: its ``LLMResult.error`` is ``"kind: message"``, counted in ``usage["errors"]``, and
 it is not cached, so a rerun tries it again.
 
@@ -133,7 +134,19 @@ class LLMClient:
             else:
                 pending[key] = [i]
         order = list(pending)
-        sent = self.backend.send([requests[pending[k][0]] for k in order]) if order else []
+
+        def store(k: int, res: LLMResult) -> None:
+            # each finished answer is on disk before the next request of the call starts
+            # (HTTP, concurrency 1) or as soon as the batch returns (engine): a kill loses
+            # only the requests in flight
+            if res.ok and self.cache is not None:
+                self.cache.put(order[k], {"model": self.model, "text": res.text,
+                                          "finish_reason": res.finish_reason,
+                                          "prompt_tokens": res.prompt_tokens,
+                                          "completion_tokens": res.completion_tokens})
+
+        sent = (self.backend.send([requests[pending[k][0]] for k in order], on_result=store)
+                if order else [])
         if len(sent) != len(order):  # a backend bug, not a bad request
             sent = [error_result("client", f"backend returned {len(sent)} results for "
                                            f"{len(order)} requests")] * len(order)
@@ -144,11 +157,6 @@ class LLMClient:
             if res.ok:
                 usage_add["prompt_tokens"] += res.prompt_tokens
                 usage_add["completion_tokens"] += res.completion_tokens
-                if self.cache is not None:
-                    self.cache.put(key, {"model": self.model, "text": res.text,
-                                         "finish_reason": res.finish_reason,
-                                         "prompt_tokens": res.prompt_tokens,
-                                         "completion_tokens": res.completion_tokens})
             else:
                 errors[res.error_kind] = errors.get(res.error_kind, 0) + 1
             first, *dups = pending[key]
