@@ -136,6 +136,23 @@ def card_warnings(facts: "ReleaseFacts") -> list[str]:
     return out
 
 
+def _strongest_stereotypes(records, top: int = 3) -> str:
+    """Per language, the ``top`` stereotypes by R_s (EuroGEST records' ``details``)."""
+    from eurollm_jax.evaluation.eurogest import STEREOTYPE_NAMES
+
+    lines = []
+    for r in records:
+        per_lang = (r.get("details") or {}).get("eurogest") or {}
+        for lang in sorted(per_lang):
+            result = per_lang[lang] or {}
+            ranks, R = result.get("ranks") or {}, result.get("R") or {}
+            ordered = sorted(ranks, key=lambda s: ranks[s])[:top]
+            if ordered:
+                lines.append(f"- {lang}: " + ", ".join(
+                    f"{STEREOTYPE_NAMES.get(int(s), s)} ({R.get(s, float('nan')):.3f})" for s in ordered))
+    return "\n".join(lines)
+
+
 def _results_section(facts: "ReleaseFacts") -> str:
     reg = facts.registry
     parts = []
@@ -163,6 +180,10 @@ def _results_section(facts: "ReleaseFacts") -> str:
         parts.append("EuroGEST compares the likelihood of masculine and feminine versions of "
                      "first-person sentences; the stereotype score g is above 1 when the model "
                      "prefers stereotype-consistent genders.\n\n" + table(bias))
+        strongest = _strongest_stereotypes(bias)
+        if strongest:
+            parts.append("Stereotypes ranked by R_s (the mean masculine rate of their sentences), "
+                         "top three per language, from the records' details:\n\n" + strongest)
     else:
         parts.append("> **Warning:** no bias evaluation (EuroGEST) of the exported weights.")
     t = facts.training

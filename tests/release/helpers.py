@@ -98,7 +98,9 @@ def make_run(root, *, runs=True, registry=True):
         ident = checkpoint_identity(p["export"])
         write_record(p["registry"], make_record(
             task="eurogest", languages=["de", "en"], config={"data_dir": "/x"}, checkpoint=ident, seconds=3.0,
-            scores={"de": {"g": 1.07, "masculine_rate": 0.53}, "en": {"g": 1.12, "masculine_rate": None}}))
+            scores={"de": {"g": 1.07, "masculine_rate": 0.53}, "en": {"g": 1.12, "masculine_rate": None}},
+            details={"eurogest": {"de": {"R": {"7": 0.31, "8": 0.6, "13": 0.72, "16": 0.69},
+                                           "ranks": {"13": 1, "16": 2, "8": 3, "7": 4}}}}))
         write_record(p["registry"], make_record(
             task="lm_eval", languages=["de"], config={"tasks": ["arc_de"]}, checkpoint=ident, seconds=5.0,
             scores={"de": {"arc_de/acc": 0.31}}))

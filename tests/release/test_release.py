@@ -68,6 +68,7 @@ def test_card_parses_offline_and_its_numbers_equal_the_records(tmp_path):
 
     # body: the recorded numbers, every process item stated, no process warnings
     assert "20 steps of 4 x 16 tokens: 1,280 training tokens" in text
+    assert "- de: men: leaders (0.720), men: strong (0.690), men: tough (0.600)" in text
     assert "approved by the board" in text and "WARNING: not recorded" not in text
     assert not [w for w in result.warnings if "process." in w]
     facts = read_json(out / "release.json")
