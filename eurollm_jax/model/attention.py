@@ -116,6 +116,8 @@ def select_kernel(
     has_cache: bool = False,
     packed: bool = False,
     head_dim: int | None = None,
+    sequence_shards: int = 1,
+    context_parallel: str = "ring",
 ) -> tuple[str, str]:
     """(kernel, reason): which kernel runs a call, and why.
 
@@ -127,6 +129,8 @@ def select_kernel(
       has_cache: keys/values come from a KV cache (decode) rather than the call itself.
       packed: rows carry segment ids (packed documents or padding segments).
       head_dim: per-head width, checked against cuDNN's limit when given.
+      sequence_shards: the mesh's ``sequence`` axis; > 1 runs ``context_parallel``
+        ("ring" or "allgather", ``eurollm_jax.model.context_parallel``) for self-attention.
 
     An explicit "splash" is honoured on any platform (ahead-of-time compilation for TPU
     runs on a CPU host); an explicit "cudnn" needs a GPU platform.
@@ -137,6 +141,12 @@ def select_kernel(
         )
     if has_cache:
         return "xla", "KV cache (decode): only the reference kernel reads a cache"
+    if sequence_shards > 1:
+        if context_parallel not in ("ring", "allgather"):
+            raise ValueError(f"context_parallel must be 'ring' or 'allgather', got "
+                             f"{context_parallel!r}")
+        return context_parallel, (f"sequence axis of {sequence_shards}: context-parallel "
+                                  f"{context_parallel} attention")
     if impl == "xla":
         return "xla", "attention_impl='xla'"
     want = resolve_impl(impl, platform)
@@ -192,13 +202,21 @@ def _log_choice(kernel: str, reason: str, impl: str, q, k) -> None:
                kernel, tuple(q.shape), tuple(k.shape), q.dtype, reason)
 
 
-def attention(q, k, v, mask: AttentionMask, *, impl: str = "xla", is_self_attention: bool = True):
+def attention(q, k, v, mask: AttentionMask, *, impl: str = "xla", is_self_attention: bool = True,
+              context_parallel: str = "ring"):
     """Run the kernel ``select_kernel`` picks for this call (logged once per shape)."""
+    from eurollm_jax.model.context_parallel import context_parallel_attention, sequence_shards
+    from eurollm_jax.parallel.rules import current_mesh
+
+    mesh = current_mesh()
     kernel, reason = select_kernel(
         impl, current_platform(), q.dtype, q.shape[1], has_cache=not is_self_attention,
-        packed=mask.packed, head_dim=q.shape[-1],
+        packed=mask.packed, head_dim=q.shape[-1], sequence_shards=sequence_shards(mesh),
+        context_parallel=context_parallel,
     )
     _log_choice(kernel, reason, impl, q, k)
+    if kernel in ("ring", "allgather"):
+        return context_parallel_attention(q, k, v, mask, mesh, impl=kernel)
     if kernel == "xla":
         return xla_attention(q, k, v, mask)
     if kernel == "cudnn":

@@ -101,6 +101,12 @@ class ModelConfig:
       attention_impl: "xla" (reference, all platforms), "cudnn" (fused, NVIDIA GPUs),
         "splash" (Pallas splash attention, TPU), or "auto" (cudnn on GPU, splash on
         TPU, xla otherwise).
+      context_parallel: attention when the mesh has a ``sequence`` axis > 1 (context
+        parallelism, ``eurollm_jax.model.context_parallel``): "ring" (key/value blocks
+        passed around the ring, online softmax) or "allgather" (keys/values gathered).
+      context_load_balance: reorder tokens so that each sequence shard holds an early and
+        a late chunk of the row (equal causal work); rows must then be a multiple of
+        2 x the sequence axis.
       initializer_range: std of the normal initialiser (HF convention).
       bos_token_id, eos_token_id, pad_token_id: special ids written to HF configs.
     """
@@ -126,6 +132,8 @@ class ModelConfig:
     scan_layers: bool = True
     remat_policy: str = "none"
     attention_impl: str = "auto"
+    context_parallel: str = "ring"  # with a sequence mesh axis: ring | allgather
+    context_load_balance: bool = True  # zigzag token order over the sequence axis
     initializer_range: float = 0.02
     bos_token_id: int = 1
     eos_token_id: int = 2
@@ -169,6 +177,9 @@ class ModelConfig:
             )
         if self.rope_theta <= 0 or self.norm_eps <= 0:
             raise ConfigError("rope_theta and norm_eps must be positive")
+        if self.context_parallel not in ("ring", "allgather"):
+            raise ConfigError(f"context_parallel must be 'ring' or 'allgather', got "
+                              f"{self.context_parallel!r}")
         if self.rope_scaling not in ROPE_SCALINGS:
             raise ConfigError(f"rope_scaling must be one of {ROPE_SCALINGS}, got "
                               f"{self.rope_scaling!r}")

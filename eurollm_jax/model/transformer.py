@@ -25,6 +25,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import nnx
 from flax import struct
 from jax.ad_checkpoint import checkpoint_name
@@ -37,7 +38,8 @@ from eurollm_jax.model.attention import (
     select_kernel,
 )
 from eurollm_jax.model.config import ModelConfig
-from eurollm_jax.parallel.rules import constrain
+from eurollm_jax.model.context_parallel import load_balance_permutation, sequence_shards
+from eurollm_jax.parallel.rules import constrain, current_mesh
 
 _REMAT = {
     "none": None,
@@ -147,7 +149,8 @@ class Attention(nnx.Module):
             new_cache = {"k": ck, "v": cv}
             k = jax.lax.dynamic_index_in_dim(ck, layer_index, axis=0, keepdims=False).astype(dt)
             v = jax.lax.dynamic_index_in_dim(cv, layer_index, axis=0, keepdims=False).astype(dt)
-        out = attention(q, k, v, mask, impl=cfg.attention_impl, is_self_attention=kv_cache is None)
+        out = attention(q, k, v, mask, impl=cfg.attention_impl, is_self_attention=kv_cache is None,
+                        context_parallel=cfg.context_parallel)
         out = checkpoint_name(out, "attn_out")
         out = constrain(out, ("act_batch", "act_seq", "act_heads", "act_head_dim"))
         y = jnp.einsum("bthk,hkd->btd", out, self.o_proj[...].astype(dt))
@@ -285,12 +288,30 @@ class Transformer(nnx.Module):
             kv_slots = jnp.broadcast_to(jnp.arange(s, dtype=jnp.int32), (b, s))
             mask = AttentionMask(q_slots + cache_index, kv_slots, segment_ids, kv_segments)
             new_cache = {"segment_ids": kv_segments}
+        shards = sequence_shards(current_mesh()) if cache is None else 1
         kernel, _ = select_kernel(
             cfg.attention_impl, current_platform(), dt, t, has_cache=cache is not None,
-            packed=mask.packed, head_dim=cfg.head_dim,
+            packed=mask.packed, head_dim=cfg.head_dim, sequence_shards=shards,
+            context_parallel=cfg.context_parallel,
         )
         if needs_dense_mask(kernel, mask.packed):
             mask = mask.with_dense()  # built once, not once per layer
+        restore = None
+        if shards > 1:
+            if t % shards:
+                raise ValueError(f"rows of {t} tokens cannot split over the mesh's sequence "
+                                 f"axis of {shards}: make the row length a multiple of it")
+            if cfg.context_load_balance:
+                # Zigzag order: every sequence shard gets an early and a late chunk. The
+                # mask keeps the original slots, so causality is unchanged; per-token ops
+                # do not care about order; the final hidden states are put back.
+                order = load_balance_permutation(t, shards)
+                restore = np.argsort(order)
+                input_ids_BT, positions = input_ids_BT[:, order], positions[:, order]
+                mask = AttentionMask(
+                    mask.q_slots[:, order], mask.kv_slots[:, order],
+                    None if mask.q_segments is None else mask.q_segments[:, order],
+                    None if mask.kv_segments is None else mask.kv_segments[:, order])
 
         x = self.embed_tokens[...].astype(dt)[input_ids_BT]
         x = constrain(x, ("act_batch", "act_seq", "act_embed"))
@@ -344,6 +365,10 @@ class Transformer(nnx.Module):
             hidden = jnp.stack(hidden_list) if capture_hidden else None
         if new_cache is not None:
             new_cache.update(kv_cache)
+        if restore is not None:
+            x = constrain(x[:, restore], ("act_batch", "act_seq", "act_embed"))
+            if hidden is not None:
+                hidden = hidden[:, :, restore]
         x = self.norm(x)
         if logits == "none":
             out_logits = None

@@ -13,7 +13,7 @@ import numpy as np
 
 from eurollm_jax.schema import Section
 
-MESH_AXES: tuple[str, ...] = ("data", "fsdp", "tensor")
+MESH_AXES: tuple[str, ...] = ("data", "fsdp", "sequence", "tensor")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -23,25 +23,33 @@ class MeshConfig(Section):
 
     ``data`` replicates parameters and splits the batch; ``fsdp`` splits the batch
     and shards parameters (ZeRO-3 style); ``tensor`` shards heads, the MLP width and
-    the vocabulary (Megatron style).
+    the vocabulary (Megatron style); ``sequence`` splits every row's tokens (context
+    parallelism: ring or all-gather attention, ``ModelConfig.context_parallel``).
     """
 
     data: int = 1
     fsdp: int = -1
     tensor: int = 1
+    sequence: int = 1
 
     @property
-    def shape(self) -> tuple[int, int, int]:
-        return (self.data, self.fsdp, self.tensor)
+    def shape(self) -> tuple[int, int, int, int]:
+        """Sizes in ``MESH_AXES`` order: (data, fsdp, sequence, tensor)."""
+        return (self.data, self.fsdp, self.sequence, self.tensor)
 
     @classmethod
     def from_shape(cls, shape: Sequence[int]) -> "MeshConfig":
-        if len(shape) != len(MESH_AXES):
-            raise ValueError(
-                f"mesh shape {tuple(shape)} must have {len(MESH_AXES)} entries, one per axis "
-                f"{MESH_AXES}; e.g. (1, -1, 1) for pure FSDP."
-            )
-        return cls(*[int(s) for s in shape])
+        """(data, fsdp, tensor) or, with context parallelism, (data, fsdp, sequence, tensor)."""
+        shape = [int(s) for s in shape]
+        if len(shape) == 3:
+            return cls(data=shape[0], fsdp=shape[1], tensor=shape[2])
+        if len(shape) == 4:
+            return cls(data=shape[0], fsdp=shape[1], sequence=shape[2], tensor=shape[3])
+        raise ValueError(
+            f"mesh shape {tuple(shape)} must have 3 entries (data, fsdp, tensor) or 4 "
+            f"{MESH_AXES}; e.g. (1, -1, 1) for pure FSDP, (1, -1, 4, 1) for FSDP with "
+            "4-way context parallelism."
+        )
 
 
 def resolve_mesh_shape(shape: Sequence[int], num_devices: int) -> tuple[int, ...]:
@@ -78,7 +86,8 @@ def create_mesh(
     config: MeshConfig | Sequence[int] | None = None,
     devices: Sequence[jax.Device] | None = None,
 ) -> jax.sharding.Mesh:
-    """A mesh with axes ("data", "fsdp", "tensor") over ``devices`` (default: all).
+    """A mesh with axes ("data", "fsdp", "sequence", "tensor") over ``devices`` (default:
+    all); a 3-entry shape is (data, fsdp, tensor) with no context parallelism.
 
     Axes are ``Auto`` so that sharding propagates from the logical-axis constraints.
     """

@@ -31,7 +31,7 @@ DEFAULT_RULES: dict[str, tuple[str, ...]] = {
     "norm": (),
     # activations
     "act_batch": ("data", "fsdp"),
-    "act_seq": (),
+    "act_seq": ("sequence",),  # context parallelism; size 1 (no split) unless the mesh says
     "act_embed": (),
     "act_heads": ("tensor",),
     "act_kv_heads": ("tensor",),
