@@ -4,7 +4,7 @@
 Write the bucketed file first (``eurollm_jax.hbo.write_bucketed_sft``: IFD under a reference
 checkpoint, sources ``<subset>/b<j>``), then::
 
-    python -m eurollm_jax.hbo.run --config=configs/hbo.py --workdir=/tmp/hbo \
+    python -m eurollm_jax.hbo --config=configs/hbo.py --workdir=/tmp/hbo \
         --config.data.sft_file=/tmp/buckets.jsonl --config.train.init_params=/tmp/tiny/params
 
 The same command runs the baselines and ablations (configs/hbo_tau*.py, hbo_uniform.py,

@@ -11,13 +11,14 @@ Public surface:
 - ``HBOHook``: the trainer hook (``Trainer(...).add_hook(HBOHook(settings))``);
 - ``HBOSection`` / ``split_job_config``: the ``hbo`` config section of an HBO job;
 - ``run`` / ``build``: the trainer with the hook, from an HBO job config
-  (``python -m eurollm_jax.hbo.run --config=configs/hbo.py --workdir=...``);
+  (``python -m eurollm_jax.hbo --config=configs/hbo.py --workdir=...``);
 - ``Actor``, ``temperature_prior``: the actors and the q_tau prior;
 - ``ifd_scores``, ``ppl_scores``, ``length_scores``, ``write_bucketed_sft``: difficulty and
   the bucketed SFT file (sources ``<subset>/b<j>``);
 - ``BucketLayout``, ``bucket_source``, ``difficulty_buckets``: the bucket naming;
 - ``plot_run``: PNG plots of p_G, p_L and the rewards from a workdir's metrics.jsonl;
-- ``run_experiment``: the tiny 8-language experiment (``eurollm_jax.hbo.experiment``).
+- ``eurollm_jax.hbo.experiment.run_experiment``: the tiny 8-language experiment
+  (``python -m eurollm_jax.hbo.experiment --out=DIR``).
 """
 
 from eurollm_jax.hbo.actors import Actor, temperature_prior
@@ -31,7 +32,6 @@ from eurollm_jax.hbo.difficulty import (
     ppl_scores,
     write_bucketed_sft,
 )
-from eurollm_jax.hbo.experiment import run_experiment
 from eurollm_jax.hbo.hook import HBOError, HBOHook, pipeline_weights
 from eurollm_jax.hbo.plots import plot_run
 from eurollm_jax.hbo.rewards import RewardModel
@@ -53,7 +53,6 @@ __all__ = [
     "length_scores",
     "ppl_scores",
     "write_bucketed_sft",
-    "run_experiment",
     "HBOError",
     "HBOHook",
     "pipeline_weights",

@@ -179,6 +179,7 @@ def run_experiment(out_dir: str, *, steps: int | None = None, runs: Sequence[str
     params_dir = train_reference(out_dir, paths["text_files"], steps=reference_steps)
     sft_file = bucket_data(out_dir, paths["sft"], params_dir)
     heldout = read_jsonl(paths["heldout"])
+    os.makedirs(os.path.join(out_dir, "runs"), exist_ok=True)
     table = {"runs": {}, "languages": list(LANGUAGES), "sizes": dict(zip(LANGUAGES, SIZES))}
     all_runs = dict(RUNS, **EXTRA_RUNS)
     for name in runs:

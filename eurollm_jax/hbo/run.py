@@ -4,7 +4,7 @@
 ``hbo.config``), builds the ``train.Trainer`` with an ``HBOHook`` and runs or resumes it.
 ``main(argv)`` is the command line::
 
-    python -m eurollm_jax.hbo.run --config=configs/hbo_tiny8.py --workdir=/tmp/hbo \
+    python -m eurollm_jax.hbo --config=configs/hbo_tiny8.py --workdir=/tmp/hbo \
         [--config.hbo.mode=static --config.hbo.tau=3 ...]
 
 Multi-host: every process runs the same command (jax.distributed from the environment, as
