@@ -1,4 +1,5 @@
-"""HBO baseline / ablation, same command as configs/hbo.py: HBO ablation: only the global actor learns (buckets stay uniform)."""
+"""HBO ablation, same command as configs/hbo.py: only the global actor learns (buckets
+stay uniform)."""
 
 from configs.hbo import get_config as hbo_config
 

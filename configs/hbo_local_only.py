@@ -1,4 +1,5 @@
-"""HBO baseline / ablation, same command as configs/hbo.py: HBO ablation: only the local actors learn (subsets stay at q_1)."""
+"""HBO ablation, same command as configs/hbo.py: only the local actors learn (subsets stay
+at q_1)."""
 
 from configs.hbo import get_config as hbo_config
 

@@ -64,7 +64,7 @@ def _timed(config, workdir: str):
 def main(argv=None):
     parser = argparse.ArgumentParser(prog=(argv or ["hbo"])[0], description=__doc__)
     parser.add_argument("--steps", type=int, default=200)
-    parser.add_argument("--every", type=int, default=50, help="HBO's F (reward interval)")
+    parser.add_argument("--every", type=int, default=100, help="HBO's F (reward interval)")
     parser.add_argument("--subsets", type=int, default=4)
     parser.add_argument("--per_bucket", type=int, default=32)
     parser.add_argument("--mesh", default="1,-1,1", help="data,fsdp,tensor")
@@ -74,9 +74,10 @@ def main(argv=None):
     with tempfile.TemporaryDirectory() as tmp:
         sft = os.path.join(tmp, "buckets.jsonl")
         write_jsonl(sft, _records(args.subsets, args.per_bucket))
-        for mode in ("static", "hbo"):  # compile the train step and the reward functions
-            _timed(_config(sft, args.every + 1, args.every, mode, args.mesh),
-                   os.path.join(tmp, f"warm_{mode}"))
+        for mode in ("static", "hbo"):  # compile the train step and the reward functions:
+            warm = _config(sft, args.steps, 1, mode, args.mesh)  # one step, one update
+            warm.train.stop_after = 1  # (stop_after is not part of the compiled step)
+            _timed(warm, os.path.join(tmp, f"warm_{mode}"))
         t_static, _ = _timed(_config(sft, args.steps, args.every, "static", args.mesh),
                              os.path.join(tmp, "static"))
         t_hbo, hook = _timed(_config(sft, args.steps, args.every, "hbo", args.mesh),

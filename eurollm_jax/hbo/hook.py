@@ -32,7 +32,6 @@ itself. A resumed run therefore continues exactly.
 from __future__ import annotations
 
 import logging
-import os
 import time
 
 import jax
@@ -149,10 +148,10 @@ class HBOHook(Hook):
         self.reference = {}
         if self.settings.learns_local:
             for name, idx in self.probes.items():
-                nll = self.reward_model.mean_nll(params, self._probe_examples(name))
+                nll = self.reward_model.mean_nll(params, self.probe_examples(name))
                 self.reference[name] = nll.tolist()
 
-    def _probe_examples(self, name: str) -> list:
+    def probe_examples(self, name: str) -> list:
         return [self.examples.get(name, i) for i in self.probes[name]]
 
     # ------------------------------------------------------------------ mixture
@@ -208,7 +207,7 @@ class HBOHook(Hook):
         for sub in self.layout.subsets:
             raw = []
             for name in self.layout.buckets(sub):
-                now = self.reward_model.mean_nll(params, self._probe_examples(name))
+                now = self.reward_model.mean_nll(params, self.probe_examples(name))
                 raw.append(float(ppl_ratios(now, self.reference[name]).mean()))
             out[sub] = normalise_over_buckets(np.asarray(raw))
         return out

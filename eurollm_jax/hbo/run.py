@@ -39,7 +39,8 @@ def main(argv=None):
     from absl import app, flags
     from ml_collections import config_flags
 
-    config_flag = config_flags.DEFINE_config_file("config", None, "HBO job config (configs/hbo_*.py)")
+    config_flag = config_flags.DEFINE_config_file("config", None,
+                                                  "HBO job config (configs/hbo*.py)")
     workdir_flag = flags.DEFINE_string("workdir", None, "run directory")
 
     def _main(_):

@@ -1,6 +1,5 @@
 """Small HBO jobs: SFT files with bucketed sources and the tiny trainer config."""
 
-import json
 import random
 import string
 

@@ -36,7 +36,8 @@ def test_ifd_matches_numpy_on_the_logits(model):
     tok = ByteTokenizer()
     records = [conversation("Repeat: hello world", "hello world", "x"),
                conversation("Continue: the cat", "sat on the mat", "x"),
-               {"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"},
+               {"messages": [{"role": "user", "content": "a"},
+                             {"role": "assistant", "content": "b"},
                              {"role": "user", "content": "c"},
                              {"role": "assistant", "content": "dd"}]}]  # two answer turns
     examples = [render_sft_record(tok, r) for r in records]

@@ -169,9 +169,9 @@ def test_random_vs_learnable_subset_rewards_and_directions(sft_file, tmp_path):
     for s in subsets:
         raw = []
         for name in hook.layout.buckets(s):
-            probes = hook._probe_examples(name)
-            np.testing.assert_allclose(hook.reference[name], _mean_nll_by_engine(init_model, probes),
-                                       rtol=1e-5)
+            probes = hook.probe_examples(name)
+            np.testing.assert_allclose(hook.reference[name],
+                                       _mean_nll_by_engine(init_model, probes), rtol=1e-5)
             ratio = np.exp(_mean_nll_by_engine(now_model, probes) - hook.reference[name])
             raw.append(ratio.mean())
         np.testing.assert_allclose(rewards["local"][s], np.array(raw) / np.mean(raw), rtol=1e-5)
