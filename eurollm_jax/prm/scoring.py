@@ -1,0 +1,111 @@
+"""PRM scoring: per-step probabilities read at the step tags, and solution scores.
+
+``p_k = softmax(logits[tag_k, {+, -}])[+]`` where ``tag_k`` is the position of the k-th step
+tag's last token in the rendering of ``prm.render.render_solution``: exactly the position
+whose prediction training supervised (``render.training_records`` puts the label right
+after it). The whole solution is scored in one forward pass (causal attention: the logits at
+tag k see only the question and steps 1..k). A solution's score aggregates its p_k:
+``min`` (the weakest step; default), ``last`` or ``mean``.
+
+Batches: solutions are rendered, sorted by length and packed into batches under a token
+budget, right-padded to the inference engine's shape buckets (``eurollm_jax.inference``'s
+batching: the pads come after every real token, so causality alone keeps them out); only
+the two label columns of the LM head are computed ([B, T, 2] logits, not [B, T, V]).
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from eurollm_jax.inference import as_engine
+from eurollm_jax.inference.batching import (
+    PAD_ID,
+    bucket_batch,
+    bucket_length,
+    length_batches,
+    mesh_scope,
+    put_batch,
+)
+from eurollm_jax.prm.render import RenderedSolution, StepFormat, label_ids, render_solution
+
+AGGREGATIONS = ("min", "last", "mean")
+
+
+@functools.partial(jax.jit, static_argnames=("graphdef",))
+def _label_logits(graphdef, params, tokens_BT, labels_K):
+    """[B, T, 2] fp32 logits of the label tokens (``labels_K`` = [plus, minus])."""
+    model = nnx.merge(graphdef, params)
+    hidden_BTD = model.forward(tokens_BT, logits="none").final_hidden
+    kernel_DK = model.lm_head_kernel()[:, labels_K]
+    return jnp.einsum("btd,dk->btk", hidden_BTD, kernel_DK, preferred_element_type=jnp.float32)
+
+
+def aggregate(step_probs: Sequence[float], how: str = "min") -> float:
+    """A solution's score from its step probabilities (``min``, ``last`` or ``mean``)."""
+    if how not in AGGREGATIONS:
+        raise ValueError(f"aggregation {how!r}: choose one of {', '.join(AGGREGATIONS)}")
+    p = np.asarray(step_probs, np.float64)
+    if p.size == 0:
+        return float("nan")
+    return float({"min": p.min, "last": lambda: p[-1], "mean": p.mean}[how]())
+
+
+class PRMScorer:
+    """Scores step-tagged solutions with a PRM (a ``Transformer`` or an inference ``Engine``).
+
+    ``step_probabilities(items)``: items are ``(question, steps)`` pairs or
+    ``RenderedSolution``s; returns one array of p_k per item. ``score(items, how)``: the
+    aggregated score of each. ``max_batch_tokens`` bounds a batch (rows x bucketed length);
+    ``max_rows`` caps the rows of one batch (1: one solution at a time).
+    """
+
+    def __init__(self, model, tokenizer, fmt: StepFormat = StepFormat(), *,
+                 max_batch_tokens: int = 16384, max_rows: int = 256):
+        self.engine = as_engine(model)
+        self.tokenizer = tokenizer
+        self.fmt = fmt
+        self.label_ids = label_ids(tokenizer, fmt)
+        self.max_batch_tokens = int(max_batch_tokens)
+        self.max_rows = int(max_rows)
+
+    def render(self, question: str, steps: Sequence[str]) -> RenderedSolution:
+        return render_solution(self.tokenizer, question, steps, self.fmt)
+
+    def step_logits(self, items) -> list[np.ndarray]:
+        """[K, 2] logits (plus, minus) at the K tag positions of each item."""
+        rendered = [it if isinstance(it, RenderedSolution) else self.render(*it) for it in items]
+        limit = self.engine.cfg.max_seq_len
+        for i, r in enumerate(rendered):
+            if len(r.ids) > limit:
+                raise ValueError(f"solution {i} renders to {len(r.ids)} tokens, more than the "
+                                 f"model's max_seq_len {limit}; shorten it or drop it")
+        mesh = self.engine.mesh
+        labels = jnp.asarray(self.label_ids, jnp.int32)
+        out: list[np.ndarray | None] = [None] * len(rendered)
+        for rows in length_batches([len(r.ids) for r in rendered], self.max_batch_tokens):
+            for start in range(0, len(rows), self.max_rows):
+                chunk = rows[start : start + self.max_rows]
+                t_len = bucket_length(len(rendered[chunk[0]].ids))
+                tokens = np.full((bucket_batch(len(chunk), mesh), t_len), PAD_ID, np.int32)
+                for r, i in enumerate(chunk):
+                    tokens[r, : len(rendered[i].ids)] = rendered[i].ids
+                with mesh_scope(mesh):
+                    logits = _label_logits(self.engine.graphdef, self.engine.params,
+                                           put_batch(tokens, mesh), labels)
+                logits = np.asarray(logits)
+                for r, i in enumerate(chunk):
+                    out[i] = logits[r, rendered[i].tag_positions].astype(np.float64)
+        return out
+
+    def step_probabilities(self, items) -> list[np.ndarray]:
+        """p_k = softmax over (plus, minus) at each step tag, [+] (module docstring)."""
+        return [1.0 / (1.0 + np.exp(lg[:, 1] - lg[:, 0])) for lg in self.step_logits(items)]
+
+    def score(self, items, how: str = "min") -> list[float]:
+        return [aggregate(p, how) for p in self.step_probabilities(items)]
