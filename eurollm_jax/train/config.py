@@ -199,6 +199,16 @@ class TrainJobConfig:
                 f"{data_par}); choose train.batch_size a multiple of {m * data_par} or change "
                 f"the mesh"
             )
+        sequence = shape[2]
+        if sequence > 1:
+            chunks = sequence * (2 if self.model.context_load_balance else 1)
+            if self.train.seq_len % chunks:
+                why = (f"2 x mesh.sequence = {chunks} load-balanced chunks"
+                       if self.model.context_load_balance else f"mesh.sequence = {chunks} shards")
+                raise ConfigError(
+                    f"train.seq_len ({self.train.seq_len}) must split into {why}: choose a "
+                    f"multiple of {chunks}" + (" or set model.context_load_balance=False"
+                                               if self.model.context_load_balance else ""))
         return shape
 
     def to_dict(self) -> dict:
