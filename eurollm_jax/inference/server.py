@@ -443,7 +443,7 @@ class _TextStream:
     stop string (or an incomplete character) until it is certain."""
 
     def __init__(self, tokenizer, prompt, stops):
-        self.tokenizer, self.prompt = tokenizer, prompt
+        self.tokenizer, self.prompt, self.stops = tokenizer, prompt, list(stops)
         self.hold = max([len(s) for s in stops] + [1]) - 1
         self.tokens: list[int] = []
         self.sent = ""
@@ -452,6 +452,9 @@ class _TextStream:
         self.tokens += ids
         text = tok_lib.decode_continuation(self.tokenizer, self.prompt, self.tokens)
         safe = len(text) - self.hold
+        found = tok_lib.find_stop_string(text, self.stops) if self.stops else None
+        if found:  # tokens of one dispatch may run past a stop string: never send them
+            safe = min(safe, found[0])
         while safe > 0 and text[safe - 1] == "\ufffd":
             safe -= 1
         return self._take(text[: max(safe, 0)])
@@ -502,20 +505,17 @@ def create_app(engine: Engine, config: ServerConfig | None = None):
     if config.max_body_bytes:
         app.add_middleware(BodySizeLimit, max_bytes=config.max_body_bytes)
 
-    @app.middleware("http")
-    async def _auth(request: HTTPRequest, call_next):
-        if config.api_key and request.url.path.startswith("/v1/"):
-            header = request.headers.get("authorization", "")
+    def check_auth(http: HTTPRequest):
+        # a plain check, not an HTTP middleware: BaseHTTPMiddleware hides client
+        # disconnects from the handlers, which need them to free slots
+        if config.api_key:
+            header = http.headers.get("authorization", "")
             if not secrets.compare_digest(header, f"Bearer {config.api_key}"):
-                return JSONResponse(
-                    APIError(
-                        401,
-                        "missing or wrong API key: send 'Authorization: Bearer <key>'",
-                        code="invalid_api_key",
-                    ).body(),
-                    status_code=401,
+                raise APIError(
+                    401,
+                    "missing or wrong API key: send 'Authorization: Bearer <key>'",
+                    code="invalid_api_key",
                 )
-        return await call_next(request)
 
     @app.exception_handler(APIError)
     async def _api_error(_, exc: APIError):
@@ -623,19 +623,29 @@ def create_app(engine: Engine, config: ServerConfig | None = None):
             for i in range(req.n)
         ]
 
+    async def next_event(http: HTTPRequest, events, cancel, watch: dict):
+        """The next row event; every 0.05 s, whether the client is still there (one that
+        went away cancels its rows, which frees their slots)."""
+        while True:
+            now = time.monotonic()
+            if now - watch.setdefault("checked", now) >= 0.05:
+                watch["checked"] = now
+                if await http.is_disconnected():
+                    cancel()
+                    raise APIError(499, "the client closed the request")
+            try:
+                return await asyncio.wait_for(events.get(), timeout=0.05)
+            except asyncio.TimeoutError:
+                continue
+
     async def collect(http: HTTPRequest, events, cancel, n_rows: int) -> list[Completion]:
         """Wait for every row's Completion; a client that goes away cancels its rows."""
         outs: list[Completion | None] = [None] * n_rows
         left = n_rows
+        watch: dict = {}
         try:
             while left:
-                try:
-                    i, kind, payload = await asyncio.wait_for(events.get(), timeout=0.25)
-                except asyncio.TimeoutError:
-                    if await http.is_disconnected():
-                        cancel()
-                        raise APIError(499, "the client closed the request") from None
-                    continue
+                i, kind, payload = await next_event(http, events, cancel, watch)
                 if kind == "done":
                     outs[i] = payload
                     left -= 1
@@ -738,7 +748,8 @@ def create_app(engine: Engine, config: ServerConfig | None = None):
         return {"prompt": tokenizer.decode(ids)}
 
     @app.get("/v1/models")
-    async def models():
+    async def models(http: HTTPRequest):
+        check_auth(http)
         return {
             "object": "list",
             "data": [
@@ -763,6 +774,7 @@ def create_app(engine: Engine, config: ServerConfig | None = None):
 
     @app.post("/v1/completions")
     async def completions(req: CompletionRequest, http: HTTPRequest):
+        check_auth(http)
         stops = check_common(req)
         if req.suffix:
             raise APIError(400, "suffix is not supported", param="suffix")
@@ -808,9 +820,10 @@ def create_app(engine: Engine, config: ServerConfig | None = None):
             async def gen():
                 streams = [_TextStream(tokenizer, ids, stops) for ids, _ in rows]
                 outs, left = [None] * len(rows), len(rows)
+                watch: dict = {}
                 try:
                     while left:
-                        i, kind, payload = await events.get()
+                        i, kind, payload = await next_event(http, events, cancel, watch)
                         if kind == "error":
                             err = payload
                             body = (err if isinstance(err, APIError) else APIError(
@@ -868,6 +881,7 @@ def create_app(engine: Engine, config: ServerConfig | None = None):
 
     @app.post("/v1/chat/completions")
     async def chat_completions(req: ChatCompletionRequest, http: HTTPRequest):
+        check_auth(http)
         stops = check_common(req)
         if req.top_logprobs and not req.logprobs:
             raise APIError(400, "top_logprobs needs logprobs=true", param="top_logprobs")
@@ -900,12 +914,13 @@ def create_app(engine: Engine, config: ServerConfig | None = None):
             async def gen():
                 streams = [_TextStream(tokenizer, ids, stops) for _ in rows]
                 outs, left = [None] * len(rows), len(rows)
+                watch: dict = {}
                 try:
                     for i in range(len(rows)):
                         yield chunk([{"index": i, "delta": {"role": "assistant", "content": ""},
                                       "logprobs": None, "finish_reason": None}])
                     while left:
-                        i, kind, payload = await events.get()
+                        i, kind, payload = await next_event(http, events, cancel, watch)
                         if kind == "error":
                             err = payload
                             yield _sse((err if isinstance(err, APIError) else APIError(
