@@ -9,7 +9,8 @@ Each section is a frozen ``eurollm_jax.schema.Section``; its key in the job conf
 - [output] ``OutputSection``; [language_id] ``LanguageIDSection``; [url_blocklist]
   ``URLBlocklistSection``; [heuristics] ``HeuristicsSection``; [pii] ``PIISection``;
   [quality] ``QualitySection`` (the EuroFilter classifier step); [dedup] ``dedup.DedupConfig``
-  (defined with the dedup code); [runner] ``RunnerSection``.
+  (defined with the dedup code); [runner] ``RunnerSection``; [report] ``ReportSection`` (the
+  drop report's bias warning).
 
 Together they are ``FilterConfig``: what one filtering run reads (``run_local``, ``run_beam``,
 ``build_pipeline``, ``process_shard``). ``FilterJobConfig`` is ``launch.filter``'s whole config:
@@ -37,6 +38,8 @@ from eurollm_jax.languages import EU_LANGUAGES
 from eurollm_jax.schema import Section, nearest_key
 
 LANGID_BACKENDS = ("auto", "fasttext", "py3langid")
+LANGID_SECOND_PASS = ("lingua", "py3langid", "fasttext")
+LANGID_THRESHOLDS: dict = {}  # {language: threshold}: none needed (docs/language_id.md)
 ANNOTATE_BACKENDS = ("http", "inprocess")
 ANNOTATE_MODES = ("chat", "completions")
 CLASSIFIER_ENCODERS = ("hashed", "eurollm")
@@ -74,13 +77,26 @@ class OutputSection(Section):
 
 @dataclasses.dataclass(frozen=True)
 class LanguageIDSection(Section):
+    """Language ID (``langid.LanguageID``; how the defaults were chosen: docs/language_id.md)."""
+
     enabled: bool = True
     threshold: float = 0.65  # drop documents whose language probability is below this
     languages: tuple[str, ...] | None = EU_LANGUAGES  # languages kept; None or "all": every one
-    backend: str = "auto"  # auto (fastText lid.176 lite, else py3langid) | fasttext | py3langid
-    max_chars: int = 5000  # characters of each document the model reads
-    label_groups: dict | None = None  # {label: [labels counted as it]}; None: the Croatian group
-    thresholds: dict = dataclasses.field(default_factory=dict)  # {language: threshold}
+    backend: str = "auto"  # first pass: auto (fastText lid.176 lite, else py3langid) | fasttext
+    #                        | py3langid
+    max_chars: int = 5000  # characters of each document the first pass reads
+    label_groups: dict | None = None  # {label: [labels counted as it]}; None: the defaults
+    #                                   (langid.DEFAULT_LABEL_GROUPS / SECOND_PASS_LABEL_GROUPS)
+    # {language: threshold}, replacing `threshold` for that language. Croatian's: correct
+    # Croatian text shares its probability with Bosnian and Serbian (docs/language_id.md).
+    thresholds: dict = dataclasses.field(default_factory=lambda: dict(LANGID_THRESHOLDS))
+    # The second pass: identifiers that also read a document when the first pass is unsure
+    # (best probability below `confident`) or names a language of a `confusable` group. Their
+    # probabilities are averaged with the first pass's; () turns the second pass off.
+    second_pass: tuple[str, ...] = ("lingua", "py3langid")  # lingua | py3langid | fasttext
+    confident: float = 0.9
+    confusable: tuple[str, ...] = ("cs sk", "hr sr bs sl sh mk", "da nb nn no sv", "ga gd")
+    second_pass_chars: int = 1000  # characters of each document the second pass reads
 
     @property
     def kept_languages(self) -> tuple[str, ...] | None:
@@ -99,6 +115,16 @@ class LanguageIDSection(Section):
         for label, members in (self.label_groups or {}).items():
             self.require(path, isinstance(members, (list, tuple)), f"label_groups.{label}",
                          f"must be a list of labels, got {members!r}")
+        for i, name in enumerate(self.second_pass):
+            self.require(path, name in LANGID_SECOND_PASS, f"second_pass[{i}]",
+                         f"{name!r} is not one of {', '.join(LANGID_SECOND_PASS)}"
+                         f"{nearest_key(str(name), LANGID_SECOND_PASS)}")
+        self.require(path, 0.0 <= self.confident <= 1.0, "confident",
+                     f"must be a probability in [0, 1], got {self.confident}")
+        self.require(path, self.second_pass_chars > 0, "second_pass_chars", "must be positive")
+        for i, group in enumerate(self.confusable):
+            self.require(path, len(group.split()) >= 2, f"confusable[{i}]",
+                         f"a group is two or more space-separated language codes, got {group!r}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -191,6 +217,24 @@ class RunnerSection(Section):
 
 
 @dataclasses.dataclass(frozen=True)
+class ReportSection(Section):
+    """The drop report's bias warning (``report.bias_warnings``): a language whose fraction of
+    documents removed by a step (or by all steps) is more than ``bias_ratio`` times the median
+    language's, and at least ``min_excess`` above it, is named in report.md and on stderr."""
+
+    bias_ratio: float = 2.0
+    min_excess: float = 0.1  # a fraction of documents: 0.03 vs a median of 0.01 is not a warning
+    min_documents: int = 10  # languages with fewer documents are listed, never warned about
+
+    def check(self, path):
+        self.require(path, self.bias_ratio >= 1.0, "bias_ratio",
+                     f"must be >= 1 (a multiple of the median), got {self.bias_ratio}")
+        self.require(path, 0.0 <= self.min_excess <= 1.0, "min_excess",
+                     f"must be a fraction in [0, 1], got {self.min_excess}")
+        self.require(path, self.min_documents >= 1, "min_documents", "must be positive")
+
+
+@dataclasses.dataclass(frozen=True)
 class FilterConfig(Section):
     """What one filtering run reads (the module docstring lists the sections)."""
 
@@ -203,6 +247,7 @@ class FilterConfig(Section):
     quality: QualitySection = dataclasses.field(default_factory=QualitySection)
     dedup: DedupConfig = dataclasses.field(default_factory=DedupConfig)
     runner: RunnerSection = dataclasses.field(default_factory=RunnerSection)
+    report: ReportSection = dataclasses.field(default_factory=ReportSection)
 
 
 # ---------------------------------------------------------------- the EuroFilter jobs
@@ -319,6 +364,7 @@ def as_filter_config(config=None) -> FilterConfig:
 __all__ = [
     "AnnotateSection", "ClassifierConfig", "ClassifierTrainSection", "DedupConfig",
     "FilterConfig", "FilterInput", "FilterJobConfig", "HeuristicsSection", "LanguageIDSection",
-    "OutputSection", "PIISection", "QualitySection", "RunnerSection", "URLBlocklistSection",
+    "OutputSection", "PIISection", "QualitySection", "ReportSection", "RunnerSection",
+    "URLBlocklistSection",
     "as_filter_config",
 ]

