@@ -10,6 +10,7 @@ import sys
 
 BENCHMARKS = {
     "forward": "eurollm_jax.model.bench",
+    "context": "eurollm_jax.model.bench_context",
     "train_step": "eurollm_jax.train.bench",
     "decode": "eurollm_jax.inference.bench",
     "data": "eurollm_jax.data.bench",

@@ -1,5 +1,6 @@
 """Fit check for TPU pods, e.g.
 ``python -m launch.compile_tpu --config=configs/eurollm_9b.py --topology=v5p:4x4x4 --mesh=1,-1,1``
+(with context parallelism: ``--mesh=1,-1,8,1`` = data, fsdp, sequence, tensor)
 
 Compiles the real train step ahead of time for a TPU topology on this (CPU) host and prints
 per-chip memory against HBM and the step's FLOPs; exits 1 when it does not fit, 2 on errors.
@@ -19,7 +20,8 @@ from ml_collections import config_flags  # noqa: E402
 _CONFIG = config_flags.DEFINE_config_file("config", None, "job config file (configs/*.py)")
 _TOPOLOGY = flags.DEFINE_string("topology", None, "TPU topology, e.g. v5e:4x4, v5p:4x4x4, v5e-256")
 _MESH = flags.DEFINE_string(
-    "mesh", None, "data,fsdp,tensor sizes (one may be -1); default: config.mesh"
+    "mesh", None, "data,fsdp,tensor or data,fsdp,sequence,tensor sizes (one may be -1); "
+    "default: config.mesh"
 )
 
 
@@ -37,14 +39,20 @@ def main(argv):
         return 2
     if _MESH.value:
         try:
-            data, fsdp, tensor = (int(x) for x in _MESH.value.split(","))
+            sizes = [int(x) for x in _MESH.value.split(",")]
+            if len(sizes) not in (3, 4):
+                raise ValueError
         except ValueError:
             print(
-                f"error: --mesh must be three integers data,fsdp,tensor, got {_MESH.value!r}",
+                "error: --mesh must be three integers data,fsdp,tensor or four "
+                f"data,fsdp,sequence,tensor, got {_MESH.value!r}",
                 file=sys.stderr,
             )
             return 2
-        config.mesh.data, config.mesh.fsdp, config.mesh.tensor = data, fsdp, tensor
+        if len(sizes) == 3:
+            sizes = [sizes[0], sizes[1], 1, sizes[2]]
+        (config.mesh.data, config.mesh.fsdp, config.mesh.sequence,
+         config.mesh.tensor) = sizes
     try:
         report = compile_for_topology(config, _TOPOLOGY.value)
     except (TopologyError, TrainConfigError, ValueError) as e:

@@ -37,6 +37,7 @@ class TrainSection(Section):
     trainable: tuple[str, ...] = ()  # when set, everything else is frozen
     phases: tuple[Any, ...] = ()  # ({name, steps, mixture, lr}, ...)
     loss_chunk: int = 0  # 0 or a divisor of seq_len: LM head + loss this many positions at a time
+    loss_normalisation: str = "token"  # token | sequence (each packed sequence weighs the same)
     compiler_options: dict = dataclasses.field(default_factory=dict)  # XLA options of the steps
     profile_start: int = 0  # jax.profiler trace of profile_steps steps after this step
     profile_steps: int = 0
@@ -52,6 +53,8 @@ class TrainSection(Section):
         self.require(path, self.loss_chunk >= 0 and (
             self.loss_chunk == 0 or self.seq_len % self.loss_chunk == 0), "loss_chunk",
             f"({self.loss_chunk}) must be 0 or divide train.seq_len ({self.seq_len})")
+        self.require(path, self.loss_normalisation in ("token", "sequence"), "loss_normalisation",
+                     f"{self.loss_normalisation!r}: choose 'token' or 'sequence'")
         for name in ("stop_after", "profile_start", "profile_steps"):
             self.require(path, getattr(self, name) >= 0, name, "must be >= 0")
 

@@ -163,7 +163,8 @@ def build_job(config, *, devices=None) -> Job:
     except ValueError as e:
         raise TrainConfigError(str(e)) from e
     spec = state_spec(mcfg, tx, mesh)
-    opts = StepOptions(micro_batches=t.micro_batches, z_loss=t.z_loss, loss_chunk=t.loss_chunk)
+    opts = StepOptions(micro_batches=t.micro_batches, z_loss=t.z_loss, loss_chunk=t.loss_chunk,
+                       loss_normalisation=t.loss_normalisation)
     return Job(config, mesh, mcfg, phases, schedule, tx, spec, opts,
                dict(t.compiler_options) or None, settings)
 

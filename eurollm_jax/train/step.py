@@ -40,6 +40,9 @@ class StepOptions:
     z_loss: float = 0.0
     loss_chunk: int = 0  # 0: full logits; else LM head + loss this many positions at a time
     vocab_subset: tuple[int, ...] = ()  # (): softmax over the vocabulary; else over these ids
+    # "token": every target token weighs the same; "sequence": every packed sequence (its
+    # targets' mean), as long-context SFT recipes do
+    loss_normalisation: str = "token"
 
 
 def loss_sums(graphdef, cfg: ModelConfig, params, mb, loss_chunk: int = 0, vocab_subset=()):
@@ -82,14 +85,28 @@ def row_loss_sums(graphdef, cfg: ModelConfig, params, batch):
     return jnp.sum(nll * weights, axis=1), jnp.sum(weights, axis=1)
 
 
-def _prepare(batch):
+def _prepare(batch, normalisation: str = "token"):
+    weights = target_weights(batch)
+    if normalisation == "sequence":
+        weights = per_sequence_weights(weights, batch["segment_ids"])
     return {
         "tokens": batch["tokens"].astype(jnp.int32),
         "segment_ids": batch["segment_ids"].astype(jnp.int32),
         "positions": batch["positions"].astype(jnp.int32),
         "targets": shifted_targets(batch),
-        "weights": target_weights(batch),
+        "weights": weights,
     }
+
+
+def per_sequence_weights(weights_BT, segment_ids_BT):
+    """Token weights scaled by 1 / (targets of their sequence): each packed sequence then
+    weighs 1 in total, so ``sum(w * nll) / sum(w)`` is the mean of the sequences' mean
+    losses (a short answer counts as much as a long one)."""
+    b, t = weights_BT.shape
+    ids = (jnp.arange(b, dtype=jnp.int32)[:, None] * t + segment_ids_BT.astype(jnp.int32))
+    counts = jax.ops.segment_sum(weights_BT.reshape(-1), ids.reshape(-1), num_segments=b * t)
+    per_token = counts[ids]
+    return jnp.where(weights_BT > 0, weights_BT / jnp.maximum(per_token, 1.0), 0.0)
 
 
 def _split_micro(x, m: int):
@@ -105,7 +122,7 @@ def make_train_step(graphdef, cfg: ModelConfig, tx, schedule, opts: StepOptions)
     m = int(opts.micro_batches)
 
     def train_step(state, batch):
-        inputs = _prepare(batch)
+        inputs = _prepare(batch, opts.loss_normalisation)
         total = jnp.maximum(jnp.sum(inputs["weights"]), 1.0)
         params = state["params"]
 
@@ -160,7 +177,7 @@ def make_train_step(graphdef, cfg: ModelConfig, tx, schedule, opts: StepOptions)
 
 def make_eval_step(graphdef, cfg: ModelConfig, opts: StepOptions) -> Callable:
     def eval_step(params, batch):
-        inputs = _prepare(batch)
+        inputs = _prepare(batch, opts.loss_normalisation)
         nll, _ = loss_sums(graphdef, cfg, params, inputs, opts.loss_chunk, opts.vocab_subset)
         return {"nll": nll, "targets": jnp.sum(inputs["weights"])}
 
