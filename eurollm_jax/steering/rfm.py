@@ -15,10 +15,12 @@ those weights were fitted with: the predictor is ``f(x) = sum_j alpha_j K_{kerne
 x_j)``) and ``.direction`` (the unit top eigenvector of M, signed so that <x, direction>
 correlates positively with y).
 
-Memory: every n x n quantity is built in row blocks (``block_size`` rows at a time): the
-kernel matrix (needed whole for the solve) and, per block, the weights and gradients, so
-the peak is about n^2 + 4 n d + d^2 floats plus one block's n x block temporaries
-(n = 4,096, d = 4,096: ~0.4 GB in float32). The solve is an LU factorisation with two
+Memory: the n x n quantities are built in row blocks (``block_size`` rows at a time): the
+kernel matrix (needed whole for the solve) and the distances (kept, so the gradient step
+reuses them), and per block the weights and gradients; the peak is about
+3 n^2 + 4 n d + 2 d^2 floats plus one block's n x block temporaries (n = 4,096,
+d = 4,096: ~0.6 GB in float32). Per iteration: one X M, one n^2 d distance product, the
+solve, one n^2 d weighted sum and the d^2 n outer product. The solve is an LU factorisation with two
 steps of iterative refinement (float32 without them loses digits on kernel matrices
 whose ridge is small).
 
@@ -104,21 +106,27 @@ def _blocks(n: int, block_size: int):
 
 
 @functools.partial(jax.jit, static_argnames=("block_size",))
-def _kernel_matrix(X, M, bandwidth, *, block_size: int):
+def _kernel_and_distances(X, M, bandwidth, *, block_size: int):
+    """(K, D, XM): the kernel matrix, the distances ||x_i - x_j||_M (exact zero diagonal)
+    and X M, built ``block_size`` rows at a time."""
     n = X.shape[0]
     n_blocks, padded = _blocks(n, block_size)
-    Xp = jnp.pad(X, ((0, padded - n), (0, 0)))
+    XM = X @ M
+    sq = jnp.sum(XM * X, axis=1)
+    XMp = jnp.pad(XM, ((0, padded - n), (0, 0)))
+    sqp = jnp.pad(sq, (0, padded - n))
 
     def row_block(b):
         start = b * block_size
-        rows = jax.lax.dynamic_slice_in_dim(Xp, start, block_size)
-        dist = _distances(rows, X, M)
+        rows_M = jax.lax.dynamic_slice_in_dim(XMp, start, block_size)
+        rows_sq = jax.lax.dynamic_slice_in_dim(sqp, start, block_size)
+        dist = jnp.sqrt(jnp.maximum(rows_sq[:, None] + sq[None, :] - 2.0 * (rows_M @ X.T), 0.0))
         idx = start + jnp.arange(block_size)
-        dist = jnp.where(idx[:, None] == jnp.arange(n)[None, :], 0.0, dist)  # exact diagonal
-        return jnp.exp(-dist / bandwidth)
+        dist = jnp.where(idx[:, None] == jnp.arange(n)[None, :], 0.0, dist)
+        return jnp.exp(-dist / bandwidth), dist
 
-    K = jax.lax.map(row_block, jnp.arange(n_blocks)).reshape(padded, n)
-    return K[:n]
+    K, D = jax.lax.map(row_block, jnp.arange(n_blocks))
+    return K.reshape(padded, n)[:n], D.reshape(padded, n)[:n], XM
 
 
 @jax.jit
@@ -132,23 +140,25 @@ def _solve(K, y, reg):
 
 
 @functools.partial(jax.jit, static_argnames=("block_size", "center"))
-def _agop(X, M, alpha, bandwidth, *, block_size: int, center: bool):
-    n = X.shape[0]
+def _agop(K, D, XM, alpha, bandwidth, *, block_size: int, center: bool):
+    """(1/n) sum_i grad_i grad_i^T with grad_i = (1/L) sum_j W_ij (x_j - x_i) M,
+    W_ij = alpha_j K_ij / D_ij (skipped terms: W_ij = 0); (x_j - x_i) M = XM_j - XM_i."""
+    n = K.shape[0]
     n_blocks, padded = _blocks(n, block_size)
-    Xp = jnp.pad(X, ((0, padded - n), (0, 0)))
+    Kp = jnp.pad(K, ((0, padded - n), (0, 0)))
+    Dp = jnp.pad(D, ((0, padded - n), (0, 0)))
+    XMp = jnp.pad(XM, ((0, padded - n), (0, 0)))
 
     def grad_block(b):
         start = b * block_size
-        rows = jax.lax.dynamic_slice_in_dim(Xp, start, block_size)
-        dist = _distances(rows, X, M)
+        k = jax.lax.dynamic_slice_in_dim(Kp, start, block_size)
+        dist = jax.lax.dynamic_slice_in_dim(Dp, start, block_size)
+        rows_M = jax.lax.dynamic_slice_in_dim(XMp, start, block_size)
         idx = start + jnp.arange(block_size)
         keep = (dist >= SKIP_DISTANCE) & (idx[:, None] != jnp.arange(n)[None, :])
-        safe = jnp.where(keep, dist, 1.0)
-        W = jnp.where(keep, alpha[None, :] * jnp.exp(-dist / bandwidth) / safe, 0.0)
-        # sum_j W_ij (x_j - x_i) = W X - rowsum(W) x_i; times M (symmetric) on the right.
-        G = (W @ X - jnp.sum(W, axis=1, keepdims=True) * rows) @ M / bandwidth
-        valid = (idx < n)[:, None]
-        return jnp.where(valid, G, 0.0)
+        W = jnp.where(keep, alpha[None, :] * k / jnp.where(keep, dist, 1.0), 0.0)
+        G = (W @ XM - jnp.sum(W, axis=1, keepdims=True) * rows_M) / bandwidth
+        return jnp.where((idx < n)[:, None], G, 0.0)
 
     G = jax.lax.map(grad_block, jnp.arange(n_blocks)).reshape(padded, -1)[:n]
     if center:
@@ -187,11 +197,11 @@ def fit_rfm(
     M = jnp.eye(d, dtype=jnp.float32)
     alpha = None
     for _ in range(iters):
-        K = _kernel_matrix(Xj, M, bw, block_size=block)
+        K, D, XM = _kernel_and_distances(Xj, M, bw, block_size=block)
         alpha = _solve(K, yj, lam)
-        del K
         kernel_M = M
-        M = _agop(Xj, kernel_M, alpha, bw, block_size=block, center=bool(center_grads))
+        M = _agop(K, D, XM, alpha, bw, block_size=block, center=bool(center_grads))
+        del K, D, XM
     M_np = np.asarray(M)
     evals, evecs = np.linalg.eigh(M_np.astype(np.float64))
     v = evecs[:, -1]
