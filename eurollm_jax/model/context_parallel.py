@@ -11,9 +11,10 @@ over the whole mesh (batch over data/fsdp, heads over tensor, tokens over sequen
   issued before the current block's compute and does not depend on it, so XLA overlaps the
   transfer with the matmuls. Each step's block is rematerialised in the backward pass (only
   the softmax statistics are saved): activation memory per device is O(T/n), not O(T^2/n).
+  Within a block the keys are folded ``KV_CHUNK`` at a time, so scores stay [T/n, KV_CHUNK].
 - ``allgather``: keys/values (and their slots and segments) are all-gathered along the
   sequence axis, then each device attends its query block to the whole row at once: one
-  collective per layer, [T/n, T] scores per device.
+  collective per layer, the keys folded ``KV_CHUNK`` at a time.
 
 Causality and packing are decided from the slot indices and segment ids that travel with the
 blocks, never from block positions, so the model may reorder tokens before splitting them:
@@ -32,6 +33,7 @@ import numpy as np
 from jax.sharding import PartitionSpec as P
 
 CONTEXT_PARALLEL_IMPLS = ("ring", "allgather")
+KV_CHUNK = 1024  # keys folded into the online softmax this many at a time (bounds scores)
 SEQUENCE_AXIS = "sequence"
 _NEG = -0.7 * float(jnp.finfo(jnp.float32).max)  # the attention module's MASK_VALUE
 
@@ -82,6 +84,26 @@ def _block(q, k, v, q_slots, kv_slots, q_seg, kv_seg, stats):
     return m_new, l, acc * correction[..., None] + pv
 
 
+def _attend(q, k, v, q_slots, kv_slots, q_seg, kv_seg, stats, chunk: int | None = None):
+    """``_block`` over the keys ``chunk`` at a time (a scan, each chunk rematerialised), so
+    scores never exceed [Tq, chunk] however long the gathered or passed block is."""
+    chunk = KV_CHUNK if chunk is None else chunk
+    s = k.shape[1]
+    if s <= chunk or s % chunk:
+        return _block(q, k, v, q_slots, kv_slots, q_seg, kv_seg, stats)
+    n = s // chunk
+
+    def split(a):
+        return None if a is None else jnp.swapaxes(a.reshape(a.shape[0], n, chunk, *a.shape[2:]), 0, 1)
+
+    packed = kv_seg is not None
+    xs = (split(k), split(v), split(kv_slots), split(kv_seg) if packed else split(kv_slots))
+    fold = jax.checkpoint(lambda st, c: _block(q, c[0], c[1], q_slots, c[2], q_seg,
+                                               c[3] if packed else None, st))
+    stats, _ = jax.lax.scan(lambda st, c: (fold(st, c), None), stats, xs)
+    return stats
+
+
 def _local_attention(q, k, v, q_slots, kv_slots, q_seg, kv_seg, *, impl: str, shards: int):
     b, tq, h, d = q.shape
     kv_heads = k.shape[2]
@@ -96,12 +118,12 @@ def _local_attention(q, k, v, q_slots, kv_slots, q_seg, kv_seg, *, impl: str, sh
         gather = lambda a: jax.lax.all_gather(a, SEQUENCE_AXIS, axis=1, tiled=True)  # noqa: E731
         k, v, kv_slots = gather(k), gather(v), gather(kv_slots)
         kv_seg = gather(kv_seg) if packed else None
-        m, l, acc = _block(qg, k, v, q_slots, kv_slots, q_seg, kv_seg, stats)
+        m, l, acc = _attend(qg, k, v, q_slots, kv_slots, q_seg, kv_seg, stats)
     else:
         ring = [(i, (i + 1) % shards) for i in range(shards)]
         block = jax.checkpoint(
-            lambda st, blk: _block(qg, blk[0], blk[1], q_slots, blk[2], q_seg,
-                                   blk[3] if packed else None, st))
+            lambda st, blk: _attend(qg, blk[0], blk[1], q_slots, blk[2], q_seg,
+                                    blk[3] if packed else None, st))
 
         def step(carry, _):
             st, blk = carry

@@ -103,3 +103,25 @@ def test_zigzag_order_balances_the_causal_work():
     assert max(contiguous) > 3 * min(contiguous)
     with pytest.raises(ValueError, match="multiple of 8"):
         load_balance_permutation(60, 4)
+
+
+@pytest.mark.parametrize("shape, impl", [((1, 1, 2, 1), "ring"), ((1, 1, 4, 1), "allgather")])
+def test_keys_folded_in_chunks_equal_the_reference_kernel(monkeypatch, shape, impl):
+    from eurollm_jax.model import context_parallel as cp
+    from eurollm_jax.model.attention import AttentionMask, xla_attention
+
+    rng = np.random.RandomState(0)
+    b, t, h, k, d = 2, 256, 4, 2, 16
+    q = jnp.asarray(rng.randn(b, t, h, d), jnp.float32)
+    key = jnp.asarray(rng.randn(b, t, k, d), jnp.float32)
+    value = jnp.asarray(rng.randn(b, t, k, d), jnp.float32)
+    slots = jnp.broadcast_to(jnp.arange(t), (b, t))
+    seg = jnp.asarray(np.repeat([[1] * 100 + [2] * 156], b, axis=0))
+    mask = AttentionMask(slots, slots, seg, seg)
+    ref = np.asarray(xla_attention(q, key, value, mask))
+    monkeypatch.setattr(cp, "KV_CHUNK", 32)  # 4 or 8 chunks per block
+    mesh = create_mesh(shape, devices=jax.devices()[:int(np.prod(shape))])
+    with jax.set_mesh(mesh), jax.default_matmul_precision("highest"):
+        out = jax.jit(lambda a, b_, c: cp.context_parallel_attention(a, b_, c, mask, mesh,
+                                                                    impl=impl))(q, key, value)
+    assert np.abs(np.asarray(out) - ref).max() <= 1e-5 * np.abs(ref).max()
