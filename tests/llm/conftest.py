@@ -16,7 +16,9 @@ def served(engine):
     pytest.importorskip("uvicorn")
     from eurollm_jax.inference.server import ServerConfig, create_app
 
+    # static batching runs the engine's own generate_ids (compiled once for both transports);
+    # the continuous scheduler, launch.serve's default, is served in the slow tests
     app = CountingApp(create_app(engine, ServerConfig(model_name="tiny", max_batch_size=16,
-                                                      batch_wait_s=0.02)))
+                                                      batching="static", batch_wait_s=0.02)))
     with serve(app) as url:
         yield url, app

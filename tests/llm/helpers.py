@@ -26,7 +26,8 @@ def tiny_engine(seed: int = 0, max_seq_len: int = 4096):
     from eurollm_jax.inference import Engine
     from eurollm_jax.tokenizer import ByteTokenizer
 
-    cfg = get_preset("tiny", vocab_size=264, d_model=32, num_layers=1, num_heads=2,
+    cfg = get_preset("tiny", vocab_size=261,  # = ByteTokenizer().vocab_size: no undecodable ids
+                     d_model=32, num_layers=1, num_heads=2,
                      num_kv_heads=1, head_dim=16, ffn_dim=64, compute_dtype="float32",
                      max_seq_len=max_seq_len)
     return Engine(create_model(cfg, seed=seed), ByteTokenizer())
