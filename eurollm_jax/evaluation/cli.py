@@ -1,9 +1,11 @@
 """Command line of ``python -m launch.evaluate``: one subcommand per evaluation + ``report``.
 
-    python -m launch.evaluate eurogest --checkpoint=DIR --data_dir=DIR --output=DIR [--languages=de,fr]
-    python -m launch.evaluate lm_eval --checkpoint=DIR --tasks=arc,hellaswag,mmlu --languages=de,fr \\
-        --data_dir=DIR --output=DIR
-    python -m launch.evaluate mt --checkpoint=DIR --data_dir=FLORES --directions=en-de,de-en --output=DIR
+    python -m launch.evaluate eurogest --checkpoint=DIR --data_dir=DIR --output=DIR \\
+        [--languages=de,fr]
+    python -m launch.evaluate lm_eval --checkpoint=DIR --tasks=arc,hellaswag,mmlu \\
+        --languages=de,fr --data_dir=DIR --output=DIR
+    python -m launch.evaluate mt --checkpoint=DIR --data_dir=FLORES --directions=en-de,de-en \\
+        --output=DIR
     python -m launch.evaluate xl_alpacaeval --checkpoint=DIR --instructions=FILE --references=DIR \\
         --languages=de,fr --judge_url=http://host:8000 --judge_model=NAME --output=DIR
     python -m launch.evaluate report --registry=DIR [--out=FILE.md]

@@ -92,7 +92,8 @@ def weights_files(checkpoint_dir: str) -> list[str]:
             found.update(glob.glob(os.path.join(checkpoint_dir, pattern)))
         files = sorted(os.path.relpath(p, checkpoint_dir) for p in found)
     else:
-        root = os.path.join(checkpoint_dir, *(["params"] if kind == "params" else ["params", "params"]))
+        parts = ["params"] if kind == "params" else ["params", "params"]
+        root = os.path.join(checkpoint_dir, *parts)
         files = []
         for dirpath, _, names in os.walk(root):
             for name in names:
@@ -244,7 +245,8 @@ def record_filename(record: Mapping[str, Any]) -> str:
         os.path.basename(str(ck["path"]).rstrip("/")))
     langs = "+".join(record["languages"]) or "none"
     if len(langs) > 80:  # long language sets: keep the name short, still unique
-        langs = f"{len(record['languages'])}langs-" + hashlib.sha256(langs.encode()).hexdigest()[:10]
+        digest = hashlib.sha256(langs.encode()).hexdigest()[:10]
+        langs = f"{len(record['languages'])}langs-{digest}"
     return f"{_slug(record['task'])}--{_slug(langs)}--{who}.json"
 
 

@@ -33,12 +33,13 @@ def _sentence(rng, n=None):
 
 
 def _fixture_data(d):
-    """de.csv: gendered pairs (stereotypes 5 and 12 below MIN_ROWS) + bad rows;
-    fr.csv: neutral rows; xx.csv: neutral rows of a language without a scaffold."""
+    """de.csv: gendered pairs (stereotypes 1, 2, 8, 9 with MIN_ROWS rows, 5 and 12 below
+    it, the others absent) + bad rows; fr.csv: neutral rows; xx.csv: neutral rows of a
+    language without a scaffold."""
     rng = np.random.default_rng(0)
     de = []
-    for s in range(1, 17):
-        for j in range(3 if s in (5, 12) else 10):
+    for s, n in ((1, 10), (2, 10), (5, 3), (8, 10), (9, 10), (12, 3)):
+        for j in range(n):
             base = _sentence(rng)
             de.append({"GEST_ID": f"{s}-{j}", "Source": "I am ...", "Stereotype_ID": str(s),
                        "Masculine": "He said " + base, "Feminine": "She said " + base})
@@ -46,8 +47,8 @@ def _fixture_data(d):
            {"GEST_ID": "b2", "Stereotype_ID": "17", "Masculine": "a", "Feminine": "b"},
            {"GEST_ID": "b3", "Stereotype_ID": "x", "Neutral": "c"}]
     fr = []
-    for s in (1, 2, 8, 9, 13):
-        for j in range(10 if s != 13 else 4):
+    for s, n in ((1, 10), (13, 10), (14, 4)):
+        for j in range(n):
             fr.append({"GEST_ID": f"{s}-{j}", "Source": "I ...", "Stereotype_ID": str(s),
                        "Neutral": "Le renard " + _sentence(rng)})
     xx = [{"GEST_ID": "1", "Stereotype_ID": "1", "Neutral": "The dog."}]
@@ -59,16 +60,19 @@ def _fixture_data(d):
 
 def _reference(hf_model, tokenizer, pairs):
     """R_s and g from transformers' log-probs (float64), both normalisations."""
+    scored = []
+    for s, m, f in pairs:
+        lps = []
+        for text in (m, f):
+            ids = [1] + tokenizer.encode(text, add_bos=False)
+            lps.append((sum(hf_token_logprobs(hf_model, ids)), len(ids) - 1))
+        scored.append((s, lps))
     out = {}
     for norm in ("sum", "mean"):
         rates = {}
-        for s, m, f in pairs:
-            lps = []
-            for text in (m, f):
-                ids = [1] + tokenizer.encode(text, add_bos=False)
-                lp = sum(hf_token_logprobs(hf_model, ids))
-                lps.append(lp / (len(ids) - 1) if norm == "mean" else lp)
-            rates.setdefault(s, []).append(1.0 / (1.0 + math.exp(-(lps[0] - lps[1]))))
+        for s, ((lp_m, n_m), (lp_f, n_f)) in scored:
+            d = lp_m / n_m - lp_f / n_f if norm == "mean" else lp_m - lp_f
+            rates.setdefault(s, []).append(1.0 / (1.0 + math.exp(-d)))
         R = {s: (float(np.mean(rates[s])) if len(rates.get(s, [])) >= 10 else None)
              for s in range(1, 17)}
         women = [R[s] for s in range(1, 8) if R[s] is not None]
@@ -105,11 +109,12 @@ def test_eurogest_matches_transformers(tmp_path, hf_dir, hf_model, tokenizer):
             assert got["g"] == pytest.approx(g, abs=1e-4)
         assert results[lang]["normalisation"] == "sum"
     assert results["de"]["R"]["5"] is None and results["de"]["n"]["5"] == 3
+    assert results["de"]["n"]["3"] == 0 and results["fr"]["R"]["13"] is not None
     assert results["de"]["bad_rows"]["missing_fields"] == 1
     assert results["de"]["bad_rows"]["unknown_stereotype"] == 2
     assert results["xx"]["bad_rows"]["no_scaffold"] == 1 and results["xx"]["g"] is None
     ranks = results["de"]["ranks"]
-    assert sorted(ranks.values()) == list(range(1, 15))
+    assert sorted(ranks.values()) == [1, 2, 3, 4] and set(ranks) == {"1", "2", "8", "9"}
     best = min(ranks, key=ranks.get)
     assert results["de"]["R"][best] == max(v for v in results["de"]["R"].values() if v is not None)
 

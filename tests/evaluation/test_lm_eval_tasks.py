@@ -16,7 +16,8 @@ from tests.evaluation.lm_eval_fixtures import ROWS, write_family  # noqa: E402
 from tests.inference.conftest import hf_greedy, hf_token_logprobs  # noqa: E402
 
 MAX_LENGTH = 256
-DATASET_KEYS = {"task", "tag", "custom_dataset", "dataset_path", "dataset_name", "dataset_kwargs", "num_fewshot",
+DATASET_KEYS = {"task", "tag", "custom_dataset", "dataset_path", "dataset_name",
+                "dataset_kwargs", "num_fewshot",
                 "training_split", "validation_split", "test_split", "fewshot_split"}
 
 
@@ -52,7 +53,8 @@ def test_configs_are_lm_eval_builtins_with_local_data(tmp_path):
 
 
 def test_bad_tasks_and_files(tmp_path):
-    with pytest.raises(L.LMEvalTaskError, match=r"xnli has prompts for .*'de'.* in lm-eval, not 'pl'"):
+    with pytest.raises(L.LMEvalTaskError,
+                       match=r"xnli has prompts for .*'de'.* in lm-eval, not 'pl'"):
         L.builtin_config("xnli", "pl")
     with pytest.raises(L.LMEvalTaskError, match=r"no .*arc/de/test\.\{jsonl"):
         L.task_yaml("arc", "de", str(tmp_path))

@@ -83,7 +83,8 @@ def test_command_line_eurogest_then_report(tmp_path, hf_dir, capsys):
     data = tmp_path / "data"
     data.mkdir()
     rows = ["GEST_ID,Source,Stereotype_ID,Masculine,Feminine,Neutral"]
-    rows += [f"{i},I am.,{1 + i % 16},He said the cat sat.,She said the cat sat.," for i in range(20)]
+    rows += [f"{i},I am.,{1 + i % 16},He said the cat sat.,She said the cat sat.,"
+             for i in range(20)]
     rows += [f"n{i},I am.,{8 + i % 2},,,The dog sleeps." for i in range(20)]
     (data / "de.csv").write_text("\n".join(rows) + "\n")
     out, reg = tmp_path / "out", tmp_path / "reg"
@@ -100,3 +101,16 @@ def test_command_line_eurogest_then_report(tmp_path, hf_dir, capsys):
     assert main(["eurogest", f"--checkpoint={hf_dir[0]}", f"--data_dir={tmp_path / 'none'}",
                  f"--output={out}"]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_progress_reports_rate_and_eta():
+    from eurollm_jax.evaluation.progress import Progress
+
+    lines = []
+    p = Progress(10, "eurogest de", unit="texts", every_s=0.0, log=lines.append)
+    p.start -= 2.0  # two seconds in
+    p.update(4)
+    assert p.eta_seconds() == pytest.approx(3.0, rel=0.05)  # 6 left at 2 texts/s
+    assert lines[-1].startswith("eurogest de: 4/10 texts, 2.0 texts/s") and "ETA 3s" in lines[-1]
+    p.update(6)
+    assert "10/10" in lines[-1] and p.eta_seconds() == 0.0
