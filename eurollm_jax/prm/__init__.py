@@ -28,7 +28,13 @@ from eurollm_jax.prm.answers import (
     math_answers_match,
     parse_number,
 )
-from eurollm_jax.prm.benchmarks import BenchmarkFormatError, EvalQuestion, read_math500, read_mgsm
+from eurollm_jax.prm.benchmarks import (
+    BenchmarkFormatError,
+    EvalQuestion,
+    first_per_language,
+    read_math500,
+    read_mgsm,
+)
 from eurollm_jax.prm.best_of_n import (
     METHODS,
     Sample,
@@ -54,7 +60,7 @@ from eurollm_jax.prm.train import PRMSection, make_trainer, split_config, train_
 
 __all__ = [
     "answers_match", "extract_answer", "extract_boxed", "find_numbers", "math_answers_match",
-    "parse_number", "BenchmarkFormatError", "EvalQuestion", "read_math500", "read_mgsm",
+    "parse_number", "BenchmarkFormatError", "first_per_language", "EvalQuestion", "read_math500", "read_mgsm",
     "METHODS", "Sample", "accuracy_table", "markdown_table", "sample_solutions",
     "score_samples", "select", "split_steps", "write_report", "LoadReport", "StepSolution",
     "load_step_solutions", "parse_record", "RenderedSolution", "RenderError", "StepFormat",

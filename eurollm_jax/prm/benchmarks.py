@@ -154,3 +154,14 @@ def read_math500(path: str, languages: Sequence[str] = (), language: str | None 
     if languages:
         out = [q for q in out if q.language in languages]
     return out
+
+
+def first_per_language(questions: Sequence[EvalQuestion], limit: int) -> list[EvalQuestion]:
+    """The first ``limit`` questions of each language, in the original order."""
+    counts: dict = {}
+    out = []
+    for q in questions:
+        counts[q.language] = counts.get(q.language, 0) + 1
+        if counts[q.language] <= limit:
+            out.append(q)
+    return out

@@ -214,3 +214,32 @@ def write_report(out_dir: str, table: dict, extra: dict | None = None) -> dict:
     plt.close(fig)
     files["plot"] = "best_of_n.png"
     return files
+
+
+def run_best_of_n(generator, prm, tokenizer, questions: Sequence[EvalQuestion], out_dir: str, *,
+                  n: int = 16, fmt: StepFormat = StepFormat(), aggregate_by: str = "min",
+                  temperature: float = 0.7, max_new_tokens: int = 256, seed: int = 0,
+                  stop_strings: Sequence[str] = ()) -> dict:
+    """Sample, score, select and write the report (module docstring); returns the table.
+    ``generator`` / ``prm``: models or engines (the same one works for both)."""
+    from eurollm_jax.inference import as_engine
+
+    if not questions:
+        raise ValueError("no questions to evaluate")
+    engine = as_engine(generator, tokenizer)
+    samples = sample_solutions(engine, tokenizer, questions, n, fmt=fmt, temperature=temperature,
+                               max_new_tokens=max_new_tokens, seed=seed,
+                               stop_strings=stop_strings)
+    score_samples(PRMScorer(prm, tokenizer, fmt), questions, samples, aggregate_by)
+    table = accuracy_table(questions, samples)
+    os.makedirs(out_dir, exist_ok=True)
+    from eurollm_jax.fileio import write_jsonl
+
+    write_jsonl(os.path.join(out_dir, "samples.jsonl"), (
+        {"id": q.id, "language": q.language, "gold": q.answer, "sample": j, "text": s.text,
+         "answer": s.answer, "correct": s.correct, "step_probs": s.step_probs,
+         "score": None if math.isnan(s.score) else s.score}
+        for q, row in zip(questions, samples) for j, s in enumerate(row)))
+    write_report(out_dir, table, {"n": n, "temperature": temperature, "aggregate": aggregate_by,
+                                  "questions": len(questions)})
+    return table

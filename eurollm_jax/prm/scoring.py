@@ -109,3 +109,38 @@ class PRMScorer:
 
     def score(self, items, how: str = "min") -> list[float]:
         return [aggregate(p, how) for p in self.step_probabilities(items)]
+
+
+def score_file(scorer: PRMScorer, input_spec: str, output_path: str, *, how: str = "min",
+               language: str = "en") -> dict:
+    """Score every solution of a JSON-lines input (``{"question", "steps"[, "labels"]}``
+    or the Math-Shepherd / PRM800K forms of ``prm.data``) into ``output_path`` (each record
+    plus ``step_probs`` and ``score``). Returns counts and, for labelled input, the step
+    accuracy (p_k > 0.5 against the label) per language."""
+    from eurollm_jax.fileio import write_jsonl
+    from eurollm_jax.prm.data import Malformed, iter_json_lines, parse_record
+
+    records, items, bad = [], [], {}
+    for where, record in iter_json_lines(input_spec):
+        try:
+            if isinstance(record, Malformed):
+                raise record
+            sol = parse_record(dict(record, labels=record.get("labels", []))
+                               if "steps" in record else record, "auto", language)
+        except Malformed as e:
+            bad[str(e)] = bad.get(str(e), 0) + 1
+            continue
+        records.append((record, sol))
+        items.append((sol.question, list(sol.steps)))
+    probs = scorer.step_probabilities(items)
+    hits: dict = {}
+    rows = []
+    for (record, sol), p in zip(records, probs):
+        rows.append(dict(record, step_probs=[float(x) for x in p], score=aggregate(p, how)))
+        for pk, good in zip(p, sol.labels):
+            h = hits.setdefault(sol.language, [0, 0])
+            h[0] += int((pk > 0.5) == good)
+            h[1] += 1
+    write_jsonl(output_path, rows)
+    return {"scored": len(rows), "malformed": bad,
+            "step_accuracy": {k: 100.0 * a / b for k, (a, b) in sorted(hits.items())}}
