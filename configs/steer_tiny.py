@@ -23,6 +23,9 @@ def get_config():
     config.concept.positive = "de"
     config.concept.prefix_chars = (24, 48)
     config.concept.max_probe = 384
+    # Language is a property of the whole prompt: mean pooling sees it far better than the
+    # last byte's state in models this small (probe AUC 0.91 vs 0.65 on the demo pair).
+    config.collect.pooling = "mean"
     config.pairing.num_pairs = 1
     config.steer.coefficients = (0.25, 0.5, 1.0, 2.0)
     config.evaluation.mc_items = 48
