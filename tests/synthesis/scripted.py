@@ -2,7 +2,7 @@
 parse, in real languages (so language ID has something to identify), keyed on the prompt
 templates of ``eurollm_jax.synthesis.pipelines``; tags in the seeds ask for the malformed
 answers the jobs must count: ``[wrong-language]``, ``[empty]``, ``[low]``, ``[garbled]``,
-``[nomarker]``, ``[short]``. A random tiny model only writes gibberish, so content comes from
+``[nomarker]``, ``[short]`` (and ``[brief]``: a short but valid context). A random tiny model only writes gibberish, so content comes from
 here and the real server on the tiny model covers the transport."""
 
 import re
@@ -82,6 +82,7 @@ def respond(mode, payload, body):
         if "[short]" in question:
             return "Context: Too short."
         filler = " ".join(f"Sentence {i} of the background about {_topic(question)} follows "
-                          f"here with more detail." for i in range(8))
+                          f"here with more detail." for i in range(1 if "[brief]" in question
+                                                                   else 8))
         return f"Context: {filler} The fact that matters is this: {answer}."
     raise ValueError(f"the scripted LLM has no answer for: {user[:80]!r}")
