@@ -78,6 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch_size", type=int, default=16)
     p.add_argument("--max_length", type=int, help="context window (default the model's)")
     p.add_argument("--apply_chat_template", type=_bool, default=False)
+    p.add_argument("--max_gen_toks", type=int,
+                   help="generation budget of generative tasks (default the task's, else 256)")
 
     p = sub.add_parser("mt", help="machine translation: chrF and BLEU (sacrebleu), COMET")
     _model_args(p)
@@ -158,7 +160,9 @@ def run(args) -> int:
                           data_dir=args.data_dir, num_fewshot=args.num_fewshot,
                           limit=args.limit, batch_size=args.batch_size,
                           max_length=args.max_length,
-                          apply_chat_template=args.apply_chat_template, **common)
+                          apply_chat_template=args.apply_chat_template,
+                          gen_kwargs=({"max_gen_toks": args.max_gen_toks}
+                                      if args.max_gen_toks else None), **common)
         sys.stdout.write(results_table(out["scores"]))
     elif args.command == "mt":
         from eurollm_jax.evaluation.mt import run_mt
