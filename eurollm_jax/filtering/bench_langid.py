@@ -1,7 +1,7 @@
 """Benchmark: language identifiers on held-out text in the 24 EU languages, short to long inputs.
 
 ``python -m launch.bench langid [--sources=udhr,spacy] [--identifiers=filter,fasttext,...]
-[--output=DIR]``
+[--output=DIR] [--throughput [--docs=2000]]``
 
 Text (``evaluation_texts``) comes from installed packages, so the default runs wherever the
 project installs: the Universal Declaration of Human Rights passages of ``gflanguages`` (all 24
@@ -29,7 +29,9 @@ skipped with a note.
 Writes ``DIR/report.md`` (accuracy per language and input length, precision, the confusion
 pairs sk/cs, hr/sr/bs/sl, da/nb/sv, ga/gd and Maltese, speed), ``DIR/confusion.png`` (the
 filter's confusion matrix on short inputs, rows normalised) and ``DIR/results.json``; prints
-one JSON line (macro accuracy and the worst language per identifier and length).
+one JSON line (macro accuracy and the worst language per identifier and length; with
+``--throughput``, the language ID step's documents/s per core, see ``throughput``, and the
+whole chain's against datatrove's, see ``chain_speed``).
 """
 
 from __future__ import annotations
@@ -330,6 +332,88 @@ def heatmap(rows: list[dict], labels: list[str], path: str, title: str) -> None:
     plt.close(fig)
 
 
+# ---------------------------------------------------------------- throughput
+
+
+def throughput(docs: int = 2000, seed: int = 0, repeats: int = 3) -> dict:
+    """Documents/s per core of the language ID step, the default (with the second pass) and
+    fastText alone, on the filter benchmark's corpus (``sample_corpus.english_corpus``, what
+    ``python -m launch.bench filter`` times the heuristics on) and on multilingual text (this
+    benchmark's medium and long inputs, every language). Median of ``repeats``."""
+    import statistics
+
+    from eurollm_jax.documents import Document
+    from eurollm_jax.filtering.langid import LanguageID
+    from eurollm_jax.filtering.sample_corpus import english_corpus
+
+    corpora = {"english_web": [d.text for d in english_corpus(docs, seed=seed)],
+               "eu_medium_long": [r["text"] for r in evaluation_texts(sources=("udhr",))
+                                  if r["length"] != "short"]}
+    out = {}
+    for label, step in (("default", LanguageID()), ("fasttext_only", LanguageID(second_pass=()))):
+        step.setup()
+        for corpus, texts in corpora.items():
+            step([Document("warm", t) for t in texts[:50]])  # lingua loads its models lazily
+            step.identifier.counts.update(texts=0, second_pass=0)
+            times = []
+            for _ in range(repeats):
+                batch = [Document(str(i), t) for i, t in enumerate(texts)]
+                t0 = time.perf_counter()
+                for i in range(0, len(batch), 256):
+                    step(batch[i:i + 256])
+                times.append(time.perf_counter() - t0)
+            c = step.identifier.counts
+            out[f"{label}/{corpus}"] = {
+                "docs": len(texts), "docs_per_s": round(len(texts) / statistics.median(times), 1),
+                "second_pass_rate": round(c["second_pass"] / max(c["texts"], 1), 4)}
+    return out
+
+
+def chain_speed(docs: int = 1000, seed: int = 0, repeats: int = 3) -> dict:
+    """The filter benchmark's comparison with language ID in our chain: documents/s per core
+    of language ID (default, and fastText alone) followed by the FineWeb heuristics, against
+    datatrove's heuristic chain alone (its language filter would download its model), on the
+    same ``english_corpus`` documents, alternating in one process; medians of ``repeats``."""
+    import copy
+    import statistics
+
+    from eurollm_jax.filtering import bench
+    from eurollm_jax.filtering.heuristics import fineweb_heuristics
+    from eurollm_jax.filtering.langid import LanguageID
+    from eurollm_jax.filtering.sample_corpus import english_corpus
+    from eurollm_jax.filtering.text import get_tokenizer
+
+    corpus = english_corpus(docs, seed=seed)
+    chains = {"default": LanguageID(), "fasttext_only": LanguageID(second_pass=())}
+    for step in chains.values():
+        step.setup()
+        bench.first_drops([step], copy.deepcopy(corpus[:50]))
+    times = collections.defaultdict(list)
+    try:
+        from datatrove.data import Document as DTDocument
+    except ImportError:
+        DTDocument = None
+    for _ in range(repeats):
+        for name, step in chains.items():
+            get_tokenizer.cache_clear()
+            steps = [step] + fineweb_heuristics()
+            batch = copy.deepcopy(corpus)
+            t0 = time.perf_counter()
+            bench.first_drops(steps, batch)
+            times[name].append(time.perf_counter() - t0)
+        if DTDocument is not None:
+            t, _ = bench._datatrove([DTDocument(text=d.text, id=d.id) for d in corpus])
+            times["datatrove_heuristics"].append(t)
+    out = {"docs": len(corpus), "repeats": repeats}
+    for name, ts in times.items():
+        out[f"{name}_docs_per_s_per_core"] = round(len(corpus) / statistics.median(ts), 1)
+    if "datatrove_heuristics" in times:
+        dt = statistics.median(times["datatrove_heuristics"])
+        for name in chains:
+            out[f"{name}_speedup_vs_datatrove"] = round(dt / statistics.median(times[name]), 2)
+    return out
+
+
 # ---------------------------------------------------------------- driver
 
 
@@ -349,7 +433,9 @@ def run(output_dir: str, sources: Sequence[str] = DEFAULT_SOURCES,
         except ImportError as e:
             skipped.append(f"{name} ({e})")
             continue
-        fn(list({r["lang"]: r["text"] for r in rows}.values()))  # loads models (lingua: lazily)
+        # lingua loads a language's model the first time it is asked about it: the filter's
+        # timing pass runs after one untimed pass, the others' after one text per language
+        fn(texts if name == "filter" else list({r["lang"]: r["text"] for r in rows}.values()))
         if name == "filter":
             fn.step.identifier.counts.update(texts=0, second_pass=0)
         t0 = time.perf_counter()
@@ -386,7 +472,11 @@ def main(argv=None) -> int:
     parser.add_argument("--identifiers", default=",".join(IDENTIFIERS))
     parser.add_argument("--languages", default="", help="default: 24 EU + neighbours")
     parser.add_argument("--output", default="/tmp/eurollm_langid_bench")
+    parser.add_argument("--throughput", action="store_true",
+                        help="also time the language ID step (documents/s per core)")
+    parser.add_argument("--docs", type=int, default=2000, help="--throughput: English documents")
     args = parser.parse_args((argv or [])[1:])
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
     sources = [s for s in args.sources.split(",") if s]
     bad = [s for s in sources if s not in SOURCES]
     if bad:
@@ -405,6 +495,9 @@ def main(argv=None) -> int:
                          for length, s in r["scores"].items()}
     if out["meta"]["skipped"]:
         summary["skipped"] = out["meta"]["skipped"]
+    if args.throughput:
+        summary["throughput"] = throughput(args.docs)
+        summary["chain"] = chain_speed(min(args.docs, 1000))
     print(json.dumps(summary), flush=True)
     return 0
 

