@@ -22,7 +22,8 @@ Record schema (``SCHEMA_VERSION`` 1; all keys always present)::
       "git_revision": "<40 hex>" | null,       # of the eurollm_jax checkout that ran it
       "git_dirty": bool | null,                # uncommitted changes in that checkout
       "date": "2026-12-02T01:23:45Z",          # UTC, when the record was written
-      "seconds": 12.3                          # wall time of the whole evaluation
+      "seconds": 12.3                          # wall time of this invocation (a resumed
+                                               # run counts only its own part)
     }
 
 File name: ``<task>--<language set>--<fingerprint[:12] or checkpoint name>.json`` inside the
