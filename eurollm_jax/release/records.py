@@ -13,7 +13,9 @@ is typed by hand:
       -> manifest.tokenizer.path   the tokenizer; fertility.json next to it
     EXPORT_DIR                     the published Hugging Face directory (config.json, weights)
     config.registry                the evaluation registry (``eurollm_jax.evaluation.registry``)
-    config.data.synthesis_summaries  synthesis job summaries (synthetic SFT data)
+    config.data.sft_file           SFT runs: the synthesis jobs' report.json above the SFT
+                                   files (``synthesis`` writes OUT/sft/ + OUT/report.json),
+                                   plus any listed in data.synthesis_summaries
 
 A record that cannot be found is a warning (``RunRecords.warnings``), never a silent gap.
 
@@ -220,6 +222,37 @@ def _find_filter_report(inputs: list[str]) -> str | None:
     return None
 
 
+def _is_synthesis_report(path: str) -> bool:
+    try:
+        report = read_json(path)
+    except ValueError:
+        return False
+    return isinstance(report, dict) and {"pipeline", "sft_records", "drop_reasons"} <= set(report)
+
+
+def find_synthesis_reports(sft_file: str) -> list[str]:
+    """The synthesis jobs' ``report.json`` above the SFT files a run trained on
+    (``data.sft_file``: files, globs, directories, comma-separated; a synthesis job writes
+    ``OUT/sft/part-*.jsonl`` next to ``OUT/report.json``)."""
+    import glob
+
+    found: list[str] = []
+    for spec in (s.strip() for s in sft_file.split(",")):
+        if not spec:
+            continue
+        paths = sorted(glob.glob(spec)) or [spec]
+        for path in paths:
+            directory = os.path.abspath(path if os.path.isdir(path) else os.path.dirname(path))
+            for _ in range(2):
+                candidate = os.path.join(directory, "report.json")
+                if os.path.exists(candidate) and _is_synthesis_report(candidate):
+                    if candidate not in found:
+                        found.append(candidate)
+                    break
+                directory = os.path.dirname(directory)
+    return found
+
+
 def collect_run_records(workdir: str, export_dir: str, config: ReleaseConfig) -> RunRecords:
     """Read every record of the run (see the module docstring); missing parts become warnings."""
     from eurollm_jax.data import load_manifest
@@ -285,7 +318,11 @@ def collect_run_records(workdir: str, export_dir: str, config: ReleaseConfig) ->
                         "tokenizer, or fertility in the release config)")
 
     synthesis = []
-    for path in config.data.synthesis_summaries:
+    summaries = list(config.data.synthesis_summaries)
+    if data.get("source") == "sft":
+        summaries += [p for p in find_synthesis_reports(str(data.get("sft_file") or ""))
+                      if os.path.abspath(p) not in map(os.path.abspath, summaries)]
+    for path in summaries:
         if not os.path.exists(path):
             raise FileNotFoundError(f"data.synthesis_summaries: {path} does not exist")
         synthesis.append({"path": os.path.abspath(path), "summary": read_json(path)})

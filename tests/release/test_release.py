@@ -152,3 +152,26 @@ def test_run_without_run_records_uses_step_times_and_needs_the_hardware(tmp_path
     seconds = sum(0.5 * 2 for _ in metrics_rows())  # step_time_s x steps since the previous log
     assert result.co2_g == pytest.approx(8 * 400 * seconds / 3600 / 1000 * 100.0)
     assert any("run_records.jsonl" in w for w in result.warnings)
+
+
+def test_sft_run_finds_its_synthesis_reports(tmp_path):
+    from eurollm_jax.fileio import write_json as wj
+
+    p = make_run(tmp_path, registry=False)
+    job = tmp_path / "synth"
+    (job / "sft").mkdir(parents=True)
+    (job / "sft" / "part-00000.jsonl").write_text("{}\n")
+    wj(str(job / "report.json"), {"pipeline": "xl_instruct", "source": "xl", "seeds": 5, "sft_records": 4,
+                                  "dropped": 1, "per_group": {"de": 2, "fr": 2},
+                                  "drop_reasons": {"judge:low_score": 1},
+                                  "llm": {"requests": 12, "prompt_tokens": 3400, "completion_tokens": 900}})
+    cfg = read_json(os.path.join(p["train"], "config.json"))
+    cfg["data"].update(source="sft", sft_file=str(job / "sft"))
+    wj(os.path.join(p["train"], "config.json"), cfg)
+    build_release(p["train"], p["export"], str(tmp_path / "r"), _config(""))
+    sheet = (tmp_path / "r" / "DATASHEET.md").read_text()
+    line = next(x for x in sheet.splitlines() if x.startswith(f"- `{job / 'report.json'}`: "))
+    for item in ("pipeline xl_instruct", "source xl", "seeds 5", "sft_records 4", "dropped 1"):
+        assert item in line
+    assert "records per language or task: de 2, fr 2" in sheet and "judge:low_score 1" in sheet
+    assert "LLM usage: 12 requests, 3,400 prompt and 900 completion tokens" in sheet
