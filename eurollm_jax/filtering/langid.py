@@ -263,7 +263,8 @@ class LanguageIdentifier:
                  confusable: Sequence[str] = LanguageIDSection.confusable,
                  second_pass_chars: int = LanguageIDSection.second_pass_chars):
         if backend not in LANGID_BACKENDS:
-            raise ValueError(f"backend must be one of {', '.join(LANGID_BACKENDS)}, got {backend!r}")
+            raise ValueError(f"backend must be one of {', '.join(LANGID_BACKENDS)}, "
+                             f"got {backend!r}")
         unknown = [b for b in second_pass if b not in SECOND_PASS_BACKENDS]
         if unknown:
             raise ValueError(f"second_pass: unknown identifier(s) {unknown}; choose from "

@@ -80,9 +80,11 @@ class _Fixed:
 
 
 def test_combination_averages_only_the_identifiers_that_know_a_language():
-    ident = LanguageIdentifier("fasttext", candidates=("mt", "it", "en"), second_pass=("py3langid",))
+    ident = LanguageIdentifier("fasttext", candidates=("mt", "it", "en"),
+                               second_pass=("py3langid",))
     ident._first = _Fixed("fasttext", {"mt": 0.5, "it": 0.3, "en": 0.2})
-    ident._others = [_Fixed("py3langid", {"mt": 0.9, "it": 0.1}, known=frozenset({"mt", "it", "en"})),
+    ident._others = [_Fixed("py3langid", {"mt": 0.9, "it": 0.1},
+                            known=frozenset({"mt", "it", "en"})),
                      _Fixed("blind", {"it": 0.8, "en": 0.2}, known=frozenset({"it", "en"}))]
     (p,) = ident.predict(["Il-bnedmin kollha jitwieldu"])  # 0.5 < confident: second pass
     assert p.language == "mt"
@@ -155,7 +157,8 @@ def test_benchmark_on_a_few_languages(tmp_path):
     assert "| filter |" in md and "Confusions on short inputs" in md and "ga/gd:" in md
     png = (tmp_path / "confusion.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
-    assert json.loads((tmp_path / "results.json").read_text())["meta"]["texts"] == out["meta"]["texts"]
+    saved = json.loads((tmp_path / "results.json").read_text())
+    assert saved["meta"]["texts"] == out["meta"]["texts"]
 
 
 def test_benchmark_texts_cover_every_eu_language_and_length():
