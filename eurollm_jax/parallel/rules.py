@@ -22,7 +22,7 @@ Rules = Mapping[str, tuple[str, ...]]
 DEFAULT_RULES: dict[str, tuple[str, ...]] = {
     # parameters
     "vocab": ("tensor",),
-    "embed": ("fsdp",),
+    "embed": ("fsdp", "sequence"),  # ZeRO-3 over the sequence axis too (context parallelism)
     "mlp": ("tensor",),
     "q_heads": ("tensor",),
     "kv_heads": ("tensor",),
