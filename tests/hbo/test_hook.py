@@ -176,3 +176,21 @@ def test_random_vs_learnable_subset_rewards_and_directions(sft_file, tmp_path):
             raw.append(ratio.mean())
         np.testing.assert_allclose(rewards["local"][s], np.array(raw) / np.mean(raw), rtol=1e-5)
 
+
+
+@pytest.mark.slow
+def test_pretraining_text_sources_are_one_bucket_subsets(tmp_path):
+    # data.source=text: one plain source per language; HBO balances the languages globally
+    # (and each language's single bucket locally, trivially)
+    config = hbo_config("", steps=4, every=2)
+    config.data.source = "text"
+    config.data.languages = ("en", "de", "fr")
+    config.data.sft_file = ""
+    result, trainer, hook = run(config, str(tmp_path / "text"))
+    assert hook.layout.subsets == ["de", "en", "fr"] and hook.updates == 2
+    rec = _records(result.workdir)
+    sizes = np.array([hook.examples.count(s) for s in hook.layout.subsets], float)
+    np.testing.assert_allclose([rec[1][f"hbo/p_G/{s}"] for s in hook.layout.subsets],
+                               sizes / sizes.sum(), rtol=1e-12)  # q_1 ∝ documents
+    assert all(rec[4][f"hbo/p_L/{s}/b0"] == 1.0 for s in hook.layout.subsets)
+    assert trainer.iterator.mixture_weights == pytest.approx(hook.pipeline_weights())
