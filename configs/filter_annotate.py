@@ -1,7 +1,8 @@
 """EuroFilter annotation job (``--job=annotate``): an instruct LLM grades documents 0-5.
 
-backend "http": any OpenAI-compatible server, e.g. ``python -m launch.serve`` started on a
-EuroLLM instruct checkpoint: ``--config.annotate.base_url=http://127.0.0.1:8000``
+Every model call goes through the one LLM client, ``eurollm_jax.llm.LLMClient``.
+backend "http": any OpenAI-compatible server (through the ``openai`` package), e.g.
+``python -m launch.serve`` started on a EuroLLM instruct checkpoint: ``--config.annotate.base_url=http://127.0.0.1:8000``
 (``mode``: "chat" for /v1/chat/completions, "completions" for /v1/completions).
 backend "inprocess": the framework's engine in this process,
 ``--config.annotate.checkpoint=<dir> --config.annotate.tokenizer=<tokenizer.model>``.

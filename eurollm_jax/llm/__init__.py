@@ -4,12 +4,13 @@ synthesis, LLM judges in evaluations, translation in RAG) goes through ``LLMClie
     from eurollm_jax.llm import LLMClient, LLMResult
     client = LLMClient.from_endpoint(base_url, model, *, api_key=None, concurrency=8,
                                      timeout=60.0, max_retries=2, cache_dir=None)  # `openai`
-    client = LLMClient.from_engine(engine, *, model_name="local", cache_dir=None)  # in-process
+    client = LLMClient.from_engine(engine, *, model_name="local", cache_dir=None)  # in process
     results = client.chat(conversations, *, temperature=0.0, max_tokens=256, top_p=1.0,
                           seed=None, stop=None)         # conversations: list of message lists
     results = client.complete(prompts, *, ...same...)  # prompts: list of str
     # -> list[LLMResult], same order; one failed request never raises: LLMResult.error is set
-    client.usage  # {"requests", "cached", "prompt_tokens", "completion_tokens", "errors": {kind: n}}
+    client.usage  # {"requests", "cached", "prompt_tokens", "completion_tokens",
+                  #  "errors": {kind: n}}
 
 ``LLMResult``: ``text`` (None on error), ``finish_reason``, ``error`` (None or
 "kind: message"; kinds in ``backends``), ``prompt_tokens``, ``completion_tokens``, ``cached``;

@@ -24,14 +24,22 @@ from __future__ import annotations
 import os
 import time
 
-from eurollm_jax.synthesis.runner import Job, as_config, make_client, make_job, run_unit, write_outputs
+from eurollm_jax.synthesis.runner import (
+    Job,
+    as_config,
+    make_client,
+    make_job,
+    run_unit,
+    write_outputs,
+)
 
 
 def _require_beam():
     try:
         import apache_beam as beam
     except ImportError as e:
-        raise ImportError("the Beam runner needs apache-beam: pip install 'eurollm_jax[beam]'") from e
+        raise ImportError("the Beam runner needs apache-beam: "
+                          "pip install 'eurollm_jax[beam]'") from e
     return beam
 
 

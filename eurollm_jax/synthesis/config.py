@@ -159,7 +159,8 @@ class ContextSection(Section):
     temperature: float = 0.7
     num_distractors: int = 9
     seed: int = 0  # the distractor choice and shuffle (with the record id)
-    templates: dict = dataclasses.field(default_factory=dict)  # task -> template; {context} {question}
+    # task -> template with {context} and {question} (defaults: pipelines.DEFAULT_TEMPLATES)
+    templates: dict = dataclasses.field(default_factory=dict)
     tokenizer: str = ""  # optional tokenizer.model: the total length is also counted in tokens
 
     def check(self, path):

@@ -264,7 +264,8 @@ class EuroBlocks:
         counts = {lang: 0 for lang in self.s.languages}
         for r in seeds:
             counts[r["language"]] = counts.get(r["language"], 0) + 1
-        targets = [lang for lang in self.s.languages if counts.get(lang, 0) < self.s.min_per_language]
+        targets = [lang for lang in self.s.languages
+                   if counts.get(lang, 0) < self.s.min_per_language]
         return {"seed_counts": counts, "translate_targets": targets}
 
     def steps(self, plan: dict) -> list[Step]:

@@ -35,7 +35,7 @@ import time
 from typing import Any, Iterable
 
 from eurollm_jax.documents import expand_inputs, input_stem, open_binary
-from eurollm_jax.fileio import atomic_open, read_json, write_json, write_text
+from eurollm_jax.fileio import read_json, write_json, write_text
 from eurollm_jax.synthesis.config import SynthesisConfig
 from eurollm_jax.synthesis.pipelines import SeedError, get_pipeline
 from eurollm_jax.synthesis.steps import (

@@ -4,8 +4,10 @@
   (ChatML markers included), as an ``Engine``.
 - ``serve(app)``: uvicorn on a free port in a background thread -> base_url.
 - ``CountingApp``: wraps any ASGI app and counts the POST requests that reach it, per path
-  and per body (the server-side count of the "a rerun sends nothing twice" tests); it can
-  also refuse the first ``fail_first`` requests with 503 or every request with ``fail_all``.
+  and per body, and the bodies that got an answer (``answered``: the server-side count of the
+  "a rerun sends nothing twice" tests) and the most in flight at once; it can refuse the first
+  ``fail_first`` requests with 503, every request (``fail_all``), or those a ``hook(n)`` says
+  (the kill test kills the job from there).
 - ``scripted_app(respond)``: an OpenAI-compatible FastAPI app whose answers come from a
   Python function ``respond(mode, payload, body) -> str`` (content the pipelines can parse;
   a random tiny model only writes gibberish), with OpenAI-shaped responses and usage.

@@ -2,8 +2,9 @@
 parse, in real languages (so language ID has something to identify), keyed on the prompt
 templates of ``eurollm_jax.synthesis.pipelines``; tags in the seeds ask for the malformed
 answers the jobs must count: ``[wrong-language]``, ``[empty]``, ``[low]``, ``[garbled]``,
-``[nomarker]``, ``[short]`` (and ``[brief]``: a short but valid context). A random tiny model only writes gibberish, so content comes from
-here and the real server on the tiny model covers the transport."""
+``[nomarker]``, ``[short]`` (and ``[brief]``: a short but valid context). A random tiny
+model only writes gibberish, so content comes from here and the real server on the tiny model
+covers the transport."""
 
 import re
 

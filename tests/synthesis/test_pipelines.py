@@ -5,6 +5,8 @@ audit records, per-group counts, and loss on the assistant turn only."""
 import json
 import os
 
+import pytest
+
 from eurollm_jax.data.sft import read_sft_records, render_sft_record
 from eurollm_jax.filtering import jaccard
 from eurollm_jax.filtering.dedup import normalize

@@ -58,8 +58,8 @@ def _run_both(pipeline, tmp_path, served_tiny, engine):
     before = counting.total
     http = run_local(config, str(tmp_path / "http"))
     assert counting.total - before == http["llm"]["requests"] > 0  # all of it over HTTP
-    local = run_local(config, str(tmp_path / "engine"),
-                      client=LLMClient.from_engine(engine, model_name="tiny"))
+    run_local(config, str(tmp_path / "engine"),
+              client=LLMClient.from_engine(engine, model_name="tiny"))
     assert counting.total - before == http["llm"]["requests"]  # the engine run sent nothing
     files_http, report_http = _outputs(str(tmp_path / "http"))
     files_engine, report_engine = _outputs(str(tmp_path / "engine"))
@@ -125,7 +125,8 @@ def test_launch_synthesize_against_launch_serve(tmp_path, chat_model_dir):  # no
                 time.sleep(0.5)
         for pipeline in ("euroblocks", "xl_instruct", "context"):
             seeds = write_seeds(tmp_path / f"{pipeline}.jsonl", _seeds(pipeline))
-            flags = [f"--config.job.seeds={seeds}", f"--config.llm.base_url=http://127.0.0.1:{port}",
+            flags = [f"--config.job.seeds={seeds}",
+                     f"--config.llm.base_url=http://127.0.0.1:{port}",
                      "--config.runner.progress=False"]
             for section, values in SHORT[pipeline].items():
                 for k, v in values.items():
