@@ -1,4 +1,5 @@
-"""EuroBlocks-style SFT data (``python -m launch.synthesize --config=configs/synthesis_euroblocks.py``).
+"""EuroBlocks-style SFT data
+(``python -m launch.synthesize --config=configs/synthesis_euroblocks.py``).
 
 Seed prompts per language (``--config.job.seeds=seeds.jsonl``, lines ``{"language": "de",
 "prompt": "..."}``) -> answers from the instruct model at ``--config.llm.base_url`` ->
