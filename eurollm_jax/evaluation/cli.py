@@ -78,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch_size", type=int, default=16)
     p.add_argument("--max_length", type=int, help="context window (default the model's)")
     p.add_argument("--apply_chat_template", type=_bool, default=False)
+    p.add_argument("--include_path", help="a folder of your own lm-eval task YAMLs")
     p.add_argument("--max_gen_toks", type=int,
                    help="generation budget of generative tasks (default the task's, else 256)")
 
@@ -162,7 +163,8 @@ def run(args) -> int:
                           max_length=args.max_length,
                           apply_chat_template=args.apply_chat_template,
                           gen_kwargs=({"max_gen_toks": args.max_gen_toks}
-                                      if args.max_gen_toks else None), **common)
+                                      if args.max_gen_toks else None),
+                          task_include_path=args.include_path, **common)
         sys.stdout.write(results_table(out["scores"]))
     elif args.command == "mt":
         from eurollm_jax.evaluation.mt import run_mt

@@ -217,6 +217,7 @@ def run_lm_eval(
     registry_dir: str | None = None,
     log_samples: bool = False,
     gen_kwargs: dict[str, Any] | None = None,
+    task_include_path: str | None = None,
 ) -> dict[str, Any]:
     """Run tasks x languages; writes ``OUTPUT/lm_eval.json`` (scores per language and the
     raw lm-eval results), ``OUTPUT/lm_eval.md`` (one table) and a registry record. Every
@@ -226,6 +227,8 @@ def run_lm_eval(
     lm-eval task names (run once, as they are; reported under language "-"). Returns
     ``{"scores": {lang: {task/metric: value}}, "results": {pair: lm-eval results}}``.
     ``gen_kwargs`` override the generation settings of generative tasks (``max_gen_toks``).
+    ``task_include_path``: a folder of the user's own lm-eval task YAMLs, found by name next
+    to lm-eval's built-in ones.
     """
     import lm_eval
     from lm_eval.tasks import TaskManager
@@ -256,7 +259,7 @@ def run_lm_eval(
     lm = EuroLLMJaxLM(model=model.engine, max_length=max_length, batch_size=batch_size)
     settings = {"tasks": names, "languages": list(languages), "num_fewshot": num_fewshot,
                 "limit": limit, "max_length": max_length, "chat": bool(apply_chat_template),
-                "gen_kwargs": gen_kwargs,
+                "gen_kwargs": gen_kwargs, "task_include_path": task_include_path,
                 "data_dir": data_dir and os.path.abspath(data_dir), "task_yamls": {
                     f"{f}.{l}": t for (f, l), t in yamls.items()}}
 
@@ -265,7 +268,7 @@ def run_lm_eval(
         family, lang = pair_key.split(".", 1)
         if lang == "-":
             if default_manager is None:
-                default_manager = TaskManager()
+                default_manager = TaskManager(include_path=task_include_path)
             manager, name = default_manager, family
             shots = num_fewshot
         else:

@@ -149,3 +149,27 @@ def test_generative_family_matches_transformers_greedy(tmp_path, engine, hf_mode
         found = find_stop_string(text, kwargs["until"])
         assert s["resps"][0][0] == (text[: found[0]] if found else text)
     assert 0.0 <= out["scores"][lang][f"{family}/exact_match[flexible-extract]"] <= 1.0
+
+
+@pytest.mark.slow
+def test_lm_eval_task_names_run_as_they_are(tmp_path, engine, hf_model, tokenizer):
+    """A name that is not a family is an lm-eval task (here the user's own YAML next to the
+    built-in index), reported under language "-"."""
+    from eurollm_jax.fileio import write_jsonl, write_text
+
+    rows = [{"question": "The quick brown", "choices": ["fox", "cat"], "label": 0},
+            {"question": "Good morning, how are", "choices": ["you", "they"], "label": 1}]
+    write_jsonl(str(tmp_path / "mc.jsonl"), rows)
+    write_text(str(tmp_path / "tasks" / "my_mc.yaml"),
+               f"task: my_mc\ndataset_path: json\ndataset_kwargs:\n  data_files:\n"
+               f"    test: {tmp_path / 'mc.jsonl'}\ntest_split: test\n"
+               "output_type: multiple_choice\ndoc_to_text: question\ndoc_to_choice: choices\n"
+               "doc_to_target: label\nmetric_list:\n  - metric: acc\n")
+    out = L.run_lm_eval(in_memory_model(engine), tasks="my_mc", languages=[], data_dir=None,
+                        output_dir=str(tmp_path / "out"), task_include_path=str(tmp_path / "tasks"),
+                        max_length=MAX_LENGTH, bootstrap_iters=0)
+    expected = []
+    for r in rows:
+        lls = [_loglik(hf_model, tokenizer, r["question"], " " + c) for c in r["choices"]]
+        expected.append(int(np.argmax(lls)) == r["label"])
+    assert out["scores"]["-"]["my_mc/acc"] == pytest.approx(np.mean(expected))
