@@ -158,8 +158,9 @@ class ExperimentConfig:
     generator_error: float = 0.35
     prm_error: float = 0.35
     generator_steps: int = 400
-    prm_steps: int = 250
-    batch_size: int = 16
+    prm_steps: int = 400
+    batch_size: int = 16  # generator rows per step
+    prm_batch_size: int = 32  # PRM rows per step (each row packs 1-3 labelled prefixes)
     seq_len: int = 192  # training rows; the model holds 256 positions
     max_new_tokens: int = 128
     n: int = 16
@@ -169,11 +170,11 @@ class ExperimentConfig:
     d_model: int = 64
     num_layers: int = 3
     generator_lr: float = 3e-3
-    prm_lr: float = 2e-3
+    prm_lr: float = 1e-3
     seed: int = 0
 
 
-def model_config(exp: ExperimentConfig, steps: int, lr: float):
+def model_config(exp: ExperimentConfig, steps: int, lr: float, batch_size: int):
     from configs.base import base_config
 
     config = base_config("tiny", vocab_size=261, d_model=exp.d_model, num_layers=exp.num_layers,
@@ -181,7 +182,7 @@ def model_config(exp: ExperimentConfig, steps: int, lr: float):
                          ffn_dim=exp.d_model * 3, max_seq_len=256,
                          compute_dtype="float32", param_dtype="float32")
     t = config.train
-    t.steps, t.batch_size, t.seq_len, t.log_every = steps, exp.batch_size, exp.seq_len, 50
+    t.steps, t.batch_size, t.seq_len, t.log_every = steps, batch_size, exp.seq_len, 25
     config.optimizer.lr = lr
     config.optimizer.warmup_steps = 20
     config.optimizer.schedule = "cosine"
@@ -219,7 +220,7 @@ def run_experiment(workdir: str, exp: ExperimentConfig = ExperimentConfig()) -> 
     write_jsonl(gen_file, generator_records(
         tok, problems(exp.generator_problems, langs, exp.seed + 1), exp.generator_error,
         exp.seed + 2))
-    gen_cfg = model_config(exp, exp.generator_steps, exp.generator_lr)
+    gen_cfg = model_config(exp, exp.generator_steps, exp.generator_lr, exp.batch_size)
     gen_cfg.data.sft_file = gen_file
     if not os.path.isdir(os.path.join(gen_dir, "params")):
         train(gen_cfg, gen_dir)
@@ -230,7 +231,7 @@ def run_experiment(workdir: str, exp: ExperimentConfig = ExperimentConfig()) -> 
         problems(exp.prm_problems, langs, exp.seed + 3), exp.prm_error, exp.seed + 4)))
     import ml_collections
 
-    prm_cfg = model_config(exp, exp.prm_steps, exp.prm_lr)
+    prm_cfg = model_config(exp, exp.prm_steps, exp.prm_lr, exp.prm_batch_size)
     prm_cfg.train.init_params = os.path.join(gen_dir, "params")
     prm_cfg.prm = ml_collections.ConfigDict({
         "setup": "multi", "loss": exp.loss, "aggregate": exp.aggregate, "train_data": prm_file,
