@@ -65,6 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data_dir", required=True, help="folder of <lang>.csv files")
     p.add_argument("--scaffolds", help="folder of <lang>.json scaffolds overriding evals/'s")
     p.add_argument("--rows_per_call", type=int, help="rows per scoring call (default: all)")
+    p.add_argument("--max_batch_tokens", type=int, default=8192,
+                   help="tokens per scoring batch (logits memory: tokens x vocab x 4 bytes)")
 
     p = sub.add_parser("lm_eval", help="the European benchmark set through lm-eval")
     _model_args(p)
@@ -152,6 +154,7 @@ def run(args) -> int:
         discover_languages(args.data_dir)  # bad input fails before the model loads
         results = run_eurogest(_load(args), data_dir=args.data_dir, languages=langs or None,
                                scaffold_dir=args.scaffolds, rows_per_call=args.rows_per_call,
+                               max_batch_tokens=args.max_batch_tokens,
                                **common)
         sys.stdout.write(markdown_table(results))
     elif args.command == "lm_eval":
