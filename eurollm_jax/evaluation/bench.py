@@ -20,10 +20,12 @@ from eurollm_jax.fileio import write_json
 
 
 def _rows(n: int) -> list[tuple[str, str]]:
-    from eurollm_jax.checkpoint.hf_check import sample_texts
+    from eurollm_jax.languages import gflanguages_key, load_gflanguages
 
-    lines = [s.strip() for t in sample_texts(("de",), per_language=50)["de"][:-3]
-             for s in t.replace("!", ".").split(".") if len(s.split()) >= 4]
+    entry = load_gflanguages()[gflanguages_key("de")]
+    text = " ".join(v for _, v in entry.sample_text.ListFields() if len(v) >= 200)  # passages
+    lines = [s.strip() for s in text.replace("!", ".").replace("\n", " ").split(".")
+             if len(s.split()) >= 4]
     if not lines:
         raise RuntimeError("no German sample text in gflanguages")
     out = []
