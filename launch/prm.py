@@ -7,6 +7,8 @@
              per-step probabilities and solution scores of JSON-lines solutions.
   best_of_n  --generator=DIR --prm=DIR (--mgsm=PATH | --math500=PATH) --out=DIR
              [--languages=en,de --n=16 --temperature=0.7 --aggregate=min]
+             with --config (a PRM job config), its prm.format, prm.aggregate and
+             prm.test_languages are used unless --languages / --aggregate are given.
              sample N solutions per question, score them, report PRM best-of-N, majority
              vote and PRM-weighted vote per language as a function of N (JSON, table, plot).
 
@@ -36,7 +38,8 @@ _OUT = flags.DEFINE_string("out", None, "best_of_n: report directory")
 _N = flags.DEFINE_integer("n", 16, "best_of_n: samples per question (<= 64)")
 _TEMPERATURE = flags.DEFINE_float("temperature", 0.7, "best_of_n: sampling temperature")
 _MAX_NEW = flags.DEFINE_integer("max_new_tokens", 256, "best_of_n: tokens per solution")
-_AGGREGATE = flags.DEFINE_enum("aggregate", "min", ["min", "last", "mean"], "solution score")
+_AGGREGATE = flags.DEFINE_enum("aggregate", None, ["min", "last", "mean"],
+                               "solution score (default: the config's prm.aggregate, else min)")
 _SEED = flags.DEFINE_integer("seed", 0, "best_of_n: sampling seed")
 COMMANDS = ("train", "score", "best_of_n")
 
@@ -77,18 +80,20 @@ def main(argv):
                   f"PRM params in {result.workdir}/params")
             return 0
         _need(prm=_PRM.value)
+        section = prm.split_config(_CONFIG.value)[0] if _CONFIG.value else prm.PRMSection()
+        how = _AGGREGATE.value or section.aggregate
         model, tok = _load(_PRM.value)
         if command == "score":
             _need(input=_INPUT.value, output=_OUTPUT.value)
             from eurollm_jax.prm.scoring import score_file
 
-            print(json.dumps(score_file(prm.PRMScorer(model, tok), _INPUT.value, _OUTPUT.value,
-                                        how=_AGGREGATE.value), indent=1))
+            scorer = prm.PRMScorer(model, tok, section.format)
+            print(json.dumps(score_file(scorer, _INPUT.value, _OUTPUT.value, how=how), indent=1))
             return 0
         _need(generator=_GENERATOR.value, out=_OUT.value)
         if bool(_MGSM.value) == bool(_MATH500.value):
             raise ValueError("give exactly one of --mgsm or --math500")
-        langs = tuple(_LANGUAGES.value)
+        langs = tuple(_LANGUAGES.value) or tuple(section.test_languages)
         questions = (prm.read_mgsm(_MGSM.value, languages=langs) if _MGSM.value
                      else prm.read_math500(_MATH500.value, languages=langs))
         if _LIMIT.value:
@@ -97,7 +102,8 @@ def main(argv):
         from eurollm_jax.prm.best_of_n import run_best_of_n
 
         table = run_best_of_n(generator, model, tok, questions, _OUT.value, n=_N.value,
-                              aggregate_by=_AGGREGATE.value, temperature=_TEMPERATURE.value,
+                              fmt=section.format, aggregate_by=how,
+                              temperature=_TEMPERATURE.value,
                               max_new_tokens=_MAX_NEW.value, seed=_SEED.value)
         print(prm.markdown_table(table))
         return 0

@@ -19,7 +19,7 @@ def main(argv=None) -> int:
     parser.add_argument("--solutions", type=int, default=256)
     parser.add_argument("--preset", default="tiny", help="model preset with random weights")
     parser.add_argument("--params", default="", help="a params directory instead of --preset")
-    parser.add_argument("--batch_tokens", type=int, default=32768)
+    parser.add_argument("--batch_tokens", type=int, default=4096)
     parser.add_argument("--languages", default="en,de,fr,es,sw")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args((argv or [""])[1:])

@@ -91,3 +91,23 @@ def test_sampling_rows_do_not_depend_on_batching():
         assert len(s.step_probs) == len(s.steps) and 0.0 < s.score < 1.0
     with pytest.raises(ValueError, match="N must be"):
         sample_solutions(engine, tok, qs, 65)
+
+
+def test_score_file(tmp_path):
+    import json
+
+    from eurollm_jax.prm.scoring import score_file
+
+    tok, model = tokenizer(), tiny_model(seed=4)
+    src = tmp_path / "solutions.jsonl"
+    rows = [{"question": q, "steps": s, "labels": ["+" if g else "-" for g in lab],
+             "language": "de" if q.startswith("B") else "en"} for q, s, lab in SOLUTIONS]
+    rows.append({"question": "unlabelled", "steps": ["1 plus 1 is 2."]})
+    src.write_text("".join(json.dumps(r) + "\n" for r in rows) + "{bad\n", encoding="utf-8")
+    out = tmp_path / "scored.jsonl"
+    summary = score_file(PRMScorer(model, tok), str(src), str(out), how="last")
+    assert summary["scored"] == 4 and sum(summary["malformed"].values()) == 1
+    assert sorted(summary["step_accuracy"]) == ["de", "en"]
+    scored = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert [len(r["step_probs"]) for r in scored] == [3, 2, 2, 1]
+    assert all(r["score"] == r["step_probs"][-1] for r in scored)
