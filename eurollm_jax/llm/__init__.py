@@ -12,7 +12,8 @@ synthesis, LLM judges in evaluations, translation in RAG) goes through ``LLMClie
     client.usage  # {"requests", "cached", "prompt_tokens", "completion_tokens",
                   #  "errors": {kind: n}}
 
-``LLMResult``: ``text`` (None on error), ``finish_reason``, ``error`` (None or
+``seed`` may also be a list with one seed per request (added to the interface: requests with
+different seeds still go out in one batch). ``LLMResult``: ``text`` (None on error), ``finish_reason``, ``error`` (None or
 "kind: message"; kinds in ``backends``), ``prompt_tokens``, ``completion_tokens``, ``cached``;
 ``ok`` and ``error_kind`` for convenience. With ``cache_dir`` the cache is persistent and keyed
 by (model, messages or prompt, sampling parameters, seed): a rerun sends no finished request

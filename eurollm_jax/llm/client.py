@@ -89,17 +89,20 @@ class LLMClient:
     # ------------------------------------------------------------ requests
     def chat(self, conversations: Sequence[Sequence[Mapping[str, Any]]], *,
              temperature: float = 0.0, max_tokens: int = 256, top_p: float = 1.0,
-             seed: int | None = None, stop: Sequence[str] | str | None = None) -> list[LLMResult]:
-        """Assistant replies for conversations (lists of OpenAI-style messages), same order."""
+             seed: int | None | Sequence[int | None] = None,
+             stop: Sequence[str] | str | None = None) -> list[LLMResult]:
+        """Assistant replies for conversations (lists of OpenAI-style messages), same order.
+        ``seed`` may also be a list, one seed per conversation (sent in one batch)."""
         if isinstance(conversations, (str, bytes)) or not isinstance(conversations, Sequence):
             raise TypeError("conversations must be a list of message lists")
         payloads = [_check_messages(c, i) for i, c in enumerate(conversations)]
         return self._run("chat", payloads, temperature, max_tokens, top_p, seed, stop)
 
     def complete(self, prompts: Sequence[str], *, temperature: float = 0.0,
-                 max_tokens: int = 256, top_p: float = 1.0, seed: int | None = None,
+                 max_tokens: int = 256, top_p: float = 1.0,
+                 seed: int | None | Sequence[int | None] = None,
                  stop: Sequence[str] | str | None = None) -> list[LLMResult]:
-        """Plain-text continuations of prompts, same order."""
+        """Plain-text continuations of prompts, same order (``seed``: as for ``chat``)."""
         if isinstance(prompts, (str, bytes)) or not isinstance(prompts, Sequence):
             raise TypeError("prompts must be a list of strings")
         for i, p in enumerate(prompts):
@@ -114,8 +117,15 @@ class LLMClient:
         stop = tuple(s for s in (stop or ()) if s) or None
         if int(max_tokens) < 0:
             raise ValueError(f"max_tokens must be >= 0, got {max_tokens}")
-        requests = [Request(mode, p, float(temperature), int(max_tokens), float(top_p),
-                            None if seed is None else int(seed), stop) for p in payloads]
+        if isinstance(seed, (list, tuple)):
+            if len(seed) != len(payloads):
+                raise ValueError(f"{len(seed)} seeds for {len(payloads)} requests; give one "
+                                 f"seed, or one per request")
+            seeds = [None if s is None else int(s) for s in seed]
+        else:
+            seeds = [None if seed is None else int(seed)] * len(payloads)
+        requests = [Request(mode, p, float(temperature), int(max_tokens), float(top_p), s, stop)
+                    for p, s in zip(payloads, seeds)]
         keys = [request_key(self.model, mode, r.payload, r.params()) for r in requests]
         results: list[LLMResult | None] = [None] * len(requests)
         pending: dict[str, list[int]] = {}

@@ -171,6 +171,12 @@ class ContextSection(Section):
             ok = isinstance(template, str) and "{context}" in template and "{question}" in template
             self.require(path, ok, f"templates.{task}",
                          "a template must be a string with {context} and {question}")
+            try:
+                template.format(context="", question="")
+            except (KeyError, IndexError, ValueError) as e:
+                self.require(path, False, f"templates.{task}",
+                             f"cannot be filled ({type(e).__name__}: {e}); write other literal "
+                             f"braces as {{{{ and }}}}")
 
 
 @dataclasses.dataclass(frozen=True)

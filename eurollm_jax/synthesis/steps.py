@@ -11,7 +11,8 @@ input records plus LLM answers (choices that look random are seeded by record id
   once, in the job's canonical order.
 
 ``LLMStep`` is the common case: each record asks for some ``Call``s, the step sends all calls
-of a batch together (grouped by sampling settings: one ``LLMClient.chat`` per group) and
+of a batch together (one ``LLMClient.chat`` per temperature / length / stop setting, each call
+with its own seed) and
 ``parse`` turns a record's answers into zero or more records or a drop reason. A failed request
 drops its record as ``llm_error:<kind>``; a malformed answer (no marker, unparseable score,
 wrong language) is a drop with its reason: a bad answer never raises.
@@ -195,12 +196,12 @@ class LLMStep(Step):
         groups: dict[tuple, list[tuple[int, int]]] = {}
         for i, calls in enumerate(per_record):
             for j, c in enumerate(calls):
-                groups.setdefault((c.temperature, c.max_tokens, c.seed, c.stop), []).append((i, j))
+                groups.setdefault((c.temperature, c.max_tokens, c.stop), []).append((i, j))
         answers: list[list] = [[None] * len(c) for c in per_record]
-        for (temperature, max_tokens, seed, stop), slots in groups.items():
+        for (temperature, max_tokens, stop), slots in groups.items():  # seeds per request
             results = ctx.llm.chat([list(per_record[i][j].messages) for i, j in slots],
-                                   temperature=temperature, max_tokens=max_tokens, seed=seed,
-                                   stop=stop)
+                                   temperature=temperature, max_tokens=max_tokens,
+                                   seed=[per_record[i][j].seed for i, j in slots], stop=stop)
             for (i, j), res in zip(slots, results):
                 answers[i][j] = res
         out = []

@@ -67,10 +67,18 @@ def test_engine_client_matches_engine_and_caches(engine, tmp_path):
     assert mixed[0].cached and mixed[0].text == comp[0].text
     assert mixed[1].text is None and mixed[1].error_kind == "context_length"
     usage = client.usage
-    assert usage["requests"] == 7 and usage["cached"] == 1
+    assert usage["requests"] == 7 and usage["cached"] == 1  # so far
     assert usage["errors"] == {"context_length": 1}
     assert usage["completion_tokens"] == sum(r.completion_tokens for r in res + comp)
     client.close()
+    # one seed per request, in one batch: each row's answer follows its own seed
+    plain = LLMClient.from_engine(engine, model_name="tiny")  # no cache: both are computed
+    seeded = plain.chat(CONVS, temperature=1.0, seed=[1, 2, 3], max_tokens=8)
+    flipped = plain.chat(CONVS[::-1], temperature=1.0, seed=[3, 2, 1], max_tokens=8)
+    assert [r.text for r in seeded] == [r.text for r in flipped[::-1]]
+    assert plain.usage["requests"] == 6 and plain.usage["cached"] == 0
+    with pytest.raises(ValueError, match="2 seeds for 3 requests"):
+        plain.chat(CONVS, seed=[1, 2])
     # a fresh client on the same cache answers everything from disk
     rerun = LLMClient.from_engine(engine, model_name="tiny", cache_dir=str(tmp_path))
     assert [r.text for r in rerun.chat(CONVS, max_tokens=8)] == [r.text for r in res]
