@@ -28,7 +28,8 @@ skipped with a note.
 
 Writes ``DIR/report.md`` (accuracy per language and input length, precision, the confusion
 pairs sk/cs, hr/sr/bs/sl, da/nb/sv, ga/gd and Maltese, speed), ``DIR/confusion.png`` (the
-filter's confusion matrix on short inputs, rows normalised) and ``DIR/results.json``; prints
+filter step's decisions on short inputs: the label it keeps a text with, or "dropped"; rows
+normalised) and ``DIR/results.json``; prints
 one JSON line (macro accuracy and the worst language per identifier and length; with
 ``--throughput``, the language ID step's documents/s per core, see ``throughput``, and the
 whole chain's against datatrove's, see ``chain_speed``).
@@ -310,11 +311,11 @@ def heatmap(rows: list[dict], labels: list[str], path: str, title: str) -> None:
     idx = [i for i, r in enumerate(rows) if r["length"] == "short"]
     gold = list(dict.fromkeys(rows[i]["lang"] for i in idx))
     gold = [x for x in EU_LANGUAGES if x in gold] + [x for x in gold if x not in EU_LANGUAGES]
-    cols = gold + ["other"]
+    cols = gold + ["other"] + (["dropped"] if "dropped" in labels else [])
     m = np.zeros((len(gold), len(cols)))
     for i in idx:
         p = VARIANTS.get(labels[i], labels[i])
-        m[gold.index(rows[i]["lang"]), cols.index(p) if p in cols else len(cols) - 1] += 1
+        m[gold.index(rows[i]["lang"]), cols.index(p if p in cols else "other")] += 1
     m = m / np.maximum(m.sum(1, keepdims=True), 1)
     fig, ax = plt.subplots(figsize=(12, 10), dpi=100)
     im = ax.imshow(m, cmap="Blues", vmin=0, vmax=1)
@@ -448,8 +449,8 @@ def run(output_dir: str, sources: Sequence[str] = DEFAULT_SOURCES,
         kept = [x[1] for x in out] if name == "filter" else None
         results[name] = {"scores": score(rows, labels, kept), "ms_per_text": 1e3 * dt / len(rows)}
         results[name]["pairs"] = confusion_pairs(results[name]["scores"])
-        if name == "filter":
-            filter_labels = labels
+        if name == "filter":  # the heatmap shows what the step does: its label, or dropped
+            filter_labels = [lab if k else "dropped" for lab, k in zip(labels, kept)]
             c = fn.step.identifier.counts
             meta["second_pass_rate"] = c["second_pass"] / max(c["texts"], 1)
     per_length = collections.Counter(r["length"] for r in rows)
@@ -463,8 +464,10 @@ def run(output_dir: str, sources: Sequence[str] = DEFAULT_SOURCES,
     if filter_labels is not None or results:
         name = "filter" if filter_labels is not None else next(iter(results))
         labels = filter_labels or [x[0] for x in make_identifier(name)(texts)]
+        what = ("label kept by the step, or dropped" if filter_labels is not None
+                else "predicted label")
         heatmap(rows, labels, os.path.join(output_dir, "confusion.png"),
-                f"{name}: confusions on short inputs ({', '.join(sources)})")
+                f"{name}: {what}, short inputs ({', '.join(sources)})")
     return {"meta": meta, "results": results}
 
 
