@@ -177,14 +177,13 @@ def _insert(st, small, logits_kV, rows_k, uids_k, lengths_k, row_samp, ptr, *, m
     s_len = st["cache"]["k"].shape[2]
     start = ptr - ps
     ck, cv, cseg = st["cache"]["k"], st["cache"]["v"], st["cache"]["segment_ids"]
-    for i in range(k):  # k is a small static bucket
-        r = rows_k[i]
-        ck = jax.lax.dynamic_update_slice(ck, small["k"][:, i : i + 1].astype(ck.dtype), (0, r, start, 0, 0))
-        cv = jax.lax.dynamic_update_slice(cv, small["v"][:, i : i + 1].astype(cv.dtype), (0, r, start, 0, 0))
-        row_seg = jnp.zeros((1, s_len), jnp.int32)
-        block = jnp.where(small["segment_ids"][i : i + 1] > 0, uids_k[i], 0)
-        row_seg = jax.lax.dynamic_update_slice(row_seg, block, (0, start))
-        cseg = jax.lax.dynamic_update_slice(cseg, row_seg, (r, 0))
+    # one scatter per array: rows_k x slots [start, ptr) (padding rows repeat row 0)
+    slots = start + jnp.arange(ps, dtype=jnp.int32)
+    ck = ck.at[:, rows_k[:, None], slots[None, :]].set(small["k"].astype(ck.dtype))
+    cv = cv.at[:, rows_k[:, None], slots[None, :]].set(small["v"].astype(cv.dtype))
+    block = jnp.where(small["segment_ids"] > 0, uids_k[:, None], 0)
+    row_seg = jax.lax.dynamic_update_slice(jnp.zeros((k, s_len), jnp.int32), block, (0, start))
+    cseg = cseg.at[rows_k].set(row_seg)
     zero_counts = jnp.zeros((k, st["counts"].shape[1]), st["counts"].dtype)
     tok, lp, top_id, top_lp = _sample_rows(
         logits_kV, zero_counts, row_samp, jnp.zeros((k,), jnp.int32), mode=mode, top_n=top_n
@@ -205,13 +204,25 @@ def _insert(st, small, logits_kV, rows_k, uids_k, lengths_k, row_samp, ptr, *, m
 
 
 @functools.partial(
-    jax.jit, static_argnames=("graphdef", "steps", "mode", "top_n"), donate_argnames=("st",)
+    jax.jit,
+    static_argnames=("graphdef", "steps", "mode", "top_n", "window"),
+    donate_argnames=("st",),
 )
-def _decode(graphdef, params, st, ptr, *, steps, mode, top_n):
+def _decode(graphdef, params, st, ptr, window_start, *, steps, mode, top_n, window):
     """``steps`` decode steps for every row, writing at ``ptr``, ``ptr + 1``, ...; rows that
-    are done stop recording (their later columns are padding)."""
+    are done stop recording (their later columns are padding). Attention reads only the
+    ``window`` slots from ``window_start`` (which hold every live row's keys): they are
+    copied out of the cache once per dispatch and back after it."""
     model = nnx.merge(graphdef, params)
     b = st["last"].shape[0]
+    full = st["cache"]
+    sub = {
+        "k": jax.lax.dynamic_slice_in_dim(full["k"], window_start, window, axis=2),
+        "v": jax.lax.dynamic_slice_in_dim(full["v"], window_start, window, axis=2),
+        "segment_ids": jax.lax.dynamic_slice_in_dim(full["segment_ids"], window_start, window, axis=1),
+    }
+    st = dict(st, cache=sub)
+    ptr = ptr - window_start
     toks = jnp.full((b, steps), PAD_ID, jnp.int32)
     lps = jnp.zeros((b, steps), jnp.float32)
     tops_i = jnp.zeros((b, steps, top_n), jnp.int32)
@@ -250,6 +261,14 @@ def _decode(graphdef, params, st, ptr, *, steps, mode, top_n):
         return s, toks, lps, tops_i, tops_l
 
     st, toks, lps, tops_i, tops_l = jax.lax.fori_loop(0, steps, body, (st, toks, lps, tops_i, tops_l))
+    sub = st["cache"]
+    st["cache"] = {
+        "k": jax.lax.dynamic_update_slice_in_dim(full["k"], sub["k"], window_start, axis=2),
+        "v": jax.lax.dynamic_update_slice_in_dim(full["v"], sub["v"], window_start, axis=2),
+        "segment_ids": jax.lax.dynamic_update_slice_in_dim(
+            full["segment_ids"], sub["segment_ids"], window_start, axis=1
+        ),
+    }
     return st, (toks, lps, tops_i, tops_l, st["n_gen"], st["done"])
 
 
@@ -282,14 +301,21 @@ def _slice_prefix(small, row, start, *, length):
 
 # ----------------------------------------------------------------------------- prefix cache
 class PrefixCache:
-    """Keys/values of prompt prefixes (multiples of ``block`` tokens), LRU under a budget of
-    ``max_tokens`` kept tokens. Keys are chained hashes of blocks."""
+    """Keys/values of prompt prefixes, LRU under a budget of ``max_tokens`` kept tokens.
+
+    An entry keeps the keys/values of one prompt's first n tokens (n a multiple of
+    ``block``) and is indexed by the chained hash of every block boundary inside it, so a
+    later prompt that shares only the first few blocks (a system prompt, a rubric) finds
+    that many tokens too."""
 
     def __init__(self, block: int, max_tokens: int):
         self.block, self.max_tokens = int(block), int(max_tokens)
-        self.entries: collections.OrderedDict[int, tuple[int, tuple, object, object]] = (
+        self.entries: collections.OrderedDict[int, tuple[tuple, object, object]] = (
             collections.OrderedDict()
         )
+        self.index: dict[int, tuple[int, int]] = {}  # boundary hash -> (entry id, n)
+        self._slices: dict[tuple[int, int], tuple] = {}
+        self._next_id = 0
         self.tokens = 0
         self.hits = self.misses = self.hit_tokens = 0
 
@@ -301,38 +327,57 @@ class PrefixCache:
             out.append(h)
         return out
 
-    def lookup(self, ids):
-        """(n tokens, k, v) of the longest kept proper prefix of ``ids``, or None."""
-        hashes = self.block_hashes(ids[:-1])
+    def _find(self, ids):
+        hashes = self.block_hashes(ids[:-1])  # a proper prefix: one token is left to prefill
         for j in range(len(hashes) - 1, -1, -1):
-            entry = self.entries.get(hashes[j])
-            n = (j + 1) * self.block
-            if entry is not None and entry[1] == tuple(ids[:n]):
-                self.entries.move_to_end(hashes[j])
-                self.hits += 1
-                self.hit_tokens += n
-                return n, entry[2], entry[3]
-        self.misses += 1
+            hit = self.index.get(hashes[j])
+            if hit is None:
+                continue
+            eid, n = hit
+            entry = self.entries.get(eid)
+            if entry is not None and entry[0][:n] == tuple(ids[:n]):
+                return eid, n
         return None
 
+    def lookup(self, ids):
+        """(entry id, n tokens) of the longest kept proper prefix of ``ids``, or None."""
+        found = self._find(ids)
+        if found is None:
+            self.misses += 1
+            return None
+        self.entries.move_to_end(found[0])
+        self.hits += 1
+        self.hit_tokens += found[1]
+        return found
+
+    def keys_values(self, eid: int, n: int):
+        """The entry's first ``n`` keys and values ([L, 1, n, K, Dh] each)."""
+        key = (eid, n)
+        if key not in self._slices:
+            _, k, v = self.entries[eid]
+            self._slices[key] = (k[:, :, :n], v[:, :, :n])
+        return self._slices[key]
+
     def wants(self, ids) -> int:
-        """Length of the prefix of ``ids`` worth keeping (0: none / already kept)."""
+        """Length of the prefix of ``ids`` worth keeping (0: none, or already kept)."""
         n = ((len(ids) - 1) // self.block) * self.block
         if n <= 0 or n > self.max_tokens:
             return 0
-        h = self.block_hashes(ids[:n])[-1]
-        if h in self.entries:
-            self.entries.move_to_end(h)
-            return 0
-        return n
+        found = self._find(list(ids[:n]) + [0])
+        return 0 if found is not None and found[1] >= n else n
 
     def add(self, ids, n, k, v):
-        h = self.block_hashes(ids[:n])[-1]
-        self.entries[h] = (n, tuple(ids[:n]), k, v)
+        eid = self._next_id
+        self._next_id += 1
+        self.entries[eid] = (tuple(ids[:n]), k, v)
+        for j, h in enumerate(self.block_hashes(ids[:n])):
+            self.index[h] = (eid, (j + 1) * self.block)
         self.tokens += n
         while self.tokens > self.max_tokens and self.entries:
-            _, (m, *_rest) = self.entries.popitem(last=False)
-            self.tokens -= m
+            old, (kept, *_rest) = self.entries.popitem(last=False)
+            self.tokens -= len(kept)
+            self.index = {h: x for h, x in self.index.items() if x[0] != old}
+            self._slices = {key: x for key, x in self._slices.items() if key[0] != old}
 
     def stats(self) -> dict:
         return {
@@ -360,7 +405,7 @@ class Scheduler:
       cache_len: KV slots per row; default ``2 * max_seq_len`` rounded up to the prefill
         chunk (room for a full-length prompt block plus a full-length live sequence).
       prefill_chunk: prompts longer than this prefill in chunks of this many tokens.
-      max_prefill_rows: prompts per prefill call (padded to 1, 4, 16, ... rows).
+      max_prefill_rows: prompts per prefill call (a call has 1 or max_prefill_rows rows).
       decode_steps: decode steps per dispatch (new requests join between dispatches).
       max_queue: waiting requests before ``submit`` raises ``QueueFull``.
       prefix_cache_tokens: token budget of the prefix cache (0 = off); prefix_block: its
@@ -408,6 +453,7 @@ class Scheduler:
         self._uid = 0
         self._ptr = self.max_block
         self._state = None
+        self._warmup_request = None
         self._stopped = False
         self._tokens_total = 0
         self._rate_window: collections.deque[tuple[float, int]] = collections.deque()
@@ -462,6 +508,59 @@ class Scheduler:
         if self.prefix_cache is not None:
             out["prefix_cache"] = self.prefix_cache.stats()
         return out
+
+    def warmup(self, max_prompt_len: int | None = None):
+        """Compile the shapes serving will meet, before the first request: the decode
+        step at every attention-window bucket (greedy) and prefill + insert at every
+        block width up to ``max_prompt_len`` (default: the model's context) for 1 and
+        ``max_prefill_rows`` rows. Blocks until done; call before submitting."""
+        done = threading.Event()
+        self._warmup_request = (max_prompt_len, done)
+        with self._lock:
+            self._lock.notify_all()
+        done.wait()
+
+    def _warmup(self, max_prompt_len):
+        eng, st = self.engine, self._state
+        widths, n = [], self.min_prompt_bucket
+        top = self._block_len(max_prompt_len or self.cfg.max_seq_len)
+        while True:
+            w = self._block_len(n)
+            if w > top:
+                break
+            if w not in widths:
+                widths.append(w)
+            n = w + 1
+        for w in widths:
+            for k in sorted({1, self.max_prefill_rows}):
+                chunk = min(w, self.prefill_chunk)
+                small = _empty_cache(eng.graphdef, eng.params, rows=k, length=w)
+                zeros = put_replicated(np.zeros((k, chunk), np.int32), self.mesh)
+                small, logits = _prefill_chunk(
+                    eng.graphdef, eng.params, small, zeros, zeros, zeros, np.int32(0)
+                )
+                reqs = [Request([1], SamplingParams(max_new_tokens=1))] * k
+                row_samp = self._row_sampling(reqs, [[] for _ in reqs])
+                st, _ = _insert(
+                    st, small, logits,
+                    put_replicated(np.arange(k, dtype=np.int32) % self.num_slots, self.mesh),
+                    put_replicated(np.ones(k, np.int32), self.mesh),
+                    put_replicated(np.ones(k, np.int32), self.mesh),
+                    {key: put_replicated(x, self.mesh) for key, x in row_samp.items()},
+                    np.int32(max(self._ptr, w)), mode="greedy", top_n=0,
+                )
+        window = 64
+        while True:
+            window = min(window, self.cache_len)
+            st, _ = _decode(
+                eng.graphdef, eng.params, st, np.int32(self._ptr), np.int32(0),
+                steps=self.decode_steps, mode="greedy", top_n=0, window=window,
+            )
+            if window >= self.cache_len:
+                break
+            window *= 2
+        self._state = _mark_done(st, put_replicated(np.ones(self.num_slots, bool), self.mesh))
+        jax.block_until_ready(self._state)
 
     def close(self):
         with self._lock:
@@ -541,10 +640,22 @@ class Scheduler:
                 self._state = self._init_state()
                 while True:
                     with self._lock:
-                        while not self._stopped and not self._waiting and not any(self._slots):
+                        while (
+                            not self._stopped
+                            and not self._waiting
+                            and not any(self._slots)
+                            and self._warmup_request is None
+                        ):
                             self._lock.wait(timeout=1.0)
                         if self._stopped:
                             break
+                    if self._warmup_request is not None and not any(self._slots):
+                        max_len, done = self._warmup_request
+                        self._warmup_request = None
+                        try:
+                            self._warmup(max_len)
+                        finally:
+                            done.set()
                     self._drop_cancelled_waiting()
                     self._admit()
                     if any(self._slots):
@@ -598,16 +709,30 @@ class Scheduler:
                 self._complete(r, [])
             else:
                 ready.append(r)
-        # group: prefix hits by entry, the rest by prefill block width
+        # group: prefix hits by entry, the rest by prefill block width. A miss that starts
+        # like an earlier miss of this round waits one step: it will find that one's prefix.
         groups: dict[tuple, list] = collections.OrderedDict()
+        first_blocks, deferred = set(), []
+        pc = self.prefix_cache
         for r in ready:
-            hit = self.prefix_cache.lookup(r.prompt) if self.prefix_cache else None
-            if hit is not None:
-                n, k, v = hit
-                key = ("hit", id(k), self._block_len(len(r.prompt) - n))
-                groups.setdefault(key, []).append((r, hit))
-            else:
-                groups.setdefault(("plain", self._block_len(len(r.prompt))), []).append((r, None))
+            found = pc.lookup(r.prompt) if pc else None
+            if found is not None:
+                eid, n = found
+                k, v = pc.keys_values(eid, n)
+                key = ("hit", eid, n, self._block_len(len(r.prompt) - n))
+                groups.setdefault(key, []).append((r, (n, k, v)))
+                continue
+            if pc is not None and len(r.prompt) > pc.block:
+                first = pc.block_hashes(r.prompt[: pc.block])[0]
+                if first in first_blocks:
+                    pc.misses -= 1  # counted when it is looked up again
+                    deferred.append(r)
+                    continue
+                first_blocks.add(first)
+            groups.setdefault(("plain", self._block_len(len(r.prompt))), []).append((r, None))
+        if deferred:
+            with self._lock:
+                self._waiting.extendleft(reversed(deferred))
         for items in groups.values():
             for start in range(0, len(items), self.max_prefill_rows):
                 part = items[start : start + self.max_prefill_rows]
@@ -625,9 +750,7 @@ class Scheduler:
         # them are masked); the width is bucketed so that few shapes are compiled
         width = self._block_len(n_pre + suf_block)
         base = width - suf_block
-        k = 1
-        while k < len(reqs):  # rows buckets 1, 4, 16, ...: few prefill shapes to compile
-            k *= 4
+        k = 1 if len(reqs) == 1 else self.max_prefill_rows  # two row buckets: few shapes
         pad_reqs = reqs + [reqs[0]] * (k - len(reqs))
         pad_rows = rows + [rows[0]] * (k - len(rows))
         tokens = np.full((k, suf_block), PAD_ID, np.int32)
@@ -720,9 +843,13 @@ class Scheduler:
         )
         top_n = TOP_N if any(s.request.top_logprobs for s in live) else 0
         n_before = {i: len(s.request.tokens) for i, s in enumerate(self._slots) if s is not None}
+        # the attention window: from the oldest live row's first slot to the last new slot
+        lowest = min(s.first_slot for s in live)
+        window = min(bucket_length(self._ptr + steps - lowest, 64), self.cache_len)
+        start = min(max(self._ptr + steps - window, 0), self.cache_len - window)
         self._state, out = _decode(
             self.engine.graphdef, self.engine.params, self._state, np.int32(self._ptr),
-            steps=steps, mode=mode, top_n=top_n,
+            np.int32(start), steps=steps, mode=mode, top_n=top_n, window=window,
         )
         self._ptr += steps
         self.stats["decode_dispatches"] += 1
