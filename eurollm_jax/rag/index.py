@@ -7,7 +7,8 @@ English corpus). ``index.search(texts, k, scope=...)`` returns, per query, a lis
 
 BM25: lower-cased Unicode word tokens with the stopwords of the text's language (bm25s ships
 lists for da, de, en, es, fr, it, nl, no, pt, ru, sv, tr, zh, ko), characters and character
-bigrams for scripts written without spaces (zh, ja, th); Lucene's BM25 (k1=1.5, b=0.75).
+bigrams for scripts written without spaces (zh, ja, th); Lucene's BM25 (k1=1.5, b=0.75;
+Lucene 8's form, without the constant (k1 + 1) factor).
 Dense: L2-normalised embeddings and the inner product; exact search (a NumPy matmul and a
 partial sort) for scopes below ``faiss_min`` passages, a FAISS IVF index (``nlist`` ~ 4 sqrt(N)
 k-means cells, ``nprobe`` searched) above it (``backend="auto"``), or either one forced.
@@ -202,17 +203,15 @@ class RetrievalIndex:
             vectors = np.ascontiguousarray(self.embeddings[self.scopes[scope]], np.float32)
             n, d = vectors.shape
             nlist = faiss_nlist(n)
-            quantizer = faiss.IndexFlatIP(d)
-            index = faiss.IndexIVFFlat(quantizer, d, nlist, faiss.METRIC_INNER_PRODUCT)
+            # the factory's index owns its coarse quantizer (no Python-side lifetime to manage)
+            index = faiss.index_factory(d, f"IVF{nlist},Flat", faiss.METRIC_INNER_PRODUCT)
             index.train(vectors)
             index.add(vectors)
-            index.own_fields = True
-            self._quantizers = getattr(self, "_quantizers", []) + [quantizer]
             self.faiss_indexes[scope] = index
         return self.faiss_indexes[scope]
 
     def _faiss_search(self, scope, vectors, k):
-        index = self._faiss_index(scope)
+        index = _import_faiss().extract_index_ivf(self._faiss_index(scope))
         index.nprobe = min(self.nprobe, index.nlist)
         scores, local = index.search(np.ascontiguousarray(vectors, np.float32),
                                      min(k, index.ntotal))
