@@ -54,7 +54,7 @@ def respond(mode, payload, body):
     if "#Answer:" in prompt:
         trace = (f"#Extraction: [1] mentions {answer}.\n#Explanation: [1] says \"{answer}\".\n"
                  f"#Dialectic Argumentation: [1] is the strongest evidence.\n#Answer: {answer}")
-        if "l'Italie" in prompt:
+        if "Question: Quelle est la capitale de l'Italie" in prompt:
             trace += f"\n#Answer: {answer}"
         return trace
     return f"{answer}\nbecause of document 1"
