@@ -161,7 +161,7 @@ class OpenAIClient(_Adapter):
                                            max_retries=retries, cache_dir=cache_dir)
         self.model, self.mode, self.chat = model, mode, mode == "chat"
         self.max_tokens, self.temperature = max_tokens, temperature
-        self.retries, self.raise_errors = retries, raise_errors
+        self.concurrency, self.retries, self.raise_errors = concurrency, retries, raise_errors
         self.name = self.llm.name
 
 
