@@ -1,6 +1,7 @@
 """OpenAI-compatible server: ``python -m launch.serve --checkpoint DIR [flags]``.
 
-Serves /v1/completions, /v1/chat/completions and /v1/models on 127.0.0.1:8000 by default.
+Serves /v1/completions, /v1/chat/completions (streaming or not), /v1/models, /health and
+/metrics on 127.0.0.1:8000 by default, with continuous batching (docs/serving.md).
 DIR is a Hugging Face checkpoint directory (config.json + safetensors, tokenizer.model) or
 an Orbax params directory (then pass --tokenizer). All logic lives in
 ``eurollm_jax.inference.server``; this file only parses flags.
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 
 
@@ -52,10 +54,32 @@ def parse_args(argv):
         help="another ModelConfig field to set at load time (repeatable), e.g. scan_layers=false",
     )
     p.add_argument(
-        "--max_batch_size", type=int, default=32, help="rows (prompts x n) per batched decode"
+        "--max_batch_size", type=int, default=32,
+        help="decode slots: sequences (prompts x n) generated at once",
     )
     p.add_argument(
-        "--batch_wait_ms", type=float, default=10.0, help="how long to gather concurrent requests"
+        "--batching", default="continuous", choices=("continuous", "static"),
+        help="continuous batching (default) or the older static batcher",
+    )
+    p.add_argument(
+        "--batch_wait_ms", type=float, default=10.0,
+        help="static batching: how long to gather concurrent requests",
+    )
+    p.add_argument("--decode_steps", type=int, default=4, help="decode steps per dispatch")
+    p.add_argument(
+        "--prefill_chunk", type=int, default=512, help="longer prompts prefill in chunks"
+    )
+    p.add_argument(
+        "--prefix_cache_tokens", type=int, default=0,
+        help="token budget of the prefix cache (0 = off), e.g. 65536",
+    )
+    p.add_argument("--prefix_block", type=int, default=64, help="prefix cache granularity")
+    p.add_argument(
+        "--api_key", default=None,
+        help="require 'Authorization: Bearer KEY' on /v1/* (default: $EUROLLM_API_KEY if set)",
+    )
+    p.add_argument(
+        "--warmup", action="store_true", help="compile every serving shape before listening"
     )
     p.add_argument("--max_body_bytes", type=int, default=1 << 20)
     p.add_argument("--max_tokens_limit", type=int, default=2048)
@@ -116,6 +140,13 @@ def main(argv=None):
         max_body_bytes=args.max_body_bytes,
         max_tokens_limit=args.max_tokens_limit,
         strict_model_name=not args.lenient_model_name,
+        batching=args.batching,
+        decode_steps=args.decode_steps,
+        prefill_chunk=args.prefill_chunk,
+        prefix_cache_tokens=args.prefix_cache_tokens,
+        prefix_block=args.prefix_block,
+        api_key=args.api_key or os.environ.get("EUROLLM_API_KEY") or None,
+        warmup=args.warmup,
     )
     serve(
         Engine(model, tokenizer),

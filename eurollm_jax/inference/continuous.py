@@ -559,6 +559,7 @@ class Scheduler:
             if window >= self.cache_len:
                 break
             window *= 2
+        st = _compact(st, np.int32(0))
         self._state = _mark_done(st, put_replicated(np.ones(self.num_slots, bool), self.mesh))
         jax.block_until_ready(self._state)
 

@@ -1,18 +1,24 @@
 """An OpenAI-compatible HTTP server (FastAPI + uvicorn) over the inference engine.
 
-Endpoints: ``GET /v1/models``, ``POST /v1/completions``, ``POST /v1/chat/completions``,
-``GET /health``. Request and response bodies follow the OpenAI schema (non-streaming);
-vLLM's extensions ``top_k``, ``stop_token_ids`` and ``ignore_eos`` are accepted too.
+Endpoints: ``POST /v1/completions`` and ``POST /v1/chat/completions`` (OpenAI bodies, with
+``stream`` as server-sent events, ``n``, ``logprobs``/``top_logprobs``, ``echo`` with prompt
+log-probabilities, presence/frequency penalties, ``seed``, ``stop``, ``max_tokens``; vLLM's
+``top_k``, ``stop_token_ids`` and ``ignore_eos``), ``GET /v1/models``, ``GET /health``,
+``GET /metrics`` (queue length, running slots, tokens/s, counters) and vLLM's
+``/tokenize``, ``/detokenize``, ``/tokenizer_info`` (lm-eval's remote tokenizer).
 
-Concurrent requests are batched: handlers put their rows (one per prompt x ``n``) on a
-queue; one ``Batcher`` thread takes everything that arrives within ``batch_wait_s`` (up
-to ``max_batch_size`` rows) and runs it as ONE ``Engine.generate_ids`` call, each row with
-its own sampling settings, then hands every request its rows back.
+Requests run on continuous batching (``continuous.Scheduler``: every row of a request, one
+per prompt x ``n``, is a sequence in a decode slot; tokens stream back as they are made).
+``ServerConfig.batching="static"`` keeps the older ``Batcher``: one thread takes what
+arrives within ``batch_wait_s`` and runs it as one ``Engine.generate_ids`` call.
 
-Safety: binds 127.0.0.1 by default (``launch.serve``); bodies over ``max_body_bytes`` get
-413; malformed JSON, schema violations, unknown models, prompts too long for the
-context, and unsupported options get a JSON ``{"error": {...}}`` with a 4xx code; a full
-queue gets 503; the server keeps serving after any of them.
+Safety: binds 127.0.0.1 by default (``launch.serve``); an optional API key
+(``ServerConfig.api_key``) guards ``/v1/*``; bodies over ``max_body_bytes`` get 413;
+malformed JSON, schema violations, unknown models, prompts too long for the context and
+unsupported options get a JSON ``{"error": {...}}`` with a 4xx code; a full queue gets
+429; a client that disconnects has its rows cancelled (their slots are freed); the server
+keeps serving after any of them. ``running_server(engine, config)`` serves on a free port
+in a background thread for tests and in-process clients.
 """
 
 from __future__ import annotations
@@ -315,6 +321,7 @@ class ServerConfig:
     prefix_cache_tokens: int = 0  # 0 = no prefix cache
     prefix_block: int = 64
     api_key: str | None = None  # when set, /v1/* needs "Authorization: Bearer <api_key>"
+    warmup: bool = False  # compile the scheduler's shapes before serving (slow start, no stalls)
 
 
 class _Runner:
@@ -340,6 +347,8 @@ class _Runner:
                 prefix_cache_tokens=config.prefix_cache_tokens,
                 prefix_block=config.prefix_block,
             )
+            if config.warmup:
+                self.scheduler.warmup()
         elif config.batching == "static":
             self.batcher = Batcher(
                 engine,
