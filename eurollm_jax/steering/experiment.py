@@ -23,7 +23,6 @@ loses no finished work.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import logging
