@@ -73,6 +73,7 @@ def test_sampling_stops_and_penalties_match_the_engine(scheduler, engine):
         assert len(toks) == 20 and len(set(toks)) == 20
 
 
+@pytest.mark.slow
 def test_prefix_cache_reuses_a_shared_prefix(scheduler, engine):
     head = random_prompts([48], seed=9)[0]
     prompts = [head + random_prompts([n], seed=20 + n)[0][1:] for n in (3, 6, 9, 12)]

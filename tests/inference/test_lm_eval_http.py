@@ -12,6 +12,7 @@ pytestmark = pytest.mark.torch
 from tests.inference.test_lm_eval import GEN_PROMPTS, MC_DOCS, _write_tasks  # noqa: E402
 
 
+@pytest.mark.slow
 def test_local_completions_over_http_equals_in_process_backend(tmp_path, engine, jax_model, tokenizer):
     pytest.importorskip("tenacity", reason="lm-eval's API models need lm-eval[api] (tenacity)")
     import lm_eval
@@ -67,6 +68,7 @@ def test_local_completions_over_http_equals_in_process_backend(tmp_path, engine,
                 assert sa["resps"] == sb["resps"], (sa["resps"], sb["resps"])
 
 
+@pytest.mark.slow
 def test_local_completions_wire_format(engine, jax_model, tokenizer):
     """lm-eval's own payloads and parsers (LocalCompletionsAPI) on the server's answers equal
     the in-process backend's log-likelihoods and generations (no tenacity needed)."""

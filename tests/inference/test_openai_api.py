@@ -84,6 +84,7 @@ def test_chat_plain_and_stream(served, engine):
     assert texts == {0: want.text, 1: want.text} and finish == {0: want.finish_reason, 1: want.finish_reason}
 
 
+@pytest.mark.slow
 def test_stream_holds_back_stop_strings(served, engine):
     _, client, _ = served
     full = engine.generate(["Le renard brun"], max_new_tokens=12, ignore_eos=True)[0].text
@@ -144,6 +145,7 @@ def _idle(url) -> dict | None:
     return m if settled and m["running_slots"] == 0 and m["queue_length"] == 0 else None
 
 
+@pytest.mark.slow
 def test_killed_client_frees_its_slot(served):
     """A client that hangs up (streaming: after the first event; not streaming: by timing
     out) has its rows cancelled and their slots freed, as the metrics endpoint shows."""
@@ -175,6 +177,7 @@ def test_killed_client_frees_its_slot(served):
         assert after["generated_tokens"] - before["generated_tokens"] < rows * 190
 
 
+@pytest.mark.slow
 def test_full_queue_answers_429(engine):
     app = create_app(engine, ServerConfig(model_name="tiny", max_batch_size=1, max_queue=1))
     with running_app(app) as url:
@@ -189,6 +192,7 @@ def test_full_queue_answers_429(engine):
         assert r.status_code == 200
 
 
+@pytest.mark.slow
 def test_load_64_concurrent_mixed_requests(served, engine):
     """64 concurrent requests of mixed lengths on localhost: no errors, every one complete
     and equal to the engine's greedy output."""
