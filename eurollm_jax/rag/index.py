@@ -191,7 +191,8 @@ class RetrievalIndex:
                 local[r] = np.arange(k)
                 continue
             s = retriever.get_scores(q)
-            top = np.argsort(-s, kind="stable")[:k]
+            top = np.argpartition(-s, k - 1)[:k] if k < len(s) else np.arange(len(s))
+            top = top[np.lexsort((top, -s[top]))]  # best first, ties by corpus order
             local[r], scores[r] = top, s[top]
         return scores, local
 
