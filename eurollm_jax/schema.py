@@ -161,3 +161,9 @@ class Section:
     def require(self, path: str, ok: bool, field: str, message: str) -> None:
         if not ok:
             raise ConfigError(f"{path}.{field}: {message}")
+
+    def require_choice(self, path: str, field: str, choices) -> None:
+        """``field`` must be one of ``choices``; the error names the nearest one."""
+        value = getattr(self, field)
+        self.require(path, value in choices, field, f"{value!r} is not one of "
+                     f"{', '.join(map(str, choices))}{nearest_key(str(value), choices)}")

@@ -45,10 +45,6 @@ ANNOTATE_MODES = ("chat", "completions")
 CLASSIFIER_ENCODERS = ("hashed", "eurollm")
 
 
-def _choice(section: Section, path: str, field: str, choices: tuple[str, ...]) -> None:
-    value = getattr(section, field)
-    section.require(path, value in choices, field, f"{value!r} is not one of "
-                    f"{', '.join(choices)}{nearest_key(str(value), choices)}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,7 +68,7 @@ class OutputSection(Section):
     format: str = "jsonl.gz"  # kept/ and dropped/ shards: jsonl | jsonl.gz | jsonl.zst | parquet
 
     def check(self, path):
-        _choice(self, path, "format", FORMATS)
+        self.require_choice(path, "format", FORMATS)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,7 +102,7 @@ class LanguageIDSection(Section):
     def check(self, path):
         self.require(path, 0.0 <= self.threshold <= 1.0, "threshold",
                      f"must be a probability in [0, 1], got {self.threshold}")
-        _choice(self, path, "backend", LANGID_BACKENDS)
+        self.require_choice(path, "backend", LANGID_BACKENDS)
         self.require(path, self.max_chars > 0, "max_chars", "must be positive")
         for lang, value in self.thresholds.items():
             ok = isinstance(value, (int, float)) and not isinstance(value, bool)
@@ -271,8 +267,8 @@ class AnnotateSection(Section):
     limit: int = 0  # annotate at most this many documents; 0: all
 
     def check(self, path):
-        _choice(self, path, "backend", ANNOTATE_BACKENDS)
-        _choice(self, path, "mode", ANNOTATE_MODES)
+        self.require_choice(path, "backend", ANNOTATE_BACKENDS)
+        self.require_choice(path, "mode", ANNOTATE_MODES)
         for name in ("max_new_tokens", "batch_size", "concurrency"):
             self.require(path, getattr(self, name) > 0, name, "must be positive")
         self.require(path, self.limit >= 0, "limit", "must be >= 0 (0: all documents)")
@@ -307,7 +303,7 @@ class ClassifierConfig(Section):
     seed: int = 0
 
     def check(self, path):
-        _choice(self, path, "encoder", CLASSIFIER_ENCODERS)
+        self.require_choice(path, "encoder", CLASSIFIER_ENCODERS)
         for name in ("vocab_buckets", "max_tokens", "d_model", "num_layers", "num_heads", "d_ff"):
             self.require(path, getattr(self, name) > 0, name, "must be positive")
         self.require(path, self.d_model % self.num_heads == 0, "d_model",

@@ -22,12 +22,6 @@ from eurollm_jax.steering.vectors import METHODS
 BYTE_TOKENIZER = "byte"  # ModelSource.tokenizer value for the byte-level tokenizer
 
 
-def _choice(section, path, field, choices):
-    value = getattr(section, field)
-    section.require(path, value in choices, field,
-                    f"{value!r} is not one of {', '.join(choices)}{nearest_key(str(value), choices)}")
-
-
 @dataclasses.dataclass(frozen=True)
 class ModelSource(Section):
     path: str = ""  # HF checkpoint dir (config.json) or params dir (model_config.json)
@@ -77,7 +71,7 @@ class CollectSection(Section):
     max_batch_tokens: int = 8192
 
     def check(self, path):
-        _choice(self, path, "pooling", ("last", "mean"))
+        self.require_choice(path, "pooling", ("last", "mean"))
         self.require(path, self.max_batch_tokens > 0, "max_batch_tokens", "must be positive")
 
 
@@ -103,7 +97,7 @@ class PairingSection(Section):
     target_layers: tuple[int, ...] = ()
 
     def check(self, path):
-        _choice(self, path, "estimator", tuple(ESTIMATORS))
+        self.require_choice(path, "estimator", tuple(ESTIMATORS))
         self.require(path, self.dims >= 1, "dims", "must be >= 1")
         self.require(path, self.knn_k >= 1, "knn_k", "must be >= 1")
         self.require(path, self.num_pairs >= 1, "num_pairs", "must be >= 1")
@@ -148,7 +142,7 @@ class EvaluationSection(Section):
     judge_layer: int = -1  # expert layer of the generation judge's probe
 
     def check(self, path):
-        _choice(self, path, "mc_backend", MC_BACKENDS)
+        self.require_choice(path, "mc_backend", MC_BACKENDS)
         for name in ("mc_items", "mc_chars", "gen_tokens", "gen_prompt_chars"):
             self.require(path, getattr(self, name) > 0, name, "must be positive")
         self.require(path, self.mc_choices >= 2, "mc_choices", "must be >= 2")

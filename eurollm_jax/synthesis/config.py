@@ -20,16 +20,12 @@ import dataclasses
 
 from eurollm_jax.filtering.dedup import DedupConfig
 from eurollm_jax.languages import EU_LANGUAGES
-from eurollm_jax.schema import Section, nearest_key
+from eurollm_jax.schema import Section
 
 PIPELINES = ("euroblocks", "xl_instruct", "context")
 LLM_BACKENDS = ("http", "engine")
 
 
-def _choice(section: Section, path: str, field: str, choices: tuple[str, ...]) -> None:
-    value = getattr(section, field)
-    section.require(path, value in choices, field, f"{value!r} is not one of "
-                    f"{', '.join(choices)}{nearest_key(str(value), choices)}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,7 +35,7 @@ class JobSection(Section):
     source: str = ""  # the SFT records' "source" (mixture key); "" -> the pipeline's name
 
     def check(self, path):
-        _choice(self, path, "pipeline", PIPELINES)
+        self.require_choice(path, "pipeline", PIPELINES)
 
     @property
     def source_name(self) -> str:
@@ -66,7 +62,7 @@ class LLMSection(Section):
     cache_dir: str = ""  # "" -> OUTPUT/_work/llm_cache (a rerun sends no finished request)
 
     def check(self, path):
-        _choice(self, path, "backend", LLM_BACKENDS)
+        self.require_choice(path, "backend", LLM_BACKENDS)
         self.require(path, self.concurrency > 0, "concurrency", "must be positive")
         self.require(path, self.timeout > 0, "timeout", "must be positive")
         self.require(path, self.max_retries >= 0, "max_retries", "must be >= 0")
@@ -119,7 +115,7 @@ class EuroBlocksSection(Section):
                      "must be in [1, 10] (the judge's scale)")
         self.require(path, 0.0 <= self.langid_threshold <= 1.0, "langid_threshold",
                      "must be in [0, 1]")
-        _choice(self, path, "dedup_field", ("prompt", "pair"))
+        self.require_choice(path, "dedup_field", ("prompt", "pair"))
         bad = [lang for lang in self.languages + self.translate_from if lang not in EU_LANGUAGES]
         self.require(path, not bad, "languages", f"unknown language codes {bad}; use the ISO "
                      f"639-1 codes of eurollm_jax.languages.EU_LANGUAGES")
