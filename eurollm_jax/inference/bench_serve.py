@@ -46,7 +46,7 @@ def _parse(argv):
     p.add_argument("--max_prompt", type=int, default=256)
     p.add_argument("--min_new", type=int, default=4)
     p.add_argument("--max_new", type=int, default=128)
-    p.add_argument("--decode_steps", type=int, default=4)
+    p.add_argument("--decode_steps", type=int, default=16)
     p.add_argument("--prefix_len", type=int, default=512)
     p.add_argument("--prefix_requests", type=int, default=16)
     p.add_argument("--prefix_new", type=int, default=8)
