@@ -41,13 +41,14 @@ def _unit(x):
     return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
 
 
-def dense_rows(n_passages, n_queries, dim, seed=0, clusters=1000, noise=1.0):
-    """Unit passage vectors around ``clusters`` centres; queries: a relevant passage plus
-    Gaussian noise of norm ~``noise`` (cosine to it ~0.7 for the default)."""
+def dense_rows(n_passages, n_queries, dim, seed=0, clusters=1000, noise=1.0, spread=1.5):
+    """Unit passage vectors around ``clusters`` centres (per-coordinate spread ``spread``: the
+    default makes neighbouring cells overlap, which is what costs IVF recall); queries: a
+    relevant passage plus Gaussian noise of norm ~``noise`` (cosine to it ~0.7)."""
     rng = np.random.default_rng(seed)
     centers = rng.normal(size=(clusters, dim)).astype(np.float32)
     passages = _unit(centers[rng.integers(0, clusters, n_passages)]
-                     + 0.6 * rng.normal(size=(n_passages, dim)).astype(np.float32))
+                     + spread * rng.normal(size=(n_passages, dim)).astype(np.float32))
     relevant = rng.choice(n_passages, n_queries, replace=False)
     queries = _unit(passages[relevant]
                     + noise * rng.normal(size=(n_queries, dim)).astype(np.float32) / np.sqrt(dim))
