@@ -58,6 +58,8 @@ class EuroLLMJaxLM(TemplateLM):
       mesh: "data,fsdp,tensor" mesh shape; compute_dtype / param_dtype: dtypes
         ("bfloat16", "float32", jnp.bfloat16...; default the checkpoint's).
       batch_size: prompts per generate call; max_batch_tokens: tokens per scoring batch.
+      interventions: per-layer residual-stream additions applied to every log-likelihood
+        (activation steering, ``eurollm_jax.steering``); None: the plain model.
       max_length: context window (default the model's max_seq_len).
       max_gen_toks: default generation budget; add_bos_token: prefix contexts with BOS.
       seed: sampling seed for generate_until with do_sample.
@@ -84,6 +86,7 @@ class EuroLLMJaxLM(TemplateLM):
         add_bos_token: bool = True,
         max_batch_tokens: int = 8192,
         seed: int = 0,
+        interventions=None,
         **kwargs,
     ):
         super().__init__()
@@ -140,6 +143,7 @@ class EuroLLMJaxLM(TemplateLM):
         self.max_gen_toks = int(max_gen_toks)
         self.add_bos_token = _as_bool(add_bos_token)
         self.max_batch_tokens = int(max_batch_tokens)
+        self.interventions = interventions
         self.seed = int(seed)
         self._specials = chat_lib.special_token_ids(self.tokenizer)
 
@@ -183,7 +187,8 @@ class EuroLLMJaxLM(TemplateLM):
     def _loglikelihood_tokens(self, requests, disable_tqdm: bool = False, **kwargs):
         pairs = [(self._with_bos(ctx), list(cont)) for _, ctx, cont in requests]
         scored = scoring.loglikelihood(
-            self.engine, pairs, max_length=self.max_length, max_batch_tokens=self.max_batch_tokens
+            self.engine, pairs, max_length=self.max_length, max_batch_tokens=self.max_batch_tokens,
+            interventions=self.interventions,
         )
         out = []
         for (key, _, _), res in zip(requests, scored):

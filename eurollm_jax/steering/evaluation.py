@@ -6,8 +6,8 @@
   JSONL, scored by the ``eurollm_jax`` lm-eval backend with the steering vectors as its
   interventions) or directly with ``inference.loglikelihood`` (``backend="direct"``; the
   same requests: an empty context is BOS, the choice follows with no delimiter).
-- ``SteeredLM``: the lm-eval backend (``inference.lm_eval_backend.EuroLLMJaxLM``) whose
-  log-likelihood requests carry ``interventions``.
+- ``steered_lm``: the lm-eval backend (``inference.lm_eval_backend.EuroLLMJaxLM``) built
+  with ``interventions``, which its log-likelihood requests carry.
 - ``generation_eval``: greedy continuations of prompts with the steering inputs (prefill
   and decode), judged by ``ExpertJudge`` (a logistic probe on the unsteered expert's
   states of the generated text: the probability that it shows the concept) and by the
@@ -70,30 +70,7 @@ def _lm_eval_class():
 
 def steered_lm(engine, interventions=None, **kwargs):
     """An lm-eval ``LM`` over ``engine`` whose log-likelihoods are steered."""
-    from eurollm_jax.inference import scoring
-
-    base = _lm_eval_class()
-
-    class SteeredLM(base):
-        def __init__(self, interventions, **kw):
-            super().__init__(**kw)
-            self.interventions = interventions
-
-        def _loglikelihood_tokens(self, requests, disable_tqdm: bool = False, **kw):
-            pairs = [(self._with_bos(ctx), list(cont)) for _, ctx, cont in requests]
-            scored = scoring.loglikelihood(
-                self.engine, pairs, max_length=self.max_length,
-                max_batch_tokens=self.max_batch_tokens, interventions=self.interventions,
-            )
-            out = []
-            for (key, _, _), res in zip(requests, scored):
-                answer = (res.logprob, res.is_greedy)
-                if key is not None:
-                    self.cache_hook.add_partial("loglikelihood", key, answer)
-                out.append(answer)
-            return out
-
-    return SteeredLM(interventions, model=engine, **kwargs)
+    return _lm_eval_class()(model=engine, interventions=interventions, **kwargs)
 
 
 def write_mc_task(task_dir: str, items: Sequence[dict]) -> str:
