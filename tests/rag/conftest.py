@@ -9,6 +9,7 @@ import re
 import pytest
 
 from eurollm_jax.rag import Passage, Query
+from tests.inference.conftest import hf_dir, tokenizer_path  # noqa: F401 (fixtures)
 from tests.llm.helpers import scripted_app, serve, tiny_engine
 
 PASSAGES = [

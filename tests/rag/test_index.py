@@ -192,3 +192,30 @@ def test_cli_index_and_retrieve_contract(tmp_path, capsys):
     with pytest.raises(CorpusError, match=r"bad.jsonl:1: field 'text'"):
         rag_main(["index", f"--corpus={bad}", "--retriever=bm25", f"--output={tmp_path / 'b'}"])
     assert not (tmp_path / "b").exists()
+
+
+@pytest.mark.slow  # a SentencePiece model, a torch checkpoint and its conversion (~20 s busy)
+def test_cli_model_retriever_from_a_checkpoint(tmp_path, hf_dir, capsys):
+    """``index --retriever=model --checkpoint=DIR`` records the checkpoint; ``retrieve`` rebuilds
+    the encoder from it and returns the hits the in-process index gives."""
+    from eurollm_jax.inference import Engine, load_for_inference
+    from eurollm_jax.rag import ModelEncoder
+
+    ckpt, _ = hf_dir
+    corpus = write_jsonl(tmp_path / "corpus.jsonl", [p.to_dict() for p in PASSAGES])
+    queries = write_jsonl(tmp_path / "q.jsonl", [
+        {"id": "q1", "text": "The quick brown fox", "language": "en"},
+        {"id": "q2", "text": "Der schnelle braune Fuchs", "language": "de"}])
+    assert rag_main(["index", f"--corpus={corpus}", "--retriever=model", f"--checkpoint={ckpt}",
+                     f"--output={tmp_path / 'idx'}"]) == 0
+    out = tmp_path / "hits.jsonl"
+    assert rag_main(["retrieve", f"--index={tmp_path / 'idx'}", f"--queries={queries}", "--k=3",
+                     f"--output={out}"]) == 0
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    model, tok = load_for_inference(ckpt)
+    index = build_index(PASSAGES, "model", encoder=ModelEncoder(Engine(model, tok)))
+    expected = index.search(["The quick brown fox", "Der schnelle braune Fuchs"], 3)
+    assert [[h["doc_id"] for h in r["hits"]] for r in rows] == \
+        [[h.doc_id for h in hs] for hs in expected]
+    np.testing.assert_allclose([h["score"] for r in rows for h in r["hits"]],
+                               [h.score for hs in expected for h in hs], rtol=1e-4, atol=1e-5)
