@@ -125,3 +125,17 @@ def test_bad_index_directory_is_named(tmp_path, files):
         rag_main(["drag", f"--index={tmp_path / 'nope'}", f"--queries={queries}",
                   f"--output={tmp_path / 'o'}", "--endpoint=http://127.0.0.1:9"])
     assert not (tmp_path / "o").exists()
+
+
+def test_eval_command_counts_parser_issues(files, scripted, tmp_path):
+    index, queries = files
+    out = tmp_path / "eval"
+    assert rag_main(["drag", "--mode=eval", f"--index={index}", f"--queries={queries}",
+                     f"--output={out}", f"--endpoint={scripted}", "--k=2",
+                     "--retrieval=crossrag"]) == 0
+    result = json.loads((out / "results.json").read_text())
+    assert result["parser_issues"] == {"repeated:Answer": 1, "total": 4, "well_formed": 3}
+    assert result["table"]["drag:full"]["avg"]["em"] == 1.0
+    records = [json.loads(x) for x in (out / "records.jsonl").read_text().splitlines()]
+    # CrossRAG retrieval: the documents reach the DRAG prompt translated into English
+    assert all("(English) EN: " in r["prompt"] for r in records if r["language"] != "en")
