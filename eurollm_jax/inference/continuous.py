@@ -460,7 +460,9 @@ class Scheduler:
         self.stats = {
             "requests": 0, "finished": 0, "cancelled": 0, "prefills": 0, "decode_dispatches": 0,
             "compactions": 0, "prompt_tokens": 0, "prefill_tokens": 0, "generated_tokens": 0,
+            "step_errors": 0,
         }
+        self._admitting: list[Request] = []  # taken from the queue, not yet in a slot
         self._thread = threading.Thread(target=self._loop, name="eurollm-scheduler", daemon=True)
         self._thread.start()
 
@@ -657,15 +659,35 @@ class Scheduler:
                             self._warmup(max_len)
                         finally:
                             done.set()
-                    self._drop_cancelled_waiting()
-                    self._admit()
-                    if any(self._slots):
-                        self._decode_once()
+                    try:
+                        self._drop_cancelled_waiting()
+                        self._admit()
+                        if any(self._slots):
+                            self._decode_once()
+                    except Exception as e:  # noqa: BLE001 - fail what was in flight, go on
+                        self._recover(e)
         except BaseException as e:  # noqa: BLE001 - every waiting request learns of it
             logger.exception("the scheduler failed")
             self._fail_all(e)
             return
         self._fail_all(RuntimeError("the server is shutting down"))
+
+    def _recover(self, error):
+        """A step raised: the requests it held (in slots or being admitted) fail with the
+        error, the decode state is rebuilt, and the scheduler keeps serving the queue."""
+        logger.exception("a scheduler step failed; failing its %d in-flight requests",
+                         sum(s is not None for s in self._slots) + len(self._admitting))
+        self.stats["step_errors"] += 1
+        with self._lock:
+            in_flight = [s.request for s in self._slots if s is not None] + self._admitting
+            self._slots = [None] * self.num_slots
+            self._admitting = []
+        seen = set()
+        for r in in_flight:
+            if id(r) not in seen and not r.done_event.is_set():
+                seen.add(id(r))
+                self._finish_error(r, error)
+        self._state = self._init_state()
 
     def _fail_all(self, error):
         with self._lock:
@@ -704,6 +726,7 @@ class Scheduler:
         if not free:
             return
         reqs = self._take_waiting(len(free))
+        self._admitting = list(reqs)
         ready = []
         for r in reqs:
             if r.sampling.max_new_tokens == 0:
@@ -734,11 +757,13 @@ class Scheduler:
         if deferred:
             with self._lock:
                 self._waiting.extendleft(reversed(deferred))
+            self._admitting = [r for r in self._admitting if all(r is not d for d in deferred)]
         for items in groups.values():
             for start in range(0, len(items), self.max_prefill_rows):
                 part = items[start : start + self.max_prefill_rows]
                 rows = [free.pop(0) for _ in part]
                 self._prefill_and_insert([r for r, _ in part], rows, part[0][1])
+        self._admitting = []
 
     def _prefill_and_insert(self, reqs: list[Request], rows: list[int], hit):
         eng = self.engine

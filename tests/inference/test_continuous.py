@@ -111,3 +111,25 @@ def test_bad_requests_are_refused(scheduler):
         scheduler.submit(Request([1] * 200, SamplingParams(max_new_tokens=100)))
     with pytest.raises(ValueError, match="vocabulary"):
         scheduler.submit(Request([1, 10_000], SamplingParams()))
+
+
+def test_a_failing_step_fails_its_requests_and_the_scheduler_keeps_serving(scheduler, monkeypatch):
+    """One broken decode (e.g. an id the tokenizer cannot decode) must not take the server
+    down: the requests in flight get the error, later requests are served."""
+    real = scheduler._decode_once
+    calls = {"n": 0}
+
+    def broken_once():
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise RuntimeError("decode blew up")
+        return real()
+
+    monkeypatch.setattr(scheduler, "_decode_once", broken_once)
+    prompt = random_prompts([6], seed=9)[0]
+    with pytest.raises(RuntimeError, match="decode blew up"):
+        scheduler.generate_ids([prompt], [SamplingParams(max_new_tokens=4)])
+    (out,) = scheduler.generate_ids([prompt], [SamplingParams(max_new_tokens=4)])
+    assert len(out) == 4 or out.finish_reason == "stop"
+    m = scheduler.metrics()
+    assert m["step_errors"] == 1 and m["running_slots"] == 0
