@@ -41,7 +41,6 @@ import collections
 import dataclasses
 import functools
 import logging
-import queue
 import threading
 import time
 from typing import Callable
