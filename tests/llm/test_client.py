@@ -149,7 +149,9 @@ def test_retries_errors_and_concurrency():
         res = client.chat([[{"role": "user", "content": f"q{i}"}] for i in range(12)], seed=5)
         assert [r.text for r in res] == [f"echo[5]: q{i}" for i in range(12)]
         assert counting.total == 13  # the transient 503 was retried once
-        assert counting.max_in_flight == 4  # never more than `concurrency` at once
+        # never more than `concurrency` at once, and really concurrent (12 requests of 0.15 s
+        # each: one at a time would hold 1; how many overlap exactly is up to the scheduler)
+        assert 2 <= counting.max_in_flight <= 4
         counting.reset()
         res = client.complete(["fine", "refuse", "crash"])
         assert res[0].text == "echo[None]: fine"
