@@ -21,8 +21,8 @@ import time
 
 
 def _ensure_devices(count: int) -> None:
-    if "jax" in sys.modules:
-        return
+    """Ask for ``count`` emulated CPU devices (read when jax's backend starts, which has not
+    happened yet when this runs as ``launch.bench context``)."""
     flags = os.environ.get("XLA_FLAGS", "")
     if "xla_force_host_platform_device_count" not in flags:
         os.environ["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={count}".strip()
