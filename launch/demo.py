@@ -75,7 +75,17 @@ class Stages:
     def run(self, name: str, fn, *args, **kwargs):
         print(f"[demo] {name} ...", flush=True)
         start = time.perf_counter()
-        result = fn(*args, **kwargs)
+        try:
+            result = fn(*args, **kwargs)
+        except ValueError as e:
+            if "holds a run" not in str(e):
+                raise
+            # A stage refused to resume work made with other settings (another version of
+            # the code or other flags): say how to start over instead of a bare traceback.
+            raise SystemExit(
+                f"[demo] {name} failed: {e}\n[demo] {self.workdir} holds results of an earlier "
+                "demo run made with other settings: rerun with --fresh to start over, or pass "
+                "--workdir=NEW_DIR") from None
         self.timings[name] = time.perf_counter() - start
         print(f"[demo] {name}: done in {self.timings[name]:.1f} s", flush=True)
         return result
