@@ -83,3 +83,15 @@ def test_notebook_executes(tmp_path):
         os.environ.update(old)
     outputs = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
     assert "LlamaForCausalLM" in outputs and "bits per byte" in outputs
+
+
+def test_a_stage_that_refuses_another_runs_work_says_how_to_start_over(tmp_path):
+    from launch.demo import Stages
+
+    def refuses():
+        raise ValueError(f"{tmp_path}/filtered holds a run with other inputs or another config")
+
+    with pytest.raises(SystemExit, match="rerun with --fresh to start over"):
+        Stages(str(tmp_path)).run("filter", refuses)
+    with pytest.raises(ValueError, match="other bug"):  # any other error is not rewritten
+        Stages(str(tmp_path)).run("filter", lambda: (_ for _ in ()).throw(ValueError("other bug")))
