@@ -86,7 +86,8 @@ from eurollm_jax.filtering import LanguageIdentifier
 text = "Alle Menschen sind frei und gleich an Würde und Rechten geboren."
 for backend in ("fasttext", "py3langid"):
     ident = LanguageIdentifier(backend)
-    lang, score, _, _ = ident.predict([text])[0]
+    prediction = ident.predict([text])[0]
+    lang, score = prediction.language, prediction.score
     print(f"  {backend}: {lang} {score:.3f}")
     assert ident.backend == backend and lang == "de" and 0.5 < score <= 1.0, (backend, lang, score)
 EOF

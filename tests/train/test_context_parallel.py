@@ -63,6 +63,7 @@ def test_32k_token_sft_step_on_8_devices_with_a_fraction_of_the_memory(tmp_path)
 
     config = get_config()
     config.train.steps = 1
+    config.optimizer.warmup_steps = 0
     config.checkpoint.export_params = False
     result = train(config, str(tmp_path / "run"))
     assert result.step == 1
