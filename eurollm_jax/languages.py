@@ -13,6 +13,20 @@ EU_LANGUAGES: tuple[str, ...] = (
     "hu", "it", "lt", "lv", "mt", "nl", "pl", "pt", "ro", "sk", "sl", "sv",
 )
 
+
+# English names of the languages prompts mention (translation, cross-lingual instructions).
+LANGUAGE_NAMES: dict[str, str] = {
+    "bg": "Bulgarian", "cs": "Czech", "da": "Danish", "de": "German", "el": "Greek",
+    "en": "English", "es": "Spanish", "et": "Estonian", "fi": "Finnish", "fr": "French",
+    "ga": "Irish", "hr": "Croatian", "hu": "Hungarian", "it": "Italian", "lt": "Lithuanian",
+    "lv": "Latvian", "mt": "Maltese", "nl": "Dutch", "pl": "Polish", "pt": "Portuguese",
+    "ro": "Romanian", "sk": "Slovak", "sl": "Slovenian", "sv": "Swedish", "ar": "Arabic",
+    "ca": "Catalan", "gl": "Galician", "hi": "Hindi", "ja": "Japanese", "ko": "Korean",
+    "no": "Norwegian", "ru": "Russian", "tr": "Turkish", "uk": "Ukrainian", "zh": "Chinese",
+    "he": "Hebrew", "vi": "Vietnamese", "th": "Thai", "km": "Khmer", "ms": "Malay",
+    "bn": "Bengali", "te": "Telugu", "sw": "Swahili", "fa": "Persian", "id": "Indonesian",
+}
+
 EXTRA_LANGUAGES: tuple[str, ...] = (
     "ar", "ca", "gl", "hi", "ja", "ko", "no", "ru", "tr", "uk", "zh",
 )

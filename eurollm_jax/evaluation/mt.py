@@ -36,15 +36,7 @@ from eurollm_jax.fileio import read_json, write_text
 
 logger = logging.getLogger("eurollm_jax.evaluation")
 
-LANGUAGE_NAMES = {
-    "bg": "Bulgarian", "cs": "Czech", "da": "Danish", "de": "German", "el": "Greek",
-    "en": "English", "es": "Spanish", "et": "Estonian", "fi": "Finnish", "fr": "French",
-    "ga": "Irish", "hr": "Croatian", "hu": "Hungarian", "it": "Italian", "lt": "Lithuanian",
-    "lv": "Latvian", "mt": "Maltese", "nl": "Dutch", "pl": "Polish", "pt": "Portuguese",
-    "ro": "Romanian", "sk": "Slovak", "sl": "Slovenian", "sv": "Swedish", "ar": "Arabic",
-    "ca": "Catalan", "gl": "Galician", "hi": "Hindi", "ja": "Japanese", "ko": "Korean",
-    "no": "Norwegian", "ru": "Russian", "tr": "Turkish", "uk": "Ukrainian", "zh": "Chinese",
-}
+from eurollm_jax.languages import LANGUAGE_NAMES  # noqa: E402
 FLORES_CODES = {
     "bg": "bul_Cyrl", "cs": "ces_Latn", "da": "dan_Latn", "de": "deu_Latn", "el": "ell_Grek",
     "en": "eng_Latn", "es": "spa_Latn", "et": "est_Latn", "fi": "fin_Latn", "fr": "fra_Latn",

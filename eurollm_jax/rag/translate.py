@@ -14,17 +14,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Sequence
 
-LANGUAGE_NAMES = {
-    "bg": "Bulgarian", "cs": "Czech", "da": "Danish", "de": "German", "el": "Greek",
-    "en": "English", "es": "Spanish", "et": "Estonian", "fi": "Finnish", "fr": "French",
-    "ga": "Irish", "hr": "Croatian", "hu": "Hungarian", "it": "Italian", "lt": "Lithuanian",
-    "lv": "Latvian", "mt": "Maltese", "nl": "Dutch", "pl": "Polish", "pt": "Portuguese",
-    "ro": "Romanian", "sk": "Slovak", "sl": "Slovenian", "sv": "Swedish", "ar": "Arabic",
-    "ca": "Catalan", "gl": "Galician", "hi": "Hindi", "ja": "Japanese", "ko": "Korean",
-    "no": "Norwegian", "ru": "Russian", "tr": "Turkish", "uk": "Ukrainian", "zh": "Chinese",
-    "he": "Hebrew", "vi": "Vietnamese", "th": "Thai", "km": "Khmer", "ms": "Malay",
-    "bn": "Bengali", "te": "Telugu", "sw": "Swahili", "fa": "Persian", "id": "Indonesian",
-}
+from eurollm_jax.languages import LANGUAGE_NAMES  # noqa: E402
 
 TRANSLATION_TEMPLATE = (
     "Translate the following {source} text into {target}. Reply with the translation only, "

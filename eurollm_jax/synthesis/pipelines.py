@@ -44,13 +44,7 @@ from eurollm_jax.synthesis.steps import (
     seeded_rng,
 )
 
-LANGUAGE_NAMES = {
-    "bg": "Bulgarian", "cs": "Czech", "da": "Danish", "de": "German", "el": "Greek",
-    "en": "English", "es": "Spanish", "et": "Estonian", "fi": "Finnish", "fr": "French",
-    "ga": "Irish", "hr": "Croatian", "hu": "Hungarian", "it": "Italian", "lt": "Lithuanian",
-    "lv": "Latvian", "mt": "Maltese", "nl": "Dutch", "pl": "Polish", "pt": "Portuguese",
-    "ro": "Romanian", "sk": "Slovak", "sl": "Slovenian", "sv": "Swedish",
-}
+from eurollm_jax.languages import LANGUAGE_NAMES  # noqa: E402
 
 
 class SeedError(ValueError):
