@@ -9,8 +9,11 @@ tag k see only the question and steps 1..k). A solution's score aggregates its p
 
 Batches: solutions are rendered, sorted by length and packed into batches under a token
 budget, right-padded to the inference engine's shape buckets (``eurollm_jax.inference``'s
-batching: the pads come after every real token, so causality alone keeps them out); only
-the two label columns of the LM head are computed ([B, T, 2] logits, not [B, T, V]).
+batching: the pads come after every real token, so causality alone keeps them out). The
+model runs with ``logits="none"``; its final hidden states (after the final norm) are
+gathered at the tag positions (padded to a few tag-count buckets) and projected on the two
+label columns of the LM head only: [B, K, 2] fp32 logits, never [B, T, V]
+(``tests/prm/test_scoring.py`` checks the probabilities against the full-logit path).
 """
 
 from __future__ import annotations
@@ -38,12 +41,20 @@ AGGREGATIONS = ("min", "last", "mean")
 
 
 @functools.partial(jax.jit, static_argnames=("graphdef",))
-def _label_logits(graphdef, params, tokens_BT, labels_K):
-    """[B, T, 2] fp32 logits of the label tokens (``labels_K`` = [plus, minus])."""
+def _tag_label_logits(graphdef, params, tokens_BT, tags_BK, labels_L):
+    """[B, K, 2] fp32 logits of the label tokens (``labels_L`` = [plus, minus]) at the tag
+    positions ``tags_BK``: the final hidden states (after the final norm) are gathered at
+    the tags and projected on the two label columns of the LM head only."""
     model = nnx.merge(graphdef, params)
     hidden_BTD = model.forward(tokens_BT, logits="none").final_hidden
-    kernel_DK = model.lm_head_kernel()[:, labels_K]
-    return jnp.einsum("btd,dk->btk", hidden_BTD, kernel_DK, preferred_element_type=jnp.float32)
+    hidden_BKD = jnp.take_along_axis(hidden_BTD, tags_BK[:, :, None], axis=1)
+    kernel_DL = model.lm_head_kernel()[:, labels_L]
+    return jnp.einsum("bkd,dl->bkl", hidden_BKD, kernel_DL, preferred_element_type=jnp.float32)
+
+
+def bucket_tags(k: int) -> int:
+    """Padded tag count of a batch: a power of two, at least 4 (few compiled shapes)."""
+    return max(4, 1 << (max(int(k), 1) - 1).bit_length())
 
 
 def aggregate(step_probs: Sequence[float], how: str = "min") -> float:
@@ -92,15 +103,20 @@ class PRMScorer:
             for start in range(0, len(rows), self.max_rows):
                 chunk = rows[start : start + self.max_rows]
                 t_len = bucket_length(len(rendered[chunk[0]].ids))
-                tokens = np.full((bucket_batch(len(chunk), mesh), t_len), PAD_ID, np.int32)
+                k_len = bucket_tags(max(len(rendered[i].tag_positions) for i in chunk))
+                b_len = bucket_batch(len(chunk), mesh)
+                tokens = np.full((b_len, t_len), PAD_ID, np.int32)
+                tags = np.zeros((b_len, k_len), np.int32)
                 for r, i in enumerate(chunk):
                     tokens[r, : len(rendered[i].ids)] = rendered[i].ids
+                    tags[r, : len(rendered[i].tag_positions)] = rendered[i].tag_positions
                 with mesh_scope(mesh):
-                    logits = _label_logits(self.engine.graphdef, self.engine.params,
-                                           put_batch(tokens, mesh), labels)
+                    logits = _tag_label_logits(self.engine.graphdef, self.engine.params,
+                                               put_batch(tokens, mesh), put_batch(tags, mesh),
+                                               labels)
                 logits = np.asarray(logits)
                 for r, i in enumerate(chunk):
-                    out[i] = logits[r, rendered[i].tag_positions].astype(np.float64)
+                    out[i] = logits[r, : len(rendered[i].tag_positions)].astype(np.float64)
         return out
 
     def step_probabilities(self, items) -> list[np.ndarray]:
