@@ -14,7 +14,7 @@ from eurollm_jax.model.factory import (
     create_model,
     model_shardings,
 )
-from eurollm_jax.model.transformer import ModelOutput, Transformer, positions_from_segments
+from eurollm_jax.model.transformer import ModelOutput, Transformer, dense, positions_from_segments
 
 __all__ = [
     "DTYPES",
@@ -29,5 +29,6 @@ __all__ = [
     "model_shardings",
     "ModelOutput",
     "Transformer",
+    "dense",
     "positions_from_segments",
 ]

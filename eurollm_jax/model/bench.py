@@ -3,7 +3,10 @@
 Times ``value_and_grad`` of the next-token loss on random tokens on the present devices
 (data/fsdp/tensor mesh from the config), reports tokens/s and MFU (where the device has
 a known peak), and with ``--peer=hf`` times transformers' LlamaForCausalLM (torch, CPU)
-on the same shapes in the same process and prints the ratio. Medians over ``--iters``.
+on the same shapes in the same process and prints the ratio. ``--peer=plain`` times the
+plain JAX yardstick (``plain_reference``: the same model as a bare function, same weights
+and tokens, interleaved with ours), the measure of what the model's generality costs on
+top of XLA; ``--peer=all`` runs both. Medians over ``--iters``.
 """
 
 from __future__ import annotations
@@ -59,7 +62,24 @@ def _median_time(fn, iters: int, warmup: int = 2) -> float:
     return statistics.median(times)
 
 
-def time_jax(cfg: ModelConfig, batch: int, seq: int, iters: int, mesh_shape=(1, -1, 1)) -> dict:
+def _interleaved_times(a, b, iters: int, warmup: int = 2):
+    for _ in range(warmup):
+        a(), b()
+    ta, tb = [], []
+    for _ in range(iters):
+        for fn, times in ((a, ta), (b, tb)):
+            start = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - start)
+    return ta, tb
+
+
+def time_jax(cfg: ModelConfig, batch: int, seq: int, iters: int, mesh_shape=(1, -1, 1),
+             plain: bool = False) -> dict:
+    """Ours (and with ``plain`` the plain JAX yardstick on the same params and tokens, the
+    two interleaved call by call so that both see the same machine load)."""
+    from eurollm_jax.model.plain_reference import plain_loss
+
     mesh = create_mesh(mesh_shape)
     model = create_model(cfg, mesh=mesh)
     graphdef, params = nnx.split(model, nnx.Param)
@@ -78,16 +98,29 @@ def time_jax(cfg: ModelConfig, batch: int, seq: int, iters: int, mesh_shape=(1, 
         t0 = time.perf_counter()
         jax.block_until_ready(step(params, tokens))
         compile_s = time.perf_counter() - t0
-        seconds = _median_time(lambda: jax.block_until_ready(step(params, tokens)), iters)
+        if plain:
+            pure = nnx.to_pure_dict(params)
+            plain_step = jax.jit(jax.value_and_grad(lambda p, t: plain_loss(p, t, cfg)))
+            jax.block_until_ready(plain_step(pure, tokens))
+            ours_t, plain_t = _interleaved_times(
+                lambda: jax.block_until_ready(step(params, tokens)),
+                lambda: jax.block_until_ready(plain_step(pure, tokens)), iters)
+            seconds = statistics.median(ours_t)
+        else:
+            seconds = _median_time(lambda: jax.block_until_ready(step(params, tokens)), iters)
     tokens_per_s = batch * seq / seconds
     peak = peak_flops(jax.devices()[0].device_kind)
     flops = cfg.train_flops_per_token(seq) * tokens_per_s
-    return {
+    out = {
         "tokens_per_s": tokens_per_s,
         "step_s": seconds,
         "compile_s": compile_s,
         "mfu": flops / (peak * jax.device_count()) if peak else None,
     }
+    if plain:
+        out["plain_step_s"] = statistics.median(plain_t)
+        out["plain_tokens_per_s"] = batch * seq / out["plain_step_s"]
+    return out
 
 
 def time_hf(cfg: ModelConfig, batch: int, seq: int, iters: int) -> dict:
@@ -122,7 +155,7 @@ def main(argv):
     parser.add_argument("--seq", type=int, default=256)
     parser.add_argument("--iters", type=int, default=10)
     parser.add_argument("--mesh", default="1,-1,1", help="data,fsdp,tensor")
-    parser.add_argument("--peer", choices=["none", "hf"], default="none")
+    parser.add_argument("--peer", choices=["none", "hf", "plain", "all"], default="none")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="model field override, e.g. --set compute_dtype=float32")
     args = parser.parse_args(argv[1:])
@@ -131,11 +164,16 @@ def main(argv):
     print(f"model: {cfg.param_count() / 1e6:.2f}M params, d_model={cfg.d_model}, layers={cfg.num_layers}, "
           f"compute={cfg.compute_dtype}, params={cfg.param_dtype}, remat={cfg.remat_policy}; "
           f"batch {args.batch} x {args.seq}; devices: {jax.device_count()} x {jax.devices()[0].device_kind}")
-    ours = time_jax(cfg, args.batch, args.seq, args.iters, mesh_shape)
+    ours = time_jax(cfg, args.batch, args.seq, args.iters, mesh_shape,
+                    plain=args.peer in ("plain", "all"))
     mfu = f", MFU {100 * ours['mfu']:.1f}%" if ours["mfu"] is not None else ""
     print(f"eurollm_jax forward+backward: {ours['tokens_per_s']:,.0f} tokens/s "
           f"(median step {1e3 * ours['step_s']:.1f} ms, compile {ours['compile_s']:.1f} s{mfu})")
-    if args.peer == "hf":
+    if "plain_step_s" in ours:
+        print(f"plain JAX yardstick forward+backward: {ours['plain_tokens_per_s']:,.0f} tokens/s "
+              f"(median step {1e3 * ours['plain_step_s']:.1f} ms, interleaved with ours)")
+        print(f"ratio eurollm_jax / plain JAX: {ours['tokens_per_s'] / ours['plain_tokens_per_s']:.2f}x")
+    if args.peer in ("hf", "all"):
         peer = time_hf(cfg, args.batch, args.seq, args.iters)
         print(f"transformers LlamaForCausalLM (torch {peer['threads']} threads): "
               f"{peer['tokens_per_s']:,.0f} tokens/s (median step {1e3 * peer['step_s']:.1f} ms)")

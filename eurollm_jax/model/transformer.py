@@ -57,6 +57,28 @@ def _stacked_param(rngs, init, shape, axes, dtype, stack: int | None):
     return nnx.Param(init(rngs.params(), shape, dtype), logical_axes=tuple(axes))
 
 
+def dense(x, kernel, *, contract: int = 1, preferred_element_type=None):
+    """``x`` [..., *in] @ ``kernel`` [*in, *out] over the last ``contract`` dims of ``x``.
+
+    Written as one 2-D matmul ([rows, in] x [in, out], reshapes are free bitcasts) rather
+    than an einsum over the 3-D activation: the einsum's transpose rule contracts the
+    weight gradient over two dims (batch and time), for which XLA:CPU materialises
+    transposed copies of the activations and picks a slower dot; the 2-D form's gradients
+    are plain [in, rows] x [rows, out] dots. Same arithmetic on every backend.
+    """
+    lead = x.shape[: x.ndim - contract]
+    k_in = kernel.shape[:contract]
+    if tuple(x.shape[x.ndim - contract :]) != tuple(k_in):
+        raise ValueError(f"dense: x {x.shape} does not end in the kernel's input dims {k_in}")
+    out_dims = kernel.shape[contract:]
+    y = jnp.dot(
+        x.reshape(math.prod(lead), math.prod(k_in)),
+        kernel.reshape(math.prod(k_in), math.prod(out_dims)),
+        preferred_element_type=preferred_element_type,
+    )
+    return y.reshape(*lead, *out_dims)
+
+
 # ----------------------------------------------------------------------------- blocks
 class RMSNorm(nnx.Module):
     """x / rms(x) * scale, computed in fp32 and cast back to the input dtype."""
@@ -132,9 +154,9 @@ class Attention(nnx.Module):
         slots are written (in place under jit), and the updated cache is returned."""
         cfg = self.cfg
         dt = cfg.dtype
-        q = jnp.einsum("btd,dhk->bthk", x_BTD, self.q_proj[...].astype(dt))
-        k = jnp.einsum("btd,dhk->bthk", x_BTD, self.k_proj[...].astype(dt))
-        v = jnp.einsum("btd,dhk->bthk", x_BTD, self.v_proj[...].astype(dt))
+        q = dense(x_BTD, self.q_proj[...].astype(dt))
+        k = dense(x_BTD, self.k_proj[...].astype(dt))
+        v = dense(x_BTD, self.v_proj[...].astype(dt))
         q = constrain(q, ("act_batch", "act_seq", "act_heads", "act_head_dim"))
         k = constrain(k, ("act_batch", "act_seq", "act_kv_heads", "act_head_dim"))
         v = constrain(v, ("act_batch", "act_seq", "act_kv_heads", "act_head_dim"))
@@ -153,7 +175,7 @@ class Attention(nnx.Module):
                         context_parallel=cfg.context_parallel)
         out = checkpoint_name(out, "attn_out")
         out = constrain(out, ("act_batch", "act_seq", "act_heads", "act_head_dim"))
-        y = jnp.einsum("bthk,hkd->btd", out, self.o_proj[...].astype(dt))
+        y = dense(out, self.o_proj[...].astype(dt), contract=2)
         return y, new_cache
 
 
@@ -170,10 +192,10 @@ class MLP(nnx.Module):
 
     def __call__(self, x_BTD):
         dt = self.cfg.dtype
-        gate = jnp.einsum("btd,df->btf", x_BTD, self.gate_proj[...].astype(dt))
-        up = jnp.einsum("btd,df->btf", x_BTD, self.up_proj[...].astype(dt))
+        gate = dense(x_BTD, self.gate_proj[...].astype(dt))
+        up = dense(x_BTD, self.up_proj[...].astype(dt))
         h = constrain(jax.nn.silu(gate) * up, ("act_batch", "act_seq", "act_mlp"))
-        return jnp.einsum("btf,fd->btd", h, self.down_proj[...].astype(dt))
+        return dense(h, self.down_proj[...].astype(dt))
 
 
 class DecoderLayer(nnx.Module):
@@ -374,8 +396,7 @@ class Transformer(nnx.Module):
             out_logits = None
         else:
             h = x[:, -1:, :] if logits == "last" else x
-            out_logits = jnp.einsum("btd,dv->btv", h, self.lm_head_kernel(),
-                                    preferred_element_type=jnp.float32)
+            out_logits = dense(h, self.lm_head_kernel(), preferred_element_type=jnp.float32)
             out_logits = constrain(out_logits, ("act_batch", "act_seq", "act_vocab"))
         return ModelOutput(logits=out_logits, final_hidden=x, hidden_states=hidden, cache=new_cache)
 

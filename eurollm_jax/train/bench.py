@@ -4,7 +4,10 @@ Times the full jitted train step (forward, backward, clipping, AdamW, donation) 
 config's shapes and reports median step time, tokens/s and MFU (on known accelerators).
 ``--peer=hf`` also trains transformers' ``LlamaForCausalLM`` with ``torch.optim.AdamW``
 (same shapes, same clipping, fp32 on CPU, or bf16 autocast with ``--peer_bf16``) in the
-same call and prints the ratio. Any config key can be overridden: ``--config.train.batch_size=8``.
+same call and prints the ratio; ``--peer=plain`` trains the plain JAX yardstick
+(``eurollm_jax.model.plain_reference``: the same model as a bare function, with optax
+clipping + AdamW, donated), which says what our step's generality costs over XLA's own
+speed; ``--peer=all`` runs both. Steps of every implementation are interleaved. Any config key can be overridden: ``--config.train.batch_size=8``.
 """
 
 from __future__ import annotations
@@ -23,7 +26,8 @@ def _flags(argv):
         "config", "configs/tiny.py", "job config", flag_values=fv, sys_argv=list(argv)
     )
     flags.DEFINE_enum(
-        "peer", "none", ["none", "hf"], "also time a peer implementation", flag_values=fv
+        "peer", "none", ["none", "hf", "plain", "all"], "also time peer implementations",
+        flag_values=fv,
     )
     flags.DEFINE_integer("steps", 20, "timed steps", flag_values=fv)
     flags.DEFINE_integer("warmup", 3, "untimed steps (after compilation)", flag_values=fv)
@@ -119,6 +123,46 @@ def make_hf_step(config, bf16: bool = False):
     return step, {"threads": torch.get_num_threads()}
 
 
+def make_plain_step(config):
+    """(run one step, info): the plain JAX yardstick (``plain_reference.plain_loss``) with
+    optax global-norm clipping + AdamW on the same batches, params and state donated."""
+    import jax
+    import optax
+    from flax import nnx
+
+    from eurollm_jax.model import create_model
+    from eurollm_jax.model.plain_reference import plain_loss
+    from eurollm_jax.train.data import make_iterator
+    from eurollm_jax.train.validate import model_config
+
+    mcfg = model_config(config)
+    params = nnx.to_pure_dict(nnx.state(create_model(mcfg, seed=0), nnx.Param))
+    o = config.optimizer
+    tx = optax.chain(
+        optax.clip_by_global_norm(float(o.clip_norm)),
+        optax.adamw(float(o.lr), b1=float(o.b1), b2=float(o.b2), eps=float(o.eps),
+                    weight_decay=float(o.weight_decay)),
+    )
+
+    @jax.jit
+    def update(params, opt_state, tokens):
+        loss, grads = jax.value_and_grad(plain_loss)(params, tokens, mcfg)
+        updates, opt_state = tx.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), opt_state, loss
+
+    update = jax.jit(update.__wrapped__, donate_argnums=(0, 1))
+    it = make_iterator(config)
+    batches = [jax.numpy.asarray(next(it)["tokens"]) for _ in range(4)]
+    box = {"params": params, "opt": tx.init(params), "i": 0}
+
+    def step():
+        box["params"], box["opt"], loss = update(box["params"], box["opt"], batches[box["i"] % 4])
+        box["i"] += 1
+        return float(jax.block_until_ready(loss))
+
+    return step, {}
+
+
 def _timed(step) -> float:
     t0 = time.perf_counter()
     step()
@@ -145,20 +189,26 @@ def main(argv) -> int:
     )
     tokens = int(t.batch_size) * int(t.seq_len)
     jax_step, jx = make_jax_step(config)
-    peer = fv["peer"].value == "hf"
-    if peer:
+    which = fv["peer"].value
+    peers = {}  # name -> step
+    if which in ("hf", "all"):
         hf_step, pr = make_hf_step(config, fv["peer_bf16"].value)
+        bf16 = " (bf16 autocast)" if fv["peer_bf16"].value else ""
+        peers[f"transformers+torch AdamW{bf16}"] = (hf_step, f"  ({pr['threads']} torch threads)")
+    if which in ("plain", "all"):
+        plain_step, _ = make_plain_step(config)
+        peers["plain JAX step"] = (plain_step, "  (optax clipping + AdamW)")
     for _ in range(fv["warmup"].value):
         jax_step()
-        if peer:
-            hf_step()
-    # Interleaved: both implementations see the same machine load (shared CPUs are noisy).
-    jt, ht = [], []
+        for peer_step, _ in peers.values():
+            peer_step()
+    # Interleaved: every implementation sees the same machine load (shared CPUs are noisy).
+    times = {"eurollm_jax": [], **{name: [] for name in peers}}
     for _ in range(fv["steps"].value):
-        jt.append(_timed(jax_step))
-        if peer:
-            ht.append(_timed(hf_step))
-    jmed = statistics.median(jt)
+        times["eurollm_jax"].append(_timed(jax_step))
+        for name, (peer_step, _) in peers.items():
+            times[name].append(_timed(peer_step))
+    jmed = statistics.median(times["eurollm_jax"])
     line = (
         f"eurollm_jax: {jmed * 1e3:8.1f} ms/step  {tokens / jmed:10,.0f} tokens/s  "
         f"({jx['devices']} x {jx['device']}, compile {jx['compile_s']:.1f} s)"
@@ -167,20 +217,14 @@ def main(argv) -> int:
     if u is not None:
         line += f"  MFU {100 * u:.1f}%"
     print(line, flush=True)
-    if peer:
-        hmed = statistics.median(ht)
-        print(
-            f"transformers+torch AdamW{' (bf16 autocast)' if fv['peer_bf16'].value else ''}: "
-            f"{hmed * 1e3:8.1f} ms/step  {tokens / hmed:10,.0f} tokens/s  "
-            f"({pr['threads']} torch threads)",
-            flush=True,
-        )
-        print(
-            f"ratio eurollm_jax / transformers: {hmed / jmed:.2f}x (medians, interleaved steps)",
-            flush=True,
-        )
+    for name, (_, detail) in peers.items():
+        pmed = statistics.median(times[name])
+        print(f"{name}: {pmed * 1e3:8.1f} ms/step  {tokens / pmed:10,.0f} tokens/s{detail}",
+              flush=True)
+        short = name.split(" (")[0].replace("+torch AdamW", "")
+        print(f"ratio eurollm_jax / {short}: {pmed / jmed:.2f}x (medians, interleaved steps)",
+              flush=True)
     return 0
-
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv))

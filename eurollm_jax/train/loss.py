@@ -16,6 +16,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from eurollm_jax.model.transformer import dense
 from eurollm_jax.parallel.rules import constrain
 
 
@@ -76,7 +77,7 @@ def chunked_cross_entropy_sums(hidden_BTD, kernel_DV, targets_BT, weights_BT, ch
     @jax.checkpoint
     def one(carry, xs):
         h, y, w = xs
-        logits = jnp.einsum("bcd,dv->bcv", h, kernel_DV, preferred_element_type=jnp.float32)
+        logits = dense(h, kernel_DV, preferred_element_type=jnp.float32)
         logits = constrain(logits, ("act_batch", "act_seq", "act_vocab"))
         nll, z = cross_entropy_sums(logits, y, w)
         return (carry[0] + nll, carry[1] + z), None

@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import optax
 
 from eurollm_jax.data import BATCH_KEYS
-from eurollm_jax.model import ModelConfig
+from eurollm_jax.model import ModelConfig, dense
 from eurollm_jax.parallel import batch_sharding
 from eurollm_jax.parallel.rules import constrain
 from eurollm_jax.train.loss import (
@@ -58,8 +58,7 @@ def loss_sums(graphdef, cfg: ModelConfig, params, mb, loss_chunk: int = 0, vocab
         if vocab_subset:
             kernel, targets = restrict_vocab(kernel, targets, vocab_subset)
         if not loss_chunk:
-            logits = jnp.einsum("btd,dv->btv", out.final_hidden, kernel,
-                                preferred_element_type=jnp.float32)
+            logits = dense(out.final_hidden, kernel, preferred_element_type=jnp.float32)
             return cross_entropy_sums(logits, targets, mb["weights"])
         return chunked_cross_entropy_sums(
             out.final_hidden, kernel, targets, mb["weights"], loss_chunk

@@ -113,14 +113,14 @@ def test_pod_dry_runs_print_the_commands():
 
 
 @pytest.mark.torch
-def test_bench_times_the_step_and_the_transformers_peer(capsys):
+def test_bench_times_the_step_the_transformers_peer_and_the_plain_jax_step(capsys):
     pytest.importorskip("transformers")
     from eurollm_jax.train import bench
 
     flags = [
         "bench",
         "--config=configs/tiny.py",
-        "--peer=hf",
+        "--peer=all",
         "--steps=2",
         "--warmup=1",
         "--fast_compile",
@@ -137,3 +137,4 @@ def test_bench_times_the_step_and_the_transformers_peer(capsys):
     out = capsys.readouterr().out
     assert "eurollm_jax:" in out and "tokens/s" in out
     assert "transformers+torch AdamW:" in out and "ratio eurollm_jax / transformers:" in out
+    assert "plain JAX step:" in out and "ratio eurollm_jax / plain JAX step:" in out
