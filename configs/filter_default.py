@@ -2,8 +2,9 @@
 
 The sections, their fields, defaults and checks are defined once, as typed dataclasses, in
 ``eurollm_jax/filtering/config.py`` (``FilterConfig``; each field is commented there): the
-reader's ``input`` options and limits, ``output`` format, ``language_id`` (lid.176 lite,
-threshold 0.65), ``url_blocklist``, the four ``heuristics`` filters (``heuristics.overrides``
+reader's ``input`` options and limits, ``output`` format, ``language_id`` (lid.176 lite, with
+lingua + py3langid on short, unsure or confusable texts; threshold 0.65; docs/language_id.md),
+``url_blocklist``, the four ``heuristics`` filters (``heuristics.overrides``
 changes a step's thresholds, ``heuristics.per_language`` a language's), ``pii`` redaction, the
 EuroFilter classifier (``quality``, off here; see filter_eurofilter.py), exact + MinHash
 ``dedup`` (5-grams, 14 bands x 8 rows) and the local ``runner``. This file only turns those

@@ -14,9 +14,10 @@ Inputs (local files, nothing downloads):
 Per (instruction, language) pair:
 1. the candidate answers ``answer_prompt.json``'s user turn (``{instruction}`` +
    "Please answer in {language}.") greedily;
-2. language ID (``eurollm_jax.filtering.LanguageIdentifier``) of both answers: a candidate
-   answer not in the target language loses the pair (score 0) without a judge call; a
-   reference answer in the wrong language while the candidate's is right is a win (1);
+2. language ID (the filtering step's identifier, ``filtering.langid.filter_identifier``) of
+   both answers: a candidate answer not in the target language loses the pair (score 0)
+   without a judge call; a reference answer in the wrong language while the candidate's is
+   right is a win (1);
 3. otherwise the judge sees the pair twice, once with the candidate as Output (a) and once
    as Output (b) (position swap, ``judge_prompt.json``); each judgment must name exactly one
    of "Output (a)" / "Output (b)". A judgment that does not parse (or a failed request) is
@@ -140,9 +141,9 @@ def bootstrap_ci(scores: Sequence[float], *, resamples: int = 1000, seed: int = 
 
 
 def _language_identifier():
-    from eurollm_jax.filtering import LanguageIdentifier
+    from eurollm_jax.filtering.langid import filter_identifier
 
-    ident = LanguageIdentifier()
+    ident = filter_identifier()  # the filter's two-pass identifier, labels over every language
     return lambda texts: [p[0] for p in ident.predict(list(texts))]
 
 

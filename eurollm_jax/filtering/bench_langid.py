@@ -340,9 +340,10 @@ def heatmap(rows: list[dict], labels: list[str], path: str, title: str) -> None:
 
 
 def throughput(docs: int = 2000, seed: int = 0, repeats: int = 3) -> dict:
-    """Documents/s per core of the language ID step, the default (with the second pass) and
-    fastText alone, on the filter benchmark's corpus (``sample_corpus.english_corpus``, what
-    ``python -m launch.bench filter`` times the heuristics on) and on multilingual text (this
+    """Documents/s per core of the language ID step, the default (with the second pass), the
+    default without the short-text rule (``second_pass_below_chars=0``) and fastText alone,
+    with the share of texts the second pass read, on the filter benchmark's corpus
+    (``sample_corpus.english_corpus``, web-like English pages) and on multilingual text (this
     benchmark's medium and long inputs, every language). Median of ``repeats``."""
     import statistics
 
@@ -354,7 +355,10 @@ def throughput(docs: int = 2000, seed: int = 0, repeats: int = 3) -> dict:
                "eu_medium_long": [r["text"] for r in evaluation_texts(sources=("udhr",))
                                   if r["length"] != "short"]}
     out = {}
-    for label, step in (("default", LanguageID()), ("fasttext_only", LanguageID(second_pass=()))):
+    steps = (("default", LanguageID()),
+             ("no_length_rule", LanguageID(second_pass_below_chars=0)),
+             ("fasttext_only", LanguageID(second_pass=())))
+    for label, step in steps:
         step.setup()
         for corpus, texts in corpora.items():
             step([Document("warm", t) for t in texts])  # lingua loads its models lazily
@@ -374,48 +378,13 @@ def throughput(docs: int = 2000, seed: int = 0, repeats: int = 3) -> dict:
 
 
 def chain_speed(docs: int = 1000, seed: int = 0, repeats: int = 3) -> dict:
-    """The filter benchmark's comparison with language ID in our chain: documents/s per core
-    of language ID (default, and fastText alone) followed by the FineWeb heuristics, against
-    datatrove's heuristic chain alone (its language filter would download its model), on the
-    same ``english_corpus`` documents, alternating in one process; medians of ``repeats``."""
-    import copy
-    import statistics
-
+    """The filter benchmark's whole-chain comparison (``python -m launch.bench filter``,
+    ``bench.compare``): language ID + FineWeb heuristics, ours against datatrove's
+    ``LanguageFilter`` (the same lid.176 lite file) + its heuristics, on ``english_corpus``."""
     from eurollm_jax.filtering import bench
-    from eurollm_jax.filtering.heuristics import fineweb_heuristics
-    from eurollm_jax.filtering.langid import LanguageID
     from eurollm_jax.filtering.sample_corpus import english_corpus
-    from eurollm_jax.filtering.text import get_tokenizer
 
-    corpus = english_corpus(docs, seed=seed)
-    chains = {"default": LanguageID(), "fasttext_only": LanguageID(second_pass=())}
-    for step in chains.values():  # one untimed pass: lingua loads its models lazily
-        step.setup()
-        bench.first_drops([step], copy.deepcopy(corpus))
-    times = collections.defaultdict(list)
-    try:
-        from datatrove.data import Document as DTDocument
-    except ImportError:
-        DTDocument = None
-    for _ in range(repeats):
-        for name, step in chains.items():
-            get_tokenizer.cache_clear()
-            steps = [step] + fineweb_heuristics()
-            batch = copy.deepcopy(corpus)
-            t0 = time.perf_counter()
-            bench.first_drops(steps, batch)
-            times[name].append(time.perf_counter() - t0)
-        if DTDocument is not None:
-            t, _ = bench._datatrove([DTDocument(text=d.text, id=d.id) for d in corpus])
-            times["datatrove_heuristics"].append(t)
-    out = {"docs": len(corpus), "repeats": repeats}
-    for name, ts in times.items():
-        out[f"{name}_docs_per_s_per_core"] = round(len(corpus) / statistics.median(ts), 1)
-    if "datatrove_heuristics" in times:
-        dt = statistics.median(times["datatrove_heuristics"])
-        for name in chains:
-            out[f"{name}_speedup_vs_datatrove"] = round(dt / statistics.median(times[name]), 2)
-    return out
+    return bench.compare(english_corpus(docs, seed=seed), "full", repeats)
 
 
 # ---------------------------------------------------------------- driver

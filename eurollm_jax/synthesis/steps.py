@@ -222,9 +222,9 @@ class LLMStep(Step):
 
 # ----------------------------------------------------------------------------- shared steps
 class LanguageCheck(Step):
-    """Language ID (the filtering package's ``LanguageIdentifier``) on text fields: each must be
-    identified as its expected language (``fixed[field]``, else the record's
-    ``language_field``) with at least ``threshold``; the labels are kept in
+    """Language ID (the filtering step's identifier, ``filtering.langid.filter_identifier``) on
+    text fields: each must be identified as its expected language (``fixed[field]``, else the
+    record's ``language_field``) with at least ``threshold``; the labels are kept in
     ``record["langid"]``. Drops ``wrong_language:<field>``."""
 
     scope = "record"
@@ -239,9 +239,9 @@ class LanguageCheck(Step):
 
     def _identifier(self):
         if self._lid is None:
-            from eurollm_jax.filtering.langid import LanguageIdentifier
+            from eurollm_jax.filtering.langid import filter_identifier
 
-            self._lid = LanguageIdentifier()
+            self._lid = filter_identifier()  # the filter's two-pass identifier, every language
         return self._lid
 
     def process(self, records, ctx):

@@ -50,15 +50,19 @@ def test_second_pass_beats_lid176_on_the_hard_languages(hard_rows):
     assert mt and all("lingua" not in p.scores for p in mt)
 
 
+CONFIDENT = ["All human beings are born free and equal in dignity and rights. They are "
+             "endowed with reason and conscience and should act towards one another in a "
+             "spirit of brotherhood. Everyone has the right to life, liberty and security of "
+             "person.",
+             "Alle Menschen sind frei und gleich an Würde und Rechten geboren. Sie sind mit "
+             "Vernunft und Gewissen begabt und sollen einander im Geist der Brüderlichkeit "
+             "begegnen. Jeder hat das Recht auf Leben, Freiheit und Sicherheit der Person."]
+
+
 def test_the_second_pass_runs_only_where_the_first_is_unsure():
     ident = LanguageID().identifier
-    confident = ["All human beings are born free and equal in dignity and rights. They are "
-                 "endowed with reason and conscience and should act towards one another in a "
-                 "spirit of brotherhood.",
-                 "Alle Menschen sind frei und gleich an Würde und Rechten geboren. Sie sind mit "
-                 "Vernunft und Gewissen begabt und sollen einander im Geist der Brüderlichkeit "
-                 "begegnen."]
-    preds = ident.predict(confident)
+    assert all(len(t) >= ident.second_pass_below_chars for t in CONFIDENT)
+    preds = ident.predict(CONFIDENT)
     assert [p.language for p in preds] == ["en", "de"]
     assert all(p.scores == {"fasttext": pytest.approx(p.score, abs=1e-4)} for p in preds)
     assert ident.counts == {"texts": 2, "second_pass": 0}
@@ -67,6 +71,36 @@ def test_the_second_pass_runs_only_where_the_first_is_unsure():
                            "dôstojnosti a práv."])
     assert sk.language == "sk" and set(sk.scores) == {"fasttext", "py3langid", "lingua"}
     assert ident.counts["second_pass"] == 1
+
+
+def test_short_texts_always_get_the_second_pass():
+    """lid.176 is weak on short inputs (docs/language_id.md): under second_pass_below_chars
+    characters the second pass reads a text even when lid.176 is confident."""
+    short = [t.split(". ")[0] + "." for t in CONFIDENT]  # one sentence each, lid.176 > 0.9
+    ident = LanguageID().identifier
+    preds = ident.predict(short)
+    assert [p.language for p in preds] == ["en", "de"]
+    # py3langid votes; lingua abstains when no other language is plausible
+    assert all({"fasttext", "py3langid"} <= set(p.scores) for p in preds)
+    assert ident.counts == {"texts": 2, "second_pass": 2}
+    off = LanguageID(second_pass_below_chars=0).identifier
+    preds = off.predict(short)
+    assert all(p.score > 0.9 and set(p.scores) == {"fasttext"} for p in preds)
+    assert off.counts["second_pass"] == 0
+    # the rule counts characters after whitespace is collapsed, of what the first pass reads
+    padded = LanguageID(second_pass_below_chars=80).identifier
+    padded.predict([short[0] + " " * 100])
+    assert len(short[0]) < 80 and padded.counts["second_pass"] == 1
+
+
+def test_the_lid176_sentence_the_short_text_rule_fixes():
+    """Held-out Slovak UDHR line that lid.176 calls Polish at 0.67 (above `confident`, and
+    Polish is in no confusable group): only the short-text rule sends it to the second pass."""
+    text = "Vo vedomí že uznanie prirodzenej dôstojnosti"
+    (before,) = LanguageID(second_pass_below_chars=0).identifier.predict([text])
+    (after,) = LanguageID().identifier.predict([text])
+    assert before.language == "pl" and set(before.scores) == {"fasttext"}
+    assert after.language == "sk" and "lingua" in after.scores
 
 
 class _Fixed:
@@ -123,6 +157,7 @@ def test_probabilities_are_recorded_on_each_document(eu_sentences):
     ({"confident": 2}, "language_id.confident: must be a probability"),
     ({"confusable": ["cs"]}, "language_id.confusable[0]: a group is two or more"),
     ({"second_pass_chars": 0}, "language_id.second_pass_chars: must be positive"),
+    ({"second_pass_below_chars": -1}, "language_id.second_pass_below_chars: must be >= 0"),
 ])
 def test_second_pass_settings_are_checked(values, message):
     with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
@@ -133,14 +168,39 @@ def test_the_pipeline_builds_the_configured_identifier():
     from eurollm_jax.filtering.pipeline import build_steps
 
     (step,) = build_steps({"language_id": {"second_pass": "py3langid", "confident": 0.5,
-                                           "thresholds": {"ga": 0.4}},
+                                           "thresholds": {"ga": 0.4},
+                                           "second_pass_below_chars": 80},
                            "heuristics": {"enabled": False}, "pii": {"enabled": False}})
     assert step.identifier.second_pass == ("py3langid",)
+    assert step.identifier.second_pass_below_chars == 80
     assert step.identifier.confident == 0.5 and step.thresholds == {"ga": 0.4}
     assert step.identifier.label_groups == langid.SECOND_PASS_LABEL_GROUPS
     (off,) = build_steps({"language_id": {"second_pass": []}, "heuristics": {"enabled": False},
                           "pii": {"enabled": False}})
     assert off.identifier.second_pass == () and off.identifier.label_groups == {"hr": ("sh", "bs")}
+
+
+def test_other_stages_share_the_filter_identifier():
+    """filter_identifier: the step's two-pass identifier with the label over every language
+    (synthesis' LanguageCheck and XL-AlpacaEval use it), or restricted to candidates."""
+    from eurollm_jax.evaluation.xl_alpacaeval import _language_identifier
+    from eurollm_jax.synthesis.steps import LanguageCheck
+
+    ident = langid.filter_identifier()
+    step = LanguageID()
+    assert ident.second_pass == step.identifier.second_pass == ("lingua", "py3langid")
+    assert ident.label_groups == step.identifier.label_groups
+    assert ident.candidates is None and step.identifier.candidates == frozenset(step.languages)
+    ru = "Все люди рождаются свободными и равными в своем достоинстве и правах."
+    sk = "Vo vedomí že uznanie prirodzenej dôstojnosti"
+    assert [p.language for p in ident.predict([ru, sk])] == ["ru", "sk"]
+    assert _language_identifier()([ru, sk]) == ["ru", "sk"]
+    assert isinstance(LanguageCheck(("t",))._identifier(), LanguageIdentifier)
+    assert LanguageCheck(("t",))._identifier().second_pass == ident.second_pass
+    off = langid.filter_identifier(FilterConfig.from_mapping(
+        {"language_id": {"second_pass": []}}).language_id, candidates=("sk", "cs"))
+    assert off.second_pass == () and off.label_groups == langid.DEFAULT_LABEL_GROUPS
+    assert off.candidates == frozenset({"sk", "cs"})
 
 
 def test_benchmark_on_a_few_languages(tmp_path):
