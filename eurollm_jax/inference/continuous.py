@@ -15,8 +15,13 @@ fresh segment id, written over the whole row, so the previous occupant's keys ar
 out without clearing them; RoPE positions are explicit per row, so a row's slots need
 not start at 0 and pad slots in between are masked. When ``ptr`` reaches the end of the
 cache the live slots are shifted left (``_compact``: one copy every few hundred steps).
-Shapes are bounded: one decode shape per (sampling mode, top-logprobs) pair, one prefill
-shape per (rows bucket, length bucket), one insert shape per prefill shape.
+A decode dispatch computes only the live rows: their state and attention window are
+gathered into a batch of the next row bucket (``Scheduler.row_buckets``: powers of two
+from ``min_decode_rows`` to ``num_slots``, padded with free rows) and scattered back after
+it, so the tail of a load, when few requests are left, costs what those rows cost.
+Shapes are bounded: one decode shape per (sampling mode, top-logprobs, row bucket,
+window bucket), one prefill shape per (rows bucket, length bucket), one insert shape per
+prefill shape.
 
 Prefill. Prompts are grouped by length bucket (up to ``max_prefill_rows`` per call);
 prompts longer than ``prefill_chunk`` run in chunks of that many tokens, each attending
@@ -52,7 +57,13 @@ from flax import nnx
 
 from eurollm_jax.inference import sampling as sampling_lib
 from eurollm_jax.inference import tokenization as tok_lib
-from eurollm_jax.inference.batching import PAD_ID, bucket_length, mesh_scope, put_replicated
+from eurollm_jax.inference.batching import (
+    PAD_ID,
+    bucket_batch,
+    bucket_length,
+    mesh_scope,
+    put_replicated,
+)
 from eurollm_jax.inference.engine import MAX_TOP_LOGPROBS, Completion, Engine, SamplingParams
 
 logger = logging.getLogger(__name__)
@@ -154,9 +165,10 @@ def _empty_cache(graphdef, params, *, rows, length):
 
 @functools.partial(jax.jit, donate_argnames=("cache",))
 def _place_prefix(cache, k_L1N, v_L1N, n_valid):
-    """Kept prefix keys/values into slots [0, N) of every row of a small cache."""
+    """Kept prefix keys/values ([L, 1, K, N, Dh]) into slots [0, N) of every row of a small
+    cache."""
     rows = cache["k"].shape[1]
-    n = k_L1N.shape[2]
+    n = k_L1N.shape[3]
     k = jnp.broadcast_to(k_L1N, (k_L1N.shape[0], rows) + k_L1N.shape[2:]).astype(cache["k"].dtype)
     v = jnp.broadcast_to(v_L1N, (v_L1N.shape[0], rows) + v_L1N.shape[2:]).astype(cache["v"].dtype)
     seg = jnp.broadcast_to((jnp.arange(n) < n_valid).astype(jnp.int32), (rows, n))
@@ -172,14 +184,19 @@ def _insert(st, small, logits_kV, rows_k, uids_k, lengths_k, row_samp, ptr, *, m
     """Copy prefilled rows into the big cache just before ``ptr``, sample each row's first
     token and reset the rows' decode state."""
     k = rows_k.shape[0]
-    ps = small["k"].shape[2]
-    s_len = st["cache"]["k"].shape[2]
+    ps = small["k"].shape[3]
+    s_len = st["cache"]["k"].shape[3]
     start = ptr - ps
     ck, cv, cseg = st["cache"]["k"], st["cache"]["v"], st["cache"]["segment_ids"]
     # one scatter per array: rows_k x slots [start, ptr) (padding rows repeat row 0)
     slots = start + jnp.arange(ps, dtype=jnp.int32)
-    ck = ck.at[:, rows_k[:, None], slots[None, :]].set(small["k"].astype(ck.dtype))
-    cv = cv.at[:, rows_k[:, None], slots[None, :]].set(small["v"].astype(cv.dtype))
+    # the cache is [L, B, K, S, Dh]: index rows and slots, the two advanced indices being
+    # separated by a slice, put their broadcast dims first: [k, ps, L, K, Dh]
+    def put(big, new):
+        return big.at[:, rows_k[:, None], :, slots[None, :]].set(
+            new.astype(big.dtype).transpose(1, 3, 0, 2, 4))
+
+    ck, cv = put(ck, small["k"]), put(cv, small["v"])
     block = jnp.where(small["segment_ids"] > 0, uids_k[:, None], 0)
     row_seg = jax.lax.dynamic_update_slice(jnp.zeros((k, s_len), jnp.int32), block, (0, start))
     cseg = cseg.at[rows_k].set(row_seg)
@@ -207,25 +224,30 @@ def _insert(st, small, logits_kV, rows_k, uids_k, lengths_k, row_samp, ptr, *, m
     static_argnames=("graphdef", "steps", "mode", "top_n", "window"),
     donate_argnames=("st",),
 )
-def _decode(graphdef, params, st, ptr, window_start, *, steps, mode, top_n, window):
-    """``steps`` decode steps for every row, writing at ``ptr``, ``ptr + 1``, ...; rows that
-    are done stop recording (their later columns are padding). Attention reads only the
-    ``window`` slots from ``window_start`` (which hold every live row's keys): they are
-    copied out of the cache once per dispatch and back after it."""
+def _decode(graphdef, params, st, ptr, window_start, rows_R, *, steps, mode, top_n, window):
+    """``steps`` decode steps for the rows ``rows_R`` (distinct; the live rows, padded with
+    free ones to a row bucket), writing at ``ptr``, ``ptr + 1``, ...; rows that are done
+    stop recording (their later columns are padding). Attention reads only the ``window``
+    slots from ``window_start`` (which hold every live row's keys). Those rows' state and
+    window are gathered once per dispatch and scattered back after it, so a half-empty
+    batch costs half: compute follows the live rows, not the slot count."""
     model = nnx.merge(graphdef, params)
-    b = st["last"].shape[0]
     full = st["cache"]
-    sub = {
-        "k": jax.lax.dynamic_slice_in_dim(full["k"], window_start, window, axis=2),
-        "v": jax.lax.dynamic_slice_in_dim(full["v"], window_start, window, axis=2),
-        "segment_ids": jax.lax.dynamic_slice_in_dim(full["segment_ids"], window_start, window, axis=1),
-    }
-    st = dict(st, cache=sub)
+
+    def window_of(x, axis):
+        return jax.lax.dynamic_slice_in_dim(x, window_start, window, axis=axis)
+
+    region = {"k": window_of(full["k"], 3), "v": window_of(full["v"], 3),
+              "segment_ids": window_of(full["segment_ids"], 1)}
+    sub = {name: v[rows_R] for name, v in st.items() if name != "cache"}
+    sub["cache"] = {"k": region["k"][:, rows_R], "v": region["v"][:, rows_R],
+                    "segment_ids": region["segment_ids"][rows_R]}
     ptr = ptr - window_start
-    toks = jnp.full((b, steps), PAD_ID, jnp.int32)
-    lps = jnp.zeros((b, steps), jnp.float32)
-    tops_i = jnp.zeros((b, steps, top_n), jnp.int32)
-    tops_l = jnp.zeros((b, steps, top_n), jnp.float32)
+    r = rows_R.shape[0]
+    toks = jnp.full((r, steps), PAD_ID, jnp.int32)
+    lps = jnp.zeros((r, steps), jnp.float32)
+    tops_i = jnp.zeros((r, steps, top_n), jnp.int32)
+    tops_l = jnp.zeros((r, steps, top_n), jnp.float32)
 
     def body(i, carry):
         s, toks, lps, tops_i, tops_l = carry
@@ -255,20 +277,24 @@ def _decode(graphdef, params, st, ptr, window_start, *, steps, mode, top_n, wind
             pos=s["pos"] + active.astype(jnp.int32),
             n_gen=n_gen,
             done=s["done"] | (active & (is_stop | (n_gen >= s["max_new"]))),
-            counts=s["counts"].at[jnp.arange(b), tok].add(active.astype(s["counts"].dtype)),
+            counts=s["counts"].at[jnp.arange(r), tok].add(active.astype(s["counts"].dtype)),
         )
         return s, toks, lps, tops_i, tops_l
 
-    st, toks, lps, tops_i, tops_l = jax.lax.fori_loop(0, steps, body, (st, toks, lps, tops_i, tops_l))
-    sub = st["cache"]
-    st["cache"] = {
-        "k": jax.lax.dynamic_update_slice_in_dim(full["k"], sub["k"], window_start, axis=2),
-        "v": jax.lax.dynamic_update_slice_in_dim(full["v"], sub["v"], window_start, axis=2),
+    sub, toks, lps, tops_i, tops_l = jax.lax.fori_loop(
+        0, steps, body, (sub, toks, lps, tops_i, tops_l))
+    new = {name: st[name].at[rows_R].set(sub[name]) for name in st if name != "cache"}
+    c = sub["cache"]
+    region = {"k": region["k"].at[:, rows_R].set(c["k"]), "v": region["v"].at[:, rows_R].set(c["v"]),
+              "segment_ids": region["segment_ids"].at[rows_R].set(c["segment_ids"])}
+    new["cache"] = {
+        "k": jax.lax.dynamic_update_slice_in_dim(full["k"], region["k"], window_start, axis=3),
+        "v": jax.lax.dynamic_update_slice_in_dim(full["v"], region["v"], window_start, axis=3),
         "segment_ids": jax.lax.dynamic_update_slice_in_dim(
-            full["segment_ids"], sub["segment_ids"], window_start, axis=1
+            full["segment_ids"], region["segment_ids"], window_start, axis=1
         ),
     }
-    return st, (toks, lps, tops_i, tops_l, st["n_gen"], st["done"])
+    return new, (toks, lps, tops_i, tops_l, sub["n_gen"], sub["done"])
 
 
 @functools.partial(jax.jit, donate_argnames=("st",))
@@ -281,7 +307,7 @@ def _compact(st, shift):
     seg = roll(cache["segment_ids"], 1)
     s_len = seg.shape[1]
     seg = jnp.where(jnp.arange(s_len)[None, :] < s_len - shift, seg, 0)
-    return dict(st, cache={"k": roll(cache["k"], 2), "v": roll(cache["v"], 2), "segment_ids": seg})
+    return dict(st, cache={"k": roll(cache["k"], 3), "v": roll(cache["v"], 3), "segment_ids": seg})
 
 
 @functools.partial(jax.jit, donate_argnames=("st",))
@@ -293,7 +319,7 @@ def _mark_done(st, mask_B):
 def _slice_prefix(small, row, start, *, length):
     def one(x):
         x = jax.lax.dynamic_slice_in_dim(x, row, 1, axis=1)
-        return jax.lax.dynamic_slice_in_dim(x, start, length, axis=2)
+        return jax.lax.dynamic_slice_in_dim(x, start, length, axis=3)
 
     return one(small["k"]), one(small["v"])
 
@@ -350,11 +376,11 @@ class PrefixCache:
         return found
 
     def keys_values(self, eid: int, n: int):
-        """The entry's first ``n`` keys and values ([L, 1, n, K, Dh] each)."""
+        """The entry's first ``n`` keys and values ([L, 1, K, n, Dh] each)."""
         key = (eid, n)
         if key not in self._slices:
             _, k, v = self.entries[eid]
-            self._slices[key] = (k[:, :, :n], v[:, :, :n])
+            self._slices[key] = (k[:, :, :, :n], v[:, :, :, :n])
         return self._slices[key]
 
     def wants(self, ids) -> int:
@@ -407,6 +433,8 @@ class Scheduler:
       max_prefill_rows: prompts per prefill call (a call has 1 or max_prefill_rows rows).
       decode_steps: decode steps per dispatch (new requests join between dispatches).
       max_queue: waiting requests before ``submit`` raises ``QueueFull``.
+      min_decode_rows: the smallest row bucket of a decode dispatch (see ``row_buckets``):
+        a dispatch computes only the live rows, padded to a bucket.
       prefix_cache_tokens: token budget of the prefix cache (0 = off); prefix_block: its
         granularity.
     """
@@ -424,6 +452,7 @@ class Scheduler:
         prefix_cache_tokens: int = 0,
         prefix_block: int = 64,
         min_prompt_bucket: int = 16,
+        min_decode_rows: int = 8,
     ):
         self.engine = engine
         self.cfg = engine.cfg
@@ -432,6 +461,7 @@ class Scheduler:
         self.max_prefill_rows = max(1, int(max_prefill_rows))
         self.decode_steps = max(1, int(decode_steps))
         self.min_prompt_bucket = int(min_prompt_bucket)
+        self.min_decode_rows = int(min_decode_rows)
         max_len = self.cfg.max_seq_len
         self.max_block = self._block_len(max_len)  # widest prefill block
         default_len = self.max_block + max_len + 4 * self.decode_steps
@@ -459,6 +489,7 @@ class Scheduler:
         self.stats = {
             "requests": 0, "finished": 0, "cancelled": 0, "prefills": 0, "decode_dispatches": 0,
             "compactions": 0, "prompt_tokens": 0, "prefill_tokens": 0, "generated_tokens": 0,
+            "decode_row_steps": 0,
             "step_errors": 0,
         }
         self._admitting: list[Request] = []  # taken from the queue, not yet in a slot
@@ -550,16 +581,18 @@ class Scheduler:
                     {key: put_replicated(x, self.mesh) for key, x in row_samp.items()},
                     np.int32(max(self._ptr, w)), mode="greedy", top_n=0,
                 )
-        window = 64
-        while True:
-            window = min(window, self.cache_len)
-            st, _ = _decode(
-                eng.graphdef, eng.params, st, np.int32(self._ptr), np.int32(0),
-                steps=self.decode_steps, mode="greedy", top_n=0, window=window,
-            )
-            if window >= self.cache_len:
-                break
-            window *= 2
+        for rows in self.row_buckets():
+            row_ids = put_replicated(np.arange(rows, dtype=np.int32), self.mesh)
+            window = 64
+            while True:
+                window = min(window, self.cache_len)
+                st, _ = _decode(
+                    eng.graphdef, eng.params, st, np.int32(self._ptr), np.int32(0), row_ids,
+                    steps=self.decode_steps, mode="greedy", top_n=0, window=window,
+                )
+                if window >= self.cache_len:
+                    break
+                window *= 2
         st = _compact(st, np.int32(0))
         self._state = _mark_done(st, put_replicated(np.ones(self.num_slots, bool), self.mesh))
         jax.block_until_ready(self._state)
@@ -872,26 +905,31 @@ class Scheduler:
         lowest = min(s.first_slot for s in live)
         window = min(bucket_length(self._ptr + steps - lowest, 64), self.cache_len)
         start = min(max(self._ptr + steps - window, 0), self.cache_len - window)
+        rows = self._decode_rows()
         self._state, out = _decode(
             self.engine.graphdef, self.engine.params, self._state, np.int32(self._ptr),
-            np.int32(start), steps=steps, mode=mode, top_n=top_n, window=window,
+            np.int32(start), put_replicated(np.asarray(rows, np.int32), self.mesh),
+            steps=steps, mode=mode, top_n=top_n, window=window,
         )
         self._ptr += steps
         self.stats["decode_dispatches"] += 1
+        self.stats["decode_row_steps"] += len(rows) * steps
         toks, lps, tops_i, tops_l, n_gen, done = jax.device_get(out)
         now = time.perf_counter()
         made = 0
         force_done = np.zeros(self.num_slots, bool)
+        at = {row: i for i, row in enumerate(rows)}
         for row, before in n_before.items():
-            new = int(n_gen[row]) - before
+            i = at[row]
+            new = int(n_gen[i]) - before
             items = []
             for j in range(max(new, 0)):
-                top = (tops_i[row, j].tolist(), tops_l[row, j].tolist()) if top_n else None
-                items.append((int(toks[row, j]), float(lps[row, j]), top))
+                top = (tops_i[i, j].tolist(), tops_l[i, j].tolist()) if top_n else None
+                items.append((int(toks[i, j]), float(lps[i, j]), top))
             made += len(items)
             slot = self._slots[row]
-            if self._emit(row, items, device_done=bool(done[row])):
-                force_done[row] = not done[row]
+            if self._emit(row, items, device_done=bool(done[i])):
+                force_done[row] = not done[i]
             elif slot.request.cancelled:
                 force_done[row] = True
                 self._release(row)
@@ -900,6 +938,26 @@ class Scheduler:
         if force_done.any():
             self._state = _mark_done(self._state, put_replicated(force_done, self.mesh))
         self._record_rate(now, made)
+
+    def row_buckets(self) -> list[int]:
+        """The row counts a decode dispatch runs at: powers of two (multiples of the
+        mesh's batch shards) from ``min_decode_rows`` up, and ``num_slots``."""
+        out, n = [], max(1, min(self.min_decode_rows, self.num_slots))
+        while n < self.num_slots:
+            b = bucket_batch(n, self.mesh)
+            if b >= self.num_slots:
+                break
+            if b not in out:
+                out.append(b)
+            n = b + 1
+        return out + [self.num_slots]
+
+    def _decode_rows(self) -> list[int]:
+        """The live rows, padded with free rows (distinct, done) to the next row bucket."""
+        live = [i for i, s in enumerate(self._slots) if s is not None]
+        size = next(b for b in self.row_buckets() if b >= len(live))
+        free = [i for i, s in enumerate(self._slots) if s is None]
+        return live + free[: size - len(live)]
 
     def _compact_cache(self):
         live = [s.first_slot for s in self._slots if s is not None]

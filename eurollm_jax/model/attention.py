@@ -203,8 +203,13 @@ def _log_choice(kernel: str, reason: str, impl: str, q, k) -> None:
 
 
 def attention(q, k, v, mask: AttentionMask, *, impl: str = "xla", is_self_attention: bool = True,
-              context_parallel: str = "ring"):
-    """Run the kernel ``select_kernel`` picks for this call (logged once per shape)."""
+              context_parallel: str = "ring", kv_layout: str = "BSKD"):
+    """Run the kernel ``select_kernel`` picks for this call (logged once per shape).
+    ``kv_layout="BKSD"``: k/v are [B, K, S, Dh] (the KV cache's layout; reference kernel)."""
+    if kv_layout not in ("BSKD", "BKSD"):
+        raise ValueError(f"kv_layout must be 'BSKD' or 'BKSD', got {kv_layout!r}")
+    if kv_layout == "BKSD" and is_self_attention:
+        raise ValueError("kv_layout='BKSD' is the KV cache's layout (is_self_attention=False)")
     from eurollm_jax.model.context_parallel import context_parallel_attention, sequence_shards
     from eurollm_jax.parallel.rules import current_mesh
 
@@ -217,27 +222,33 @@ def attention(q, k, v, mask: AttentionMask, *, impl: str = "xla", is_self_attent
     _log_choice(kernel, reason, impl, q, k)
     if kernel in ("ring", "allgather"):
         return context_parallel_attention(q, k, v, mask, mesh, impl=kernel)
-    if kernel == "xla":
-        return xla_attention(q, k, v, mask)
+    if kernel == "xla":  # the only kernel for a cache (select_kernel), so any layout
+        return xla_attention(q, k, v, mask, kv_layout=kv_layout)
     if kernel == "cudnn":
         return cudnn_attention(q, k, v, mask)
     return splash_attention(q, k, v, mask)
 
 
 # ----------------------------------------------------------------------------- kernels
-def xla_attention(q, k, v, mask: AttentionMask):
+def xla_attention(q, k, v, mask: AttentionMask, *, kv_layout: str = "BSKD"):
+    """Einsum attention; k/v [B, S, K, Dh], or [B, K, S, Dh] with ``kv_layout="BKSD"``."""
     b, t, h, d = q.shape
-    s, kv_heads = k.shape[1], k.shape[2]
+    if kv_layout == "BKSD":
+        kv_heads, s = k.shape[1], k.shape[2]
+        k_spec = "bksd"
+    else:
+        s, kv_heads = k.shape[1], k.shape[2]
+        k_spec = "bskd"
     groups = h // kv_heads
     # Query heads sharing a KV head are folded into the row dimension: one plain batched
     # matmul per KV head ([G*T, Dh] x [Dh, S]), which XLA lowers best on every backend.
     q = q.reshape(b, t, kv_heads, groups, d).transpose(0, 2, 3, 1, 4).reshape(b, kv_heads, groups * t, d)
-    scores = jnp.einsum("bkqd,bskd->bkqs", q, k, preferred_element_type=jnp.float32)
+    scores = jnp.einsum(f"bkqd,{k_spec}->bkqs", q, k, preferred_element_type=jnp.float32)
     scores = scores.reshape(b, kv_heads, groups, t, s) * (1.0 / math.sqrt(d))
     dense = mask.dense()[:, :, None]  # [B, 1, 1, T, S]
     scores = jnp.where(dense, scores, MASK_VALUE)
     probs = jax.nn.softmax(scores, axis=-1).astype(v.dtype).reshape(b, kv_heads, groups * t, s)
-    out = jnp.einsum("bkqs,bskd->bkqd", probs, v)
+    out = jnp.einsum(f"bkqs,{k_spec}->bkqd", probs, v)
     return out.reshape(b, kv_heads, groups, t, d).transpose(0, 3, 1, 2, 4).reshape(b, t, h, d)
 
 

@@ -150,7 +150,7 @@ class Attention(nnx.Module):
 
     def __call__(self, x_BTD, cos, sin, mask: AttentionMask, kv_cache=None, cache_index=None,
                  layer_index=None):
-        """``kv_cache``: the whole cache {"k", "v": [L, B, S, K, Dh]}; only this layer's new
+        """``kv_cache``: the whole cache {"k", "v": [L, B, K, S, Dh]}; only this layer's new
         slots are written (in place under jit), and the updated cache is returned."""
         cfg = self.cfg
         dt = cfg.dtype
@@ -163,16 +163,23 @@ class Attention(nnx.Module):
         q = checkpoint_name(apply_rope(q, cos, sin), "query")
         k = checkpoint_name(apply_rope(k, cos, sin), "key")
         v = checkpoint_name(v, "value")
-        new_cache = None
-        if kv_cache is not None:
-            start = (layer_index, 0, cache_index, 0, 0)
-            ck = jax.lax.dynamic_update_slice(kv_cache["k"], k.astype(kv_cache["k"].dtype)[None], start)
-            cv = jax.lax.dynamic_update_slice(kv_cache["v"], v.astype(kv_cache["v"].dtype)[None], start)
+        if kv_cache is None:
+            new_cache = None
+            out = attention(q, k, v, mask, impl=cfg.attention_impl, is_self_attention=True,
+                            context_parallel=cfg.context_parallel)
+        else:
+            # The cache keeps heads before slots ([B, K, S, Dh] per layer): attention reads
+            # it as it lies, with no per-step transposed copy of the whole cache.
+            start = (layer_index, 0, 0, cache_index, 0)
+            ck = jax.lax.dynamic_update_slice(
+                kv_cache["k"], k.astype(kv_cache["k"].dtype).transpose(0, 2, 1, 3)[None], start)
+            cv = jax.lax.dynamic_update_slice(
+                kv_cache["v"], v.astype(kv_cache["v"].dtype).transpose(0, 2, 1, 3)[None], start)
             new_cache = {"k": ck, "v": cv}
             k = jax.lax.dynamic_index_in_dim(ck, layer_index, axis=0, keepdims=False).astype(dt)
             v = jax.lax.dynamic_index_in_dim(cv, layer_index, axis=0, keepdims=False).astype(dt)
-        out = attention(q, k, v, mask, impl=cfg.attention_impl, is_self_attention=kv_cache is None,
-                        context_parallel=cfg.context_parallel)
+            out = attention(q, k, v, mask, impl=cfg.attention_impl, is_self_attention=False,
+                            kv_layout="BKSD")
         out = checkpoint_name(out, "attn_out")
         out = constrain(out, ("act_batch", "act_seq", "act_heads", "act_head_dim"))
         y = dense(out, self.o_proj[...].astype(dt), contract=2)
@@ -249,12 +256,12 @@ class Transformer(nnx.Module):
 
     # -------------------------------------------------------------- KV cache
     def init_cache(self, batch_size: int, max_len: int, dtype=None):
-        """An empty KV cache for ``max_len`` slots: k/v [L, B, S, K, Dh], plus per-slot
+        """An empty KV cache for ``max_len`` slots: k/v [L, B, K, S, Dh], plus per-slot
         segment ids (0 = empty). Sharded like activations when a mesh is set."""
         cfg = self.cfg
         dtype = dtype or cfg.dtype
-        shape = (cfg.num_layers, batch_size, max_len, cfg.num_kv_heads, cfg.head_dim)
-        axes = ("layers", "act_batch", "cache_seq", "act_kv_heads", "act_head_dim")
+        shape = (cfg.num_layers, batch_size, cfg.num_kv_heads, max_len, cfg.head_dim)
+        axes = ("layers", "act_batch", "act_kv_heads", "cache_seq", "act_head_dim")
         return {
             "k": constrain(jnp.zeros(shape, dtype), axes),
             "v": constrain(jnp.zeros(shape, dtype), axes),
@@ -303,7 +310,7 @@ class Transformer(nnx.Module):
                 raise ValueError("a KV cache needs cache_index: the slot of the first new token")
             if segment_ids is None:
                 segment_ids = jnp.ones((b, t), jnp.int32)
-            s = cache["k"].shape[2]
+            s = cache["k"].shape[3]
             kv_segments = jax.lax.dynamic_update_slice_in_dim(
                 cache["segment_ids"], segment_ids.astype(jnp.int32), cache_index, axis=1
             )

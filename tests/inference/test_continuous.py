@@ -15,10 +15,11 @@ pytestmark = pytest.mark.torch  # the fixtures build a transformers model
 
 @pytest.fixture(scope="module")
 def scheduler(engine):
-    # 8 slots for 32 requests: rows are reused; a short cache forces compactions
+    # 8 slots for 32 requests: rows are reused; a short cache forces compactions; decode
+    # dispatches run at 2, 4 or 8 rows (the live ones)
     sch = Scheduler(
         engine, num_slots=8, decode_steps=4, cache_len=280, prefill_chunk=32,
-        prefix_cache_tokens=2048, prefix_block=16,
+        prefix_cache_tokens=2048, prefix_block=16, min_decode_rows=2,
     )
     yield sch
     sch.close()
@@ -44,6 +45,9 @@ def test_32_concurrent_mixed_length_greedy_equals_sequential_and_transformers(
     m = scheduler.metrics()
     assert m["running_slots"] == 0 and m["queue_length"] == 0
     assert m["compactions"] > 0  # the write pointer wrapped and rows were shifted
+    # the draining tail ran in smaller row buckets than the 8 slots
+    assert scheduler.row_buckets()[0] < 8
+    assert m["decode_row_steps"] < m["decode_dispatches"] * 8 * scheduler.decode_steps
 
 
 @pytest.mark.slow
