@@ -137,9 +137,11 @@ def main(argv=None):
     from eurollm_jax.model import create_model, get_preset
 
     cfg = get_preset(args.preset, compute_dtype=args.dtype, param_dtype=args.dtype)
-    need = max(args.max_prompt + args.max_new, args.prefix_len + 64 + args.prefix_new)
-    cfg = cfg.replace(max_seq_len=need)  # the context the server is configured for
+    # Each part runs a server configured for its own context (the cache a scheduler
+    # allocates, and so what a decode step copies, follows max_seq_len); same weights.
+    cfg = cfg.replace(max_seq_len=args.max_prompt + args.max_new)
     engine = Engine(create_model(cfg, seed=args.seed))
+    prefix_cfg = cfg.replace(max_seq_len=args.prefix_len + 64 + args.prefix_new)
     rng = np.random.default_rng(args.seed)
     warm = [_workload(args, cfg, rng) for _ in range(2)]
     timed = [_workload(args, cfg, rng) for _ in range(args.repeats)]
@@ -197,7 +199,7 @@ def main(argv=None):
         prefix = {}
         for name, tokens in (("without prefix cache", 0), ("with prefix cache", 8 * args.prefix_len)):
             sch = Scheduler(
-                engine, num_slots=args.slots, decode_steps=args.decode_steps,
+                Engine(create_model(prefix_cfg, seed=args.seed)), num_slots=args.slots, decode_steps=args.decode_steps,
                 prefix_cache_tokens=tokens, prefix_block=64,
             )
             sch.warmup(args.prefix_len + 64)

@@ -234,14 +234,17 @@ def _decode(graphdef, params, st, ptr, window_start, rows_R, *, steps, mode, top
     model = nnx.merge(graphdef, params)
     full = st["cache"]
 
-    def window_of(x, axis):
-        return jax.lax.dynamic_slice_in_dim(x, window_start, window, axis=axis)
+    # one gather per array: rows_R x slots [window_start, + window); with the two
+    # advanced indices separated by a slice their dims come first: [R, W, L, K, Dh]
+    slots_W = window_start + jnp.arange(window, dtype=jnp.int32)
+    at = (slice(None), rows_R[:, None], slice(None), slots_W[None, :])
 
-    region = {"k": window_of(full["k"], 3), "v": window_of(full["v"], 3),
-              "segment_ids": window_of(full["segment_ids"], 1)}
+    def gather(x):
+        return x[at].transpose(2, 0, 3, 1, 4)
+
     sub = {name: v[rows_R] for name, v in st.items() if name != "cache"}
-    sub["cache"] = {"k": region["k"][:, rows_R], "v": region["v"][:, rows_R],
-                    "segment_ids": region["segment_ids"][rows_R]}
+    sub["cache"] = {"k": gather(full["k"]), "v": gather(full["v"]),
+                    "segment_ids": full["segment_ids"][rows_R[:, None], slots_W[None, :]]}
     ptr = ptr - window_start
     r = rows_R.shape[0]
     toks = jnp.full((r, steps), PAD_ID, jnp.int32)
@@ -285,14 +288,14 @@ def _decode(graphdef, params, st, ptr, window_start, rows_R, *, steps, mode, top
         0, steps, body, (sub, toks, lps, tops_i, tops_l))
     new = {name: st[name].at[rows_R].set(sub[name]) for name in st if name != "cache"}
     c = sub["cache"]
-    region = {"k": region["k"].at[:, rows_R].set(c["k"]), "v": region["v"].at[:, rows_R].set(c["v"]),
-              "segment_ids": region["segment_ids"].at[rows_R].set(c["segment_ids"])}
+
+    def scatter(x, part):
+        return x.at[at].set(part.transpose(1, 3, 0, 2, 4))
+
     new["cache"] = {
-        "k": jax.lax.dynamic_update_slice_in_dim(full["k"], region["k"], window_start, axis=3),
-        "v": jax.lax.dynamic_update_slice_in_dim(full["v"], region["v"], window_start, axis=3),
-        "segment_ids": jax.lax.dynamic_update_slice_in_dim(
-            full["segment_ids"], region["segment_ids"], window_start, axis=1
-        ),
+        "k": scatter(full["k"], c["k"]), "v": scatter(full["v"], c["v"]),
+        "segment_ids": full["segment_ids"].at[rows_R[:, None], slots_W[None, :]].set(
+            c["segment_ids"]),
     }
     return new, (toks, lps, tops_i, tops_l, sub["n_gen"], sub["done"])
 
