@@ -223,6 +223,28 @@ def score(rows: list[dict], labels: list[str], kept: list[bool] | None = None) -
     return out
 
 
+CHAR_BINS = (0, 40, 60, 80, 100, 120, 150, 200, 300, 500)
+
+
+def by_chars(rows: list[dict], labels: list[str]) -> dict[str, dict]:
+    """Accuracy over the EU-language inputs of every length, per bin of input length in
+    characters (whitespace collapsed): where an identifier starts to err on short text (how
+    ``second_pass_below_chars`` was chosen, on the development text; docs/language_id.md)."""
+    edges = CHAR_BINS + (None,)
+    cells = collections.defaultdict(lambda: [0, 0])
+    for r, lab in zip(rows, labels):
+        if r["lang"] not in EU_LANGUAGES:
+            continue
+        n = len(" ".join(r["text"].split()))
+        for lo, hi in zip(edges, edges[1:]):
+            if hi is None or n < hi:
+                key = f"{lo}-{hi}" if hi is not None else f"{lo}+"
+                break
+        cells[key][0] += VARIANTS.get(lab, lab) == r["lang"]
+        cells[key][1] += 1
+    return {k: {"texts": n, "accuracy": c / n} for k, (c, n) in cells.items()}
+
+
 def confusion_pairs(result: dict) -> dict[str, dict[str, int]]:
     """For each group of CONFUSION_PAIRS: ``{"gold>pred": n}`` of the short inputs, within the
     group (and, for Maltese, wherever it goes)."""
@@ -292,6 +314,19 @@ def markdown(results: dict, meta: dict) -> str:
         for group, cells in pairs.items():
             body = ", ".join(f"{k} {v}" for k, v in sorted(cells.items(), key=lambda kv: -kv[1]))
             lines.append(f"- {group}: {body or 'none'}")
+    bins = [b for b in (f"{lo}-{hi}" for lo, hi in zip(CHAR_BINS, CHAR_BINS[1:]))]
+    bins.append(f"{CHAR_BINS[-1]}+")
+    lines += ["", "## Accuracy by input length in characters", "",
+              "EU-language inputs of every length (short, medium, long pooled), per bin of "
+              "characters; texts per bin in the first row:", "",
+              "| identifier | " + " | ".join(bins) + " |", "|---|" + "---|" * len(bins)]
+    first = results[names[0]]["by_chars"] if names else {}
+    lines.append("| texts | " + " | ".join(str(first.get(b, {}).get("texts", 0)) for b in bins)
+                 + " |")
+    for name in names:
+        cells = results[name]["by_chars"]
+        lines.append(f"| {name} | " + " | ".join(
+            _pct(cells[b]["accuracy"]) if b in cells else "-" for b in bins) + " |")
     if meta.get("second_pass_rate") is not None:
         lines += ["", f"The filter's second pass ran on {_pct(meta['second_pass_rate'])}% of the "
                       "texts."]
@@ -418,6 +453,7 @@ def run(output_dir: str, sources: Sequence[str] = DEFAULT_SOURCES,
         kept = [x[1] for x in out] if name == "filter" else None
         results[name] = {"scores": score(rows, labels, kept), "ms_per_text": 1e3 * dt / len(rows)}
         results[name]["pairs"] = confusion_pairs(results[name]["scores"])
+        results[name]["by_chars"] = by_chars(rows, labels)
         if name == "filter":  # the heatmap shows what the step does: its label, or dropped
             filter_labels = [lab if k else "dropped" for lab, k in zip(labels, kept)]
             c = fn.step.identifier.counts
