@@ -2,7 +2,7 @@
 
 Pipeline (``configs/filter_default.py``; ``python -m launch.filter``; settings typed and
 validated in ``config.py``: ``FilterConfig`` for a run, ``FilterJobConfig`` for the launcher):
-language ID (fastText lid.176 lite; lingua + py3langid where it is unsure: docs/language_id.md)
+language ID (fastText lid.176 lite; lingua + py3langid on short or unsure text: docs/language_id.md)
 -> URL blocklist -> FineWeb-recipe heuristics (Gopher
 repetition / quality, C4, FineWeb; offline tokenizer and stop words for the 24 EU languages)
 -> PII redaction -> optional EuroFilter quality classifier -> exact + MinHash dedup; dropped
