@@ -313,7 +313,7 @@ class ExperimentConfig:
     slip_error: float = 0.03
     prm_error: float = 0.5
     generator_steps: int = 1200
-    prm_steps: int = 1000
+    prm_steps: int = 3000  # the two-way loss sits at ln 2 for ~1500 steps, then drops
     batch_size: int = 32  # generator rows per step
     prm_batch_size: int = 32  # PRM rows per step (each row packs 1-3 labelled prefixes)
     seq_len: int = 192  # training rows; the model holds 256 positions
@@ -325,7 +325,7 @@ class ExperimentConfig:
     d_model: int = 64
     num_layers: int = 3
     generator_lr: float = 3e-3
-    prm_lr: float = 1e-3
+    prm_lr: float = 2e-3
     seed: int = 0
 
 
