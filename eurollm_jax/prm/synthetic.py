@@ -46,7 +46,6 @@ resume; finished stages are not redone).
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
 import re
