@@ -64,3 +64,18 @@ def read_jsonl(path: str) -> list[dict]:
     """Read a well-formed JSONL file (use ``eurollm_jax.data.readers.iter_documents`` for untrusted input)."""
     with open(path, encoding="utf-8") as f:
         return [json.loads(line) for line in f if line.strip()]
+
+
+class JobMismatchError(ValueError):
+    """A resumable job's directory already holds the work of another job (other inputs,
+    settings or seeds): resuming would mix the two."""
+
+
+def claim_job_dir(job_path: str, fingerprint: dict, mismatch: str) -> None:
+    """Record ``fingerprint`` (a dict with "sha256") at ``job_path``, or check that the job
+    recorded there is this one; raises ``JobMismatchError(mismatch)`` when it is not."""
+    if os.path.exists(job_path):
+        if read_json(job_path).get("sha256") != fingerprint["sha256"]:
+            raise JobMismatchError(mismatch)
+    else:
+        write_json(job_path, fingerprint)

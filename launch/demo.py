@@ -37,6 +37,8 @@ import time  # noqa: E402
 
 from absl import app, flags  # noqa: E402
 
+from eurollm_jax.fileio import JobMismatchError  # noqa: E402
+
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", "/tmp/eurollm_demo", "where every stage writes")
 flags.DEFINE_bool("small", False, "the short version (about 2 minutes on 2 cores)")
@@ -77,9 +79,7 @@ class Stages:
         start = time.perf_counter()
         try:
             result = fn(*args, **kwargs)
-        except ValueError as e:
-            if "holds a run" not in str(e):
-                raise
+        except JobMismatchError as e:
             # A stage refused to resume work made with other settings (another version of
             # the code or other flags): say how to start over instead of a bare traceback.
             raise SystemExit(

@@ -33,10 +33,10 @@ from typing import Any, Sequence
 from eurollm_jax.evaluation import common
 from eurollm_jax.evaluation.progress import Progress
 from eurollm_jax.fileio import read_json, write_text
+from eurollm_jax.languages import LANGUAGE_NAMES
 
 logger = logging.getLogger("eurollm_jax.evaluation")
 
-from eurollm_jax.languages import LANGUAGE_NAMES  # noqa: E402
 FLORES_CODES = {
     "bg": "bul_Cyrl", "cs": "ces_Latn", "da": "dan_Latn", "de": "deu_Latn", "el": "ell_Grek",
     "en": "eng_Latn", "es": "spa_Latn", "et": "est_Latn", "fi": "fin_Latn", "fr": "fra_Latn",

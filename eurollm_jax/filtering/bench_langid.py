@@ -38,6 +38,7 @@ whole chain's against datatrove's, see ``chain_speed``).
 from __future__ import annotations
 
 import argparse
+import bisect
 import collections
 import json
 import os
@@ -224,22 +225,21 @@ def score(rows: list[dict], labels: list[str], kept: list[bool] | None = None) -
 
 
 CHAR_BINS = (0, 40, 60, 80, 100, 120, 150, 200, 300, 500)
+# "0-40", "40-60", ..., "500+": the bin names of CHAR_BINS
+CHAR_BIN_NAMES = tuple(f"{lo}-{hi}" for lo, hi in zip(CHAR_BINS, CHAR_BINS[1:])) + (
+    f"{CHAR_BINS[-1]}+",)
 
 
 def by_chars(rows: list[dict], labels: list[str]) -> dict[str, dict]:
     """Accuracy over the EU-language inputs of every length, per bin of input length in
     characters (whitespace collapsed): where an identifier starts to err on short text (how
     ``second_pass_below_chars`` was chosen, on the development text; docs/language_id.md)."""
-    edges = CHAR_BINS + (None,)
     cells = collections.defaultdict(lambda: [0, 0])
     for r, lab in zip(rows, labels):
         if r["lang"] not in EU_LANGUAGES:
             continue
         n = len(" ".join(r["text"].split()))
-        for lo, hi in zip(edges, edges[1:]):
-            if hi is None or n < hi:
-                key = f"{lo}-{hi}" if hi is not None else f"{lo}+"
-                break
+        key = CHAR_BIN_NAMES[bisect.bisect_right(CHAR_BINS, n) - 1]
         cells[key][0] += VARIANTS.get(lab, lab) == r["lang"]
         cells[key][1] += 1
     return {k: {"texts": n, "accuracy": c / n} for k, (c, n) in cells.items()}
@@ -314,8 +314,7 @@ def markdown(results: dict, meta: dict) -> str:
         for group, cells in pairs.items():
             body = ", ".join(f"{k} {v}" for k, v in sorted(cells.items(), key=lambda kv: -kv[1]))
             lines.append(f"- {group}: {body or 'none'}")
-    bins = [b for b in (f"{lo}-{hi}" for lo, hi in zip(CHAR_BINS, CHAR_BINS[1:]))]
-    bins.append(f"{CHAR_BINS[-1]}+")
+    bins = CHAR_BIN_NAMES
     lines += ["", "## Accuracy by input length in characters", "",
               "EU-language inputs of every length (short, medium, long pooled), per bin of "
               "characters; texts per bin in the first row:", "",

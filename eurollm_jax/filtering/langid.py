@@ -177,9 +177,8 @@ class _FastTextModel:
             labels = list(self.model.get_labels())
         except Exception:  # noqa: BLE001 - a binding without get_labels: assume it knows all
             labels = None
-        self.known = None if labels is None else frozenset(
-            lab.replace("__label__", "") for lab in labels)
         self._names = {lab: lab.replace("__label__", "") for lab in labels or ()}
+        self.known = None if labels is None else frozenset(self._names.values())
 
     def distribution(self, text: str) -> dict[str, float]:
         labs, ps = _unpack(self.model.predict(text, k=self.k), self.k)
@@ -437,6 +436,12 @@ class LanguageIdentifier:
         return [self._predict_one(self._clean(t)) for t in texts]
 
 
+def default_label_groups(second_pass: Sequence[str]) -> dict[str, tuple[str, ...]]:
+    """The filter's label groups: ``SECOND_PASS_LABEL_GROUPS`` with a second pass, else
+    ``DEFAULT_LABEL_GROUPS`` (lid.176 alone)."""
+    return SECOND_PASS_LABEL_GROUPS if second_pass else DEFAULT_LABEL_GROUPS
+
+
 def filter_identifier(section: LanguageIDSection | None = None,
                       candidates: Sequence[str] | None = None) -> LanguageIdentifier:
     """The filtering step's identifier (first pass, second pass, label groups as ``section``
@@ -444,9 +449,7 @@ def filter_identifier(section: LanguageIDSection | None = None,
     (synthesis, evaluation). ``candidates`` restricts the label (None: the best label over every
     language, so text in a language outside the EU is named as such)."""
     s = LanguageIDSection() if section is None else section
-    groups = s.label_groups
-    if groups is None:
-        groups = SECOND_PASS_LABEL_GROUPS if s.second_pass else DEFAULT_LABEL_GROUPS
+    groups = default_label_groups(s.second_pass) if s.label_groups is None else s.label_groups
     return LanguageIdentifier(s.backend, s.max_chars, candidates, groups, s.second_pass,
                               s.confident, s.confusable, s.second_pass_chars,
                               s.second_pass_below_chars)
@@ -475,7 +478,7 @@ class LanguageID(DocumentFilter):
         self.thresholds = {k: float(v) for k, v in thresholds.items()}
         self.languages = None if languages is None else frozenset(languages)
         if label_groups is None:
-            label_groups = SECOND_PASS_LABEL_GROUPS if second_pass else DEFAULT_LABEL_GROUPS
+            label_groups = default_label_groups(second_pass)
         self.identifier = LanguageIdentifier(
             backend, max_chars, self.languages, label_groups, second_pass, confident,
             confusable, second_pass_chars, second_pass_below_chars)

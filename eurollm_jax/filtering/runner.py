@@ -38,7 +38,7 @@ from eurollm_jax.documents import (
     output_suffix,
     read_records,
 )
-from eurollm_jax.fileio import atomic_open, read_json, write_json
+from eurollm_jax.fileio import atomic_open, claim_job_dir, read_json, write_json
 from eurollm_jax.filtering import report as report_lib
 from eurollm_jax.filtering.dedup import cluster
 from eurollm_jax.filtering.config import FilterConfig
@@ -182,12 +182,8 @@ def run_local(inputs: str | Iterable[str], output_dir: str, config=None,
         os.makedirs(os.path.join(work, sub), exist_ok=True)
     job_path = os.path.join(work, "job.json")
     fp = _job_fingerprint(files, cfg)
-    if os.path.exists(job_path):
-        if read_json(job_path).get("sha256") != fp["sha256"]:
-            raise ValueError(f"{output_dir} holds a run with other inputs or another config "
-                             f"({job_path}); resume with the same arguments or use a new --output")
-    else:
-        write_json(job_path, fp)
+    claim_job_dir(job_path, fp, f"{output_dir} holds a run with other inputs or another config "
+                  f"({job_path}); resume with the same arguments or use a new --output")
 
     # Temporary files of a killed run are incomplete by construction: remove them.
     for sub in ("kept", "dropped", os.path.join("_work", "stage1"), os.path.join("_work", "stage3"),

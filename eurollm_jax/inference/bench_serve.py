@@ -141,7 +141,6 @@ def main(argv=None):
     # allocates, and so what a decode step copies, follows max_seq_len); same weights.
     cfg = cfg.replace(max_seq_len=args.max_prompt + args.max_new)
     engine = Engine(create_model(cfg, seed=args.seed))
-    prefix_cfg = cfg.replace(max_seq_len=args.prefix_len + 64 + args.prefix_new)
     rng = np.random.default_rng(args.seed)
     warm = [_workload(args, cfg, rng) for _ in range(2)]
     timed = [_workload(args, cfg, rng) for _ in range(args.repeats)]
@@ -196,10 +195,12 @@ def main(argv=None):
                 for n in rng.integers(8, 65, size=args.prefix_requests)
             ]
 
+        prefix_cfg = cfg.replace(max_seq_len=args.prefix_len + 64 + args.prefix_new)
+        prefix_engine = Engine(create_model(prefix_cfg, seed=args.seed))
         prefix = {}
         for name, tokens in (("without prefix cache", 0), ("with prefix cache", 8 * args.prefix_len)):
             sch = Scheduler(
-                Engine(create_model(prefix_cfg, seed=args.seed)), num_slots=args.slots, decode_steps=args.decode_steps,
+                prefix_engine, num_slots=args.slots, decode_steps=args.decode_steps,
                 prefix_cache_tokens=tokens, prefix_block=64,
             )
             sch.warmup(args.prefix_len + 64)

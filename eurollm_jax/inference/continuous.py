@@ -179,6 +179,23 @@ def _place_prefix(cache, k_L1N, v_L1N, n_valid):
     }
 
 
+def _rows_slots(rows, slots):
+    """Index of rows x slots in a cache array [L, B, K, S, Dh]. The two advanced indices
+    are separated by a slice, so they broadcast to the leading dims: [R, W, L, K, Dh]."""
+    return (slice(None), rows[:, None], slice(None), slots[None, :])
+
+
+def _gather_rows_slots(cache_x, rows, slots):
+    """cache_x [L, B, K, S, Dh] at rows x slots -> [L, R, K, W, Dh] (one gather)."""
+    return cache_x[_rows_slots(rows, slots)].transpose(2, 0, 3, 1, 4)
+
+
+def _scatter_rows_slots(cache_x, rows, slots, part):
+    """``cache_x`` with rows x slots set to ``part`` [L, R, K, W, Dh] (one scatter)."""
+    return cache_x.at[_rows_slots(rows, slots)].set(
+        part.astype(cache_x.dtype).transpose(1, 3, 0, 2, 4))
+
+
 @functools.partial(jax.jit, static_argnames=("mode", "top_n"), donate_argnames=("st",))
 def _insert(st, small, logits_kV, rows_k, uids_k, lengths_k, row_samp, ptr, *, mode, top_n):
     """Copy prefilled rows into the big cache just before ``ptr``, sample each row's first
@@ -190,13 +207,8 @@ def _insert(st, small, logits_kV, rows_k, uids_k, lengths_k, row_samp, ptr, *, m
     ck, cv, cseg = st["cache"]["k"], st["cache"]["v"], st["cache"]["segment_ids"]
     # one scatter per array: rows_k x slots [start, ptr) (padding rows repeat row 0)
     slots = start + jnp.arange(ps, dtype=jnp.int32)
-    # the cache is [L, B, K, S, Dh]: index rows and slots, the two advanced indices being
-    # separated by a slice, put their broadcast dims first: [k, ps, L, K, Dh]
-    def put(big, new):
-        return big.at[:, rows_k[:, None], :, slots[None, :]].set(
-            new.astype(big.dtype).transpose(1, 3, 0, 2, 4))
-
-    ck, cv = put(ck, small["k"]), put(cv, small["v"])
+    ck = _scatter_rows_slots(ck, rows_k, slots, small["k"])
+    cv = _scatter_rows_slots(cv, rows_k, slots, small["v"])
     block = jnp.where(small["segment_ids"] > 0, uids_k[:, None], 0)
     row_seg = jax.lax.dynamic_update_slice(jnp.zeros((k, s_len), jnp.int32), block, (0, start))
     cseg = cseg.at[rows_k].set(row_seg)
@@ -234,17 +246,14 @@ def _decode(graphdef, params, st, ptr, window_start, rows_R, *, steps, mode, top
     model = nnx.merge(graphdef, params)
     full = st["cache"]
 
-    # one gather per array: rows_R x slots [window_start, + window); with the two
-    # advanced indices separated by a slice their dims come first: [R, W, L, K, Dh]
+    # one gather per array: rows_R x slots [window_start, window_start + window)
     slots_W = window_start + jnp.arange(window, dtype=jnp.int32)
-    at = (slice(None), rows_R[:, None], slice(None), slots_W[None, :])
-
-    def gather(x):
-        return x[at].transpose(2, 0, 3, 1, 4)
-
     sub = {name: v[rows_R] for name, v in st.items() if name != "cache"}
-    sub["cache"] = {"k": gather(full["k"]), "v": gather(full["v"]),
-                    "segment_ids": full["segment_ids"][rows_R[:, None], slots_W[None, :]]}
+    sub["cache"] = {
+        "k": _gather_rows_slots(full["k"], rows_R, slots_W),
+        "v": _gather_rows_slots(full["v"], rows_R, slots_W),
+        "segment_ids": full["segment_ids"][rows_R[:, None], slots_W[None, :]],
+    }
     ptr = ptr - window_start
     r = rows_R.shape[0]
     toks = jnp.full((r, steps), PAD_ID, jnp.int32)
@@ -288,12 +297,9 @@ def _decode(graphdef, params, st, ptr, window_start, rows_R, *, steps, mode, top
         0, steps, body, (sub, toks, lps, tops_i, tops_l))
     new = {name: st[name].at[rows_R].set(sub[name]) for name in st if name != "cache"}
     c = sub["cache"]
-
-    def scatter(x, part):
-        return x.at[at].set(part.transpose(1, 3, 0, 2, 4))
-
     new["cache"] = {
-        "k": scatter(full["k"], c["k"]), "v": scatter(full["v"], c["v"]),
+        "k": _scatter_rows_slots(full["k"], rows_R, slots_W, c["k"]),
+        "v": _scatter_rows_slots(full["v"], rows_R, slots_W, c["v"]),
         "segment_ids": full["segment_ids"].at[rows_R[:, None], slots_W[None, :]].set(
             c["segment_ids"]),
     }
@@ -479,6 +485,7 @@ class Scheduler:
             PrefixCache(prefix_block, prefix_cache_tokens) if prefix_cache_tokens > 0 else None
         )
         self.mesh = engine.mesh
+        self._row_buckets = self._compute_row_buckets()
         self._waiting: collections.deque[Request] = collections.deque()
         self._lock = threading.Condition()
         self._slots: list[_Slot | None] = [None] * self.num_slots
@@ -945,6 +952,9 @@ class Scheduler:
     def row_buckets(self) -> list[int]:
         """The row counts a decode dispatch runs at: powers of two (multiples of the
         mesh's batch shards) from ``min_decode_rows`` up, and ``num_slots``."""
+        return list(self._row_buckets)
+
+    def _compute_row_buckets(self) -> tuple[int, ...]:
         out, n = [], max(1, min(self.min_decode_rows, self.num_slots))
         while n < self.num_slots:
             b = bucket_batch(n, self.mesh)
@@ -953,12 +963,12 @@ class Scheduler:
             if b not in out:
                 out.append(b)
             n = b + 1
-        return out + [self.num_slots]
+        return (*out, self.num_slots)
 
     def _decode_rows(self) -> list[int]:
         """The live rows, padded with free rows (distinct, done) to the next row bucket."""
         live = [i for i, s in enumerate(self._slots) if s is not None]
-        size = next(b for b in self.row_buckets() if b >= len(live))
+        size = next(b for b in self._row_buckets if b >= len(live))
         free = [i for i, s in enumerate(self._slots) if s is None]
         return live + free[: size - len(live)]
 

@@ -51,27 +51,23 @@ def model_config_from_args(config_path: str | None, preset: str | None, override
     return ModelConfig.from_dict(values)
 
 
-def _median_time(fn, iters: int, warmup: int = 2) -> float:
+def _interleaved_times(fns, iters: int, warmup: int = 2) -> list[list[float]]:
+    """Seconds of each call of each of ``fns``, called in turn (so that all see the same
+    machine load), after ``warmup`` untimed rounds."""
     for _ in range(warmup):
-        fn()
-    times = []
+        for fn in fns:
+            fn()
+    times = [[] for _ in fns]
     for _ in range(iters):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
-def _interleaved_times(a, b, iters: int, warmup: int = 2):
-    for _ in range(warmup):
-        a(), b()
-    ta, tb = [], []
-    for _ in range(iters):
-        for fn, times in ((a, ta), (b, tb)):
+        for fn, out in zip(fns, times):
             start = time.perf_counter()
             fn()
-            times.append(time.perf_counter() - start)
-    return ta, tb
+            out.append(time.perf_counter() - start)
+    return times
+
+
+def _median_time(fn, iters: int, warmup: int = 2) -> float:
+    return statistics.median(_interleaved_times([fn], iters, warmup)[0])
 
 
 def time_jax(cfg: ModelConfig, batch: int, seq: int, iters: int, mesh_shape=(1, -1, 1),
@@ -98,16 +94,14 @@ def time_jax(cfg: ModelConfig, batch: int, seq: int, iters: int, mesh_shape=(1, 
         t0 = time.perf_counter()
         jax.block_until_ready(step(params, tokens))
         compile_s = time.perf_counter() - t0
+        fns = [lambda: jax.block_until_ready(step(params, tokens))]
         if plain:
             pure = nnx.to_pure_dict(params)
             plain_step = jax.jit(jax.value_and_grad(lambda p, t: plain_loss(p, t, cfg)))
             jax.block_until_ready(plain_step(pure, tokens))
-            ours_t, plain_t = _interleaved_times(
-                lambda: jax.block_until_ready(step(params, tokens)),
-                lambda: jax.block_until_ready(plain_step(pure, tokens)), iters)
-            seconds = statistics.median(ours_t)
-        else:
-            seconds = _median_time(lambda: jax.block_until_ready(step(params, tokens)), iters)
+            fns.append(lambda: jax.block_until_ready(plain_step(pure, tokens)))
+        times = _interleaved_times(fns, iters)
+        seconds = statistics.median(times[0])
     tokens_per_s = batch * seq / seconds
     peak = peak_flops(jax.devices()[0].device_kind)
     flops = cfg.train_flops_per_token(seq) * tokens_per_s
@@ -118,7 +112,7 @@ def time_jax(cfg: ModelConfig, batch: int, seq: int, iters: int, mesh_shape=(1, 
         "mfu": flops / (peak * jax.device_count()) if peak else None,
     }
     if plain:
-        out["plain_step_s"] = statistics.median(plain_t)
+        out["plain_step_s"] = statistics.median(times[1])
         out["plain_tokens_per_s"] = batch * seq / out["plain_step_s"]
     return out
 

@@ -54,7 +54,7 @@ def _tag_label_logits(graphdef, params, tokens_BT, tags_BK, labels_L):
 
 def bucket_tags(k: int) -> int:
     """Padded tag count of a batch: a power of two, at least 4 (few compiled shapes)."""
-    return max(4, 1 << (max(int(k), 1) - 1).bit_length())
+    return bucket_length(k, minimum=4)
 
 
 def aggregate(step_probs: Sequence[float], how: str = "min") -> float:

@@ -364,17 +364,14 @@ def step_verdicts(scorer, solutions: Sequence[StepSolution]) -> dict:
         c = counts.setdefault(s.language, np.zeros((2, 2), np.int64))  # [label, verdict]
         for pk, good in zip(p, s.labels):
             c[int(good), int(pk > 0.5)] += 1
-    out = {}
-    for lang, c in sorted(counts.items()):
-        out[lang] = {"accuracy": 100.0 * (c[0, 0] + c[1, 1]) / c.sum(),
-                     "accuracy_plus": 100.0 * c[1, 1] / max(c[1].sum(), 1),
-                     "accuracy_minus": 100.0 * c[0, 0] / max(c[0].sum(), 1),
-                     "steps": int(c.sum()), "minus_steps": int(c[0].sum())}
-    total = sum(counts.values())
-    out["all"] = {"accuracy": 100.0 * (total[0, 0] + total[1, 1]) / total.sum(),
-                  "accuracy_plus": 100.0 * total[1, 1] / max(total[1].sum(), 1),
-                  "accuracy_minus": 100.0 * total[0, 0] / max(total[0].sum(), 1),
-                  "steps": int(total.sum()), "minus_steps": int(total[0].sum())}
+    def stats(c):
+        return {"accuracy": 100.0 * (c[0, 0] + c[1, 1]) / c.sum(),
+                "accuracy_plus": 100.0 * c[1, 1] / max(c[1].sum(), 1),
+                "accuracy_minus": 100.0 * c[0, 0] / max(c[0].sum(), 1),
+                "steps": int(c.sum()), "minus_steps": int(c[0].sum())}
+
+    out = {lang: stats(c) for lang, c in sorted(counts.items())}
+    out["all"] = stats(sum(counts.values()))
     return out
 
 

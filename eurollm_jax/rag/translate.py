@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Sequence
 
-from eurollm_jax.languages import LANGUAGE_NAMES  # noqa: E402
+from eurollm_jax.languages import LANGUAGE_NAMES
 
 TRANSLATION_TEMPLATE = (
     "Translate the following {source} text into {target}. Reply with the translation only, "

@@ -30,7 +30,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from eurollm_jax.languages import EU_LANGUAGES
+from eurollm_jax.languages import EU_LANGUAGES, LANGUAGE_NAMES
 from eurollm_jax.synthesis.config import SynthesisConfig
 from eurollm_jax.synthesis.steps import (
     BestPerGroup,
@@ -44,7 +44,6 @@ from eurollm_jax.synthesis.steps import (
     seeded_rng,
 )
 
-from eurollm_jax.languages import LANGUAGE_NAMES  # noqa: E402
 
 
 class SeedError(ValueError):

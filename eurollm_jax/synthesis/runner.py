@@ -35,7 +35,7 @@ import time
 from typing import Any, Iterable
 
 from eurollm_jax.documents import expand_inputs, input_stem, open_binary
-from eurollm_jax.fileio import read_json, write_json, write_text
+from eurollm_jax.fileio import claim_job_dir, read_json, write_json, write_text
 from eurollm_jax.synthesis.config import SynthesisConfig
 from eurollm_jax.synthesis.pipelines import SeedError, get_pipeline
 from eurollm_jax.synthesis.steps import (
@@ -320,13 +320,9 @@ def run_local(config, output_dir: str, *, client=None, num_workers: int | None =
     os.makedirs(work, exist_ok=True)
     fp = job.fingerprint()
     job_path = os.path.join(work, "job.json")
-    if os.path.exists(job_path):
-        if read_json(job_path).get("sha256") != fp["sha256"]:
-            raise ValueError(f"{output_dir} holds a job with other settings or seeds "
-                             f"({job_path}); rerun with the same config and seeds, or use a new "
-                             f"output directory")
-    else:
-        write_json(job_path, fp)
+    claim_job_dir(job_path, fp, f"{output_dir} holds a job with other settings or seeds "
+                  f"({job_path}); rerun with the same config and seeds, or use a new output "
+                  f"directory")
     for d, _, files in os.walk(work):  # temporary files of a killed run are incomplete
         for f in files:
             if f.startswith(".tmp-"):

@@ -7,7 +7,8 @@ config's shapes and reports median step time, tokens/s and MFU (on known acceler
 same call and prints the ratio; ``--peer=plain`` trains the plain JAX yardstick
 (``eurollm_jax.model.plain_reference``: the same model as a bare function, with optax
 clipping + AdamW, donated), which says what our step's generality costs over XLA's own
-speed; ``--peer=all`` runs both. Steps of every implementation are interleaved. Any config key can be overridden: ``--config.train.batch_size=8``.
+speed; ``--peer=all`` runs both. Steps of every implementation are interleaved. Any config
+key can be overridden: ``--config.train.batch_size=8``.
 """
 
 from __future__ import annotations
@@ -144,13 +145,12 @@ def make_plain_step(config):
                     weight_decay=float(o.weight_decay)),
     )
 
-    @jax.jit
     def update(params, opt_state, tokens):
         loss, grads = jax.value_and_grad(plain_loss)(params, tokens, mcfg)
         updates, opt_state = tx.update(grads, opt_state, params)
         return optax.apply_updates(params, updates), opt_state, loss
 
-    update = jax.jit(update.__wrapped__, donate_argnums=(0, 1))
+    update = jax.jit(update, donate_argnums=(0, 1))
     it = make_iterator(config)
     batches = [jax.numpy.asarray(next(it)["tokens"]) for _ in range(4)]
     box = {"params": params, "opt": tx.init(params), "i": 0}
@@ -190,23 +190,24 @@ def main(argv) -> int:
     tokens = int(t.batch_size) * int(t.seq_len)
     jax_step, jx = make_jax_step(config)
     which = fv["peer"].value
-    peers = {}  # name -> step
+    peers = {}  # label -> (step, short name for the ratio, detail)
     if which in ("hf", "all"):
         hf_step, pr = make_hf_step(config, fv["peer_bf16"].value)
         bf16 = " (bf16 autocast)" if fv["peer_bf16"].value else ""
-        peers[f"transformers+torch AdamW{bf16}"] = (hf_step, f"  ({pr['threads']} torch threads)")
+        peers[f"transformers+torch AdamW{bf16}"] = (
+            hf_step, "transformers", f"  ({pr['threads']} torch threads)")
     if which in ("plain", "all"):
         plain_step, _ = make_plain_step(config)
-        peers["plain JAX step"] = (plain_step, "  (optax clipping + AdamW)")
+        peers["plain JAX step"] = (plain_step, "plain JAX step", "  (optax clipping + AdamW)")
     for _ in range(fv["warmup"].value):
         jax_step()
-        for peer_step, _ in peers.values():
+        for peer_step, _, _ in peers.values():
             peer_step()
     # Interleaved: every implementation sees the same machine load (shared CPUs are noisy).
     times = {"eurollm_jax": [], **{name: [] for name in peers}}
     for _ in range(fv["steps"].value):
         times["eurollm_jax"].append(_timed(jax_step))
-        for name, (peer_step, _) in peers.items():
+        for name, (peer_step, _, _) in peers.items():
             times[name].append(_timed(peer_step))
     jmed = statistics.median(times["eurollm_jax"])
     line = (
@@ -217,14 +218,14 @@ def main(argv) -> int:
     if u is not None:
         line += f"  MFU {100 * u:.1f}%"
     print(line, flush=True)
-    for name, (_, detail) in peers.items():
+    for name, (_, short, detail) in peers.items():
         pmed = statistics.median(times[name])
         print(f"{name}: {pmed * 1e3:8.1f} ms/step  {tokens / pmed:10,.0f} tokens/s{detail}",
               flush=True)
-        short = name.split(" (")[0].replace("+torch AdamW", "")
         print(f"ratio eurollm_jax / {short}: {pmed / jmed:.2f}x (medians, interleaved steps)",
               flush=True)
     return 0
+
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv))

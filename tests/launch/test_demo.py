@@ -86,10 +86,11 @@ def test_notebook_executes(tmp_path):
 
 
 def test_a_stage_that_refuses_another_runs_work_says_how_to_start_over(tmp_path):
+    from eurollm_jax.fileio import JobMismatchError
     from launch.demo import Stages
 
     def refuses():
-        raise ValueError(f"{tmp_path}/filtered holds a run with other inputs or another config")
+        raise JobMismatchError(f"{tmp_path}/filtered holds a run with other inputs or another config")
 
     with pytest.raises(SystemExit, match="rerun with --fresh to start over"):
         Stages(str(tmp_path)).run("filter", refuses)
