@@ -11,7 +11,17 @@ the server, so that the numbers are those of the batching and not of the JSON la
    at most ``--slots`` rows, to its longest member). Reported: new tokens/s, time to first
    token (TTFT) and per-output-token latency percentiles (static batching returns a
    request's tokens when its batch ends: TTFT = latency), and the throughput ratio.
-2. Prefix cache: ``--prefix_requests`` requests sharing a ``--prefix_len``-token prefix
+2. Client load (``--clients``; 0 skips it): the shape of an LLM serving load test
+   (llmperf's ``--num-concurrent-requests``, vLLM's ``--max-concurrency``): ``--clients``
+   concurrent clients, each sending ``--client_requests`` requests one after another (the
+   next when the last answer is back), with long-tailed lengths as in chat traffic:
+   prompt lengths and token budgets log-normal (medians ``--client_prompt_median`` and
+   ``--client_new_median``, sigma ``--client_sigma``) clipped to the ranges above. Served
+   by both, same process; reported as in 1. Static batching runs every batch to its
+   longest member, so the long tail costs it most; the burst load (1) bounds continuous
+   batching by its longest request instead (all requests start together), so its ratio
+   stays below ``max_new / mean(new)``.
+3. Prefix cache: ``--prefix_requests`` requests sharing a ``--prefix_len``-token prefix
    with their own short suffixes, served with and without the prefix cache: wall time,
    mean TTFT and the speed-up.
 
@@ -46,6 +56,11 @@ def _parse(argv):
     p.add_argument("--max_prompt", type=int, default=256)
     p.add_argument("--min_new", type=int, default=4)
     p.add_argument("--max_new", type=int, default=128)
+    p.add_argument("--clients", type=int, default=64)
+    p.add_argument("--client_requests", type=int, default=4)
+    p.add_argument("--client_prompt_median", type=int, default=48)
+    p.add_argument("--client_new_median", type=int, default=24)
+    p.add_argument("--client_sigma", type=float, default=1.0)
     p.add_argument("--decode_steps", type=int, default=16)
     p.add_argument("--prefix_len", type=int, default=512)
     p.add_argument("--prefix_requests", type=int, default=16)
@@ -66,6 +81,57 @@ def _workload(args, cfg, rng):
     news = rng.integers(args.min_new, args.max_new + 1, size=args.requests)
     prompts = [[cfg.bos_token_id] + rng.integers(5, cfg.vocab_size, size=n - 1).tolist() for n in lens]
     return prompts, [int(n) for n in news]
+
+
+def _client_workload(args, cfg, rng):
+    """``clients`` lists of (prompt, budget): log-normal lengths, clipped to the ranges."""
+    def lognormal(median, low, high, size):
+        x = rng.lognormal(np.log(median), args.client_sigma, size=size)
+        return np.clip(np.rint(x), low, high).astype(int)
+
+    total = args.clients * args.client_requests
+    lens = lognormal(args.client_prompt_median, args.min_prompt, args.max_prompt, total)
+    news = lognormal(args.client_new_median, args.min_new, args.max_new, total)
+    prompts = [[cfg.bos_token_id] + rng.integers(5, cfg.vocab_size, size=n - 1).tolist()
+               for n in lens]
+    pairs = list(zip(prompts, (int(n) for n in news)))
+    k = args.client_requests
+    return [pairs[i * k:(i + 1) * k] for i in range(args.clients)]
+
+
+def _serve_one_continuous(scheduler, prompt, n):
+    from eurollm_jax.inference import SamplingParams
+    from eurollm_jax.inference.continuous import Request
+
+    r = scheduler.submit(Request(prompt, SamplingParams(max_new_tokens=n, ignore_eos=True)))
+    r.wait()
+    assert len(r.result) == n
+    return r.first_token_at - r.submitted_at, (r.finished_at - r.first_token_at) / max(n - 1, 1)
+
+
+def _serve_one_static(batcher, prompt, n):
+    from eurollm_jax.inference import SamplingParams
+
+    t0 = time.perf_counter()
+    out = batcher.submit([prompt], [SamplingParams(max_new_tokens=n, ignore_eos=True)]).result()[0]
+    latency = time.perf_counter() - t0
+    assert len(out) == n
+    return latency, latency / n  # static batching answers when its batch ends: TTFT = latency
+
+
+def run_clients(serve_one, target, client_lists):
+    """Closed loop: one thread per client, each request sent when the last came back."""
+    import concurrent.futures
+
+    def client(pairs):
+        return [serve_one(target, p, n) for p, n in pairs]
+
+    t0 = time.perf_counter()
+    with concurrent.futures.ThreadPoolExecutor(len(client_lists)) as pool:
+        per_client = list(pool.map(client, client_lists))
+    wall = time.perf_counter() - t0
+    rows = [x for c in per_client for x in c]
+    return wall, [t for t, _ in rows], [p for _, p in rows]
 
 
 def run_continuous(scheduler, prompts, news):
@@ -151,6 +217,7 @@ def main(argv=None):
         flush=True,
     )
     results = {}
+    print("burst load (all requests at once, uniform lengths):", flush=True)
     scheduler = Scheduler(engine, num_slots=args.slots, decode_steps=args.decode_steps)
     t0 = time.perf_counter()
     scheduler.warmup(args.max_prompt)
@@ -180,6 +247,8 @@ def main(argv=None):
     ratio = results["continuous"]["new_tokens_per_s"] / results["static"]["new_tokens_per_s"]
     print(f"  ratio continuous / static: {ratio:.2f}x", flush=True)
     summary = {"load": results, "ratio_continuous_over_static": ratio, "args": vars(args)}
+    if args.clients:
+        summary.update(_client_load(args, cfg, engine, rng))
 
     if not args.skip_prefix:
         print(
@@ -239,6 +308,50 @@ def main(argv=None):
     if args.json:
         write_json(args.json, summary, sort_keys=False)
     return 0
+
+
+def _client_load(args, cfg, engine, rng):
+    from eurollm_jax.inference.continuous import Scheduler
+    from eurollm_jax.inference.server import Batcher
+
+    warm = [_client_workload(args, cfg, rng) for _ in range(2)]
+    timed = [_client_workload(args, cfg, rng) for _ in range(args.repeats)]
+    news = [n for _, n in (x for c in timed[0] for x in c)]
+    print(
+        f"client load: {args.clients} clients x {args.client_requests} requests in a closed "
+        f"loop, log-normal lengths (prompt median {args.client_prompt_median}, new median "
+        f"{args.client_new_median}, sigma {args.client_sigma}; first run: mean new "
+        f"{np.mean(news):.0f}, max {max(news)})",
+        flush=True,
+    )
+    results = {}
+    scheduler = Scheduler(engine, num_slots=args.slots, decode_steps=args.decode_steps)
+    scheduler.warmup(args.max_prompt)
+    batcher = Batcher(engine, max_batch_size=args.slots, batch_wait_s=0.01)
+    try:
+        for name, serve_one, target in (
+            ("continuous", _serve_one_continuous, scheduler),
+            ("static", _serve_one_static, batcher),
+        ):
+            t0 = time.perf_counter()
+            for w in warm:
+                run_clients(serve_one, target, w)
+            compile_s = time.perf_counter() - t0
+            walls, ttfts, per = [], [], []
+            for w in timed:
+                wall, t, p = run_clients(serve_one, target, w)
+                walls.append(wall)
+                ttfts += t
+                per += p
+            new_tokens = statistics.median([sum(n for c in w for _, n in c) for w in timed])
+            results[name] = _summary(name, walls, ttfts, per, new_tokens)
+            results[name]["warmup_s"] = compile_s
+    finally:
+        scheduler.close()
+        batcher.close()
+    ratio = results["continuous"]["new_tokens_per_s"] / results["static"]["new_tokens_per_s"]
+    print(f"  ratio continuous / static: {ratio:.2f}x", flush=True)
+    return {"client_load": results, "client_ratio_continuous_over_static": ratio}
 
 
 if __name__ == "__main__":

@@ -375,6 +375,20 @@ def step_verdicts(scorer, solutions: Sequence[StepSolution]) -> dict:
     return out
 
 
+class StageInterrupted(RuntimeError):
+    """A training stage of the experiment stopped before its last step (SIGTERM or
+    ``train.stop_after``); its checkpoint is kept and the same call resumes it."""
+
+
+def _require_finished(stage: str, result, total_steps: int) -> None:
+    if result.stopped_early or result.step < total_steps:
+        raise StageInterrupted(
+            f"the {stage} training stopped at step {result.step} of {total_steps} "
+            f"(SIGTERM or train.stop_after); its checkpoint is kept in {result.workdir}. "
+            f"Call run_experiment again with the same workdir to resume it; the later "
+            f"stages need its exported params.")
+
+
 def run_experiment(workdir: str, exp: ExperimentConfig = ExperimentConfig(), *,
                    devices=None) -> dict:
     """Train the generator and the PRM, run best-of-N; returns the report (module doc)."""
@@ -413,7 +427,8 @@ def run_experiment(workdir: str, exp: ExperimentConfig = ExperimentConfig(), *,
             tok, problems(exp.generator_problems, langs, exp.seed + 1), errors, exp.seed + 2))
         gen_cfg = model_config(exp, exp.generator_steps, exp.generator_lr, exp.batch_size)
         gen_cfg.data.sft_file = gen_file
-        train(gen_cfg, gen_dir, devices=devices)
+        _require_finished("generator", train(gen_cfg, gen_dir, devices=devices),
+                          exp.generator_steps)
     timings["generator_train_s"] = time.perf_counter() - clock
     # 2. the PRM, from the generator's params
     clock = time.perf_counter()
@@ -427,7 +442,8 @@ def run_experiment(workdir: str, exp: ExperimentConfig = ExperimentConfig(), *,
         prm_cfg.prm = ml_collections.ConfigDict({
             "setup": "multi", "loss": exp.loss, "aggregate": exp.aggregate,
             "train_data": prm_file, "train_languages": langs})
-        train_prm(prm_cfg, prm_dir, devices=devices)
+        result, _ = train_prm(prm_cfg, prm_dir, devices=devices)
+        _require_finished("PRM", result, exp.prm_steps)
     timings["prm_train_s"] = time.perf_counter() - clock
     scorer = PRMScorer(load_params(os.path.join(prm_dir, "params")), tok)
     # 3. held-out step verdicts

@@ -16,6 +16,7 @@ from eurollm_jax.prm.synthetic import (
     LANGUAGES,
     ExperimentConfig,
     GeneratorErrors,
+    StageInterrupted,
     all_facts,
     check_steps,
     labelled_solutions,
@@ -100,9 +101,36 @@ def test_sign_test_and_paired_comparison():
     assert paired_comparison(qs, samples, 1)["wins"] == 0  # one sample: the same choice
 
 
+# ~25 min on 2 CPU cores: the generator at 16 rows per step; the PRM at the default 32 rows
+# for 2000 steps (its two-way loss leaves ln 2 after ~1500)
+def test_an_interrupted_stage_stops_the_experiment_with_a_clear_error(tmp_path, monkeypatch):
+    """A training stage that returns before its last step (here ``train.stop_after``, as
+    after a SIGTERM) raises instead of letting the next stage look for missing params."""
+    import os
+
+    import eurollm_jax.train as train_module
+
+    real_train = train_module.train
+
+    def stopped_train(config, workdir, **kw):
+        config.train.stop_after = 2
+        return real_train(config, workdir, **kw)
+
+    monkeypatch.setattr(train_module, "train", stopped_train)
+    exp = ExperimentConfig(languages=("en",), generator_problems=20, prm_problems=10,
+                           prm_eval_problems=2, eval_problems=2, generator_steps=24,
+                           prm_steps=24, batch_size=2, d_model=32, num_layers=1, n=2)
+    with pytest.raises(StageInterrupted, match=r"generator training stopped at step 2 of 24"):
+        run_experiment(str(tmp_path), exp, devices=jax.devices()[:1])
+    gen_dir = tmp_path / "generator"
+    assert not (gen_dir / "params").exists()  # the PRM stage never started from it
+    assert os.listdir(gen_dir / "checkpoints"), "the interrupted stage keeps its checkpoint"
+    assert not (tmp_path / "prm").exists()
+
+
 SLOW_EXPERIMENT = ExperimentConfig(
     languages=("en", "de", "sw"), generator_problems=1500, prm_problems=1200,
-    prm_eval_problems=60, eval_problems=60)  # generator 1200 steps, PRM 3000 (defaults)
+    prm_eval_problems=60, eval_problems=60, batch_size=16, prm_steps=2000)
 
 
 @pytest.mark.slow
