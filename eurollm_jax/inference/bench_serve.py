@@ -199,7 +199,6 @@ def main(argv=None):
     args = _parse(argv)
     from eurollm_jax.inference import Engine, SamplingParams
     from eurollm_jax.inference.continuous import Request, Scheduler
-    from eurollm_jax.inference.server import Batcher
     from eurollm_jax.model import create_model, get_preset
 
     cfg = get_preset(args.preset, compute_dtype=args.dtype, param_dtype=args.dtype)
@@ -216,36 +215,13 @@ def main(argv=None):
         f"tokens {args.min_new}-{args.max_new}, {args.slots} slots",
         flush=True,
     )
-    results = {}
     print("burst load (all requests at once, uniform lengths):", flush=True)
-    scheduler = Scheduler(engine, num_slots=args.slots, decode_steps=args.decode_steps)
-    t0 = time.perf_counter()
-    scheduler.warmup(args.max_prompt)
-    print(f"  (continuous batching warm-up compile: {time.perf_counter() - t0:.1f} s)", flush=True)
-    batcher = Batcher(engine, max_batch_size=args.slots, batch_wait_s=0.01)
-    try:
-        for name, runner, target in (
-            ("continuous", run_continuous, scheduler),
-            ("static", run_static, batcher),
-        ):
-            t0 = time.perf_counter()
-            for w in warm:
-                runner(target, *w)
-            compile_s = time.perf_counter() - t0
-            walls, ttfts, per = [], [], []
-            for prompts, news in timed:
-                w, t, p = runner(target, prompts, news)
-                walls.append(w)
-                ttfts += t
-                per += p
-            new_tokens = statistics.median([sum(n) for _, n in timed])
-            results[name] = _summary(name, walls, ttfts, per, new_tokens)
-            results[name]["warmup_s"] = compile_s
-    finally:
-        scheduler.close()
-        batcher.close()
-    ratio = results["continuous"]["new_tokens_per_s"] / results["static"]["new_tokens_per_s"]
-    print(f"  ratio continuous / static: {ratio:.2f}x", flush=True)
+    results, ratio = _compare(
+        args, engine, warm, timed,
+        continuous=lambda target, w: run_continuous(target, *w),
+        static=lambda target, w: run_static(target, *w),
+        new_tokens=lambda w: sum(w[1]),
+    )
     summary = {"load": results, "ratio_continuous_over_static": ratio, "args": vars(args)}
     if args.clients:
         summary.update(_client_load(args, cfg, engine, rng))
@@ -310,10 +286,45 @@ def main(argv=None):
     return 0
 
 
-def _client_load(args, cfg, engine, rng):
+def _compare(args, engine, warm, timed, *, continuous, static, new_tokens):
+    """Both batchers on the same workloads: ``warm`` ones (compilation), then ``timed``;
+    ``continuous(scheduler, w)`` / ``static(batcher, w)`` return (wall, ttfts, per-token)."""
     from eurollm_jax.inference.continuous import Scheduler
     from eurollm_jax.inference.server import Batcher
 
+    results = {}
+    scheduler = Scheduler(engine, num_slots=args.slots, decode_steps=args.decode_steps)
+    t0 = time.perf_counter()
+    scheduler.warmup(args.max_prompt)
+    print(f"  (continuous batching warm-up compile: {time.perf_counter() - t0:.1f} s)", flush=True)
+    batcher = Batcher(engine, max_batch_size=args.slots, batch_wait_s=0.01)
+    try:
+        for name, runner, target in (
+            ("continuous", continuous, scheduler),
+            ("static", static, batcher),
+        ):
+            t0 = time.perf_counter()
+            for w in warm:
+                runner(target, w)
+            compile_s = time.perf_counter() - t0
+            walls, ttfts, per = [], [], []
+            for w in timed:
+                wall, t, p = runner(target, w)
+                walls.append(wall)
+                ttfts += t
+                per += p
+            results[name] = _summary(name, walls, ttfts, per,
+                                     statistics.median([new_tokens(w) for w in timed]))
+            results[name]["warmup_s"] = compile_s
+    finally:
+        scheduler.close()
+        batcher.close()
+    ratio = results["continuous"]["new_tokens_per_s"] / results["static"]["new_tokens_per_s"]
+    print(f"  ratio continuous / static: {ratio:.2f}x", flush=True)
+    return results, ratio
+
+
+def _client_load(args, cfg, engine, rng):
     warm = [_client_workload(args, cfg, rng) for _ in range(2)]
     timed = [_client_workload(args, cfg, rng) for _ in range(args.repeats)]
     news = [n for _, n in (x for c in timed[0] for x in c)]
@@ -324,33 +335,12 @@ def _client_load(args, cfg, engine, rng):
         f"{np.mean(news):.0f}, max {max(news)})",
         flush=True,
     )
-    results = {}
-    scheduler = Scheduler(engine, num_slots=args.slots, decode_steps=args.decode_steps)
-    scheduler.warmup(args.max_prompt)
-    batcher = Batcher(engine, max_batch_size=args.slots, batch_wait_s=0.01)
-    try:
-        for name, serve_one, target in (
-            ("continuous", _serve_one_continuous, scheduler),
-            ("static", _serve_one_static, batcher),
-        ):
-            t0 = time.perf_counter()
-            for w in warm:
-                run_clients(serve_one, target, w)
-            compile_s = time.perf_counter() - t0
-            walls, ttfts, per = [], [], []
-            for w in timed:
-                wall, t, p = run_clients(serve_one, target, w)
-                walls.append(wall)
-                ttfts += t
-                per += p
-            new_tokens = statistics.median([sum(n for c in w for _, n in c) for w in timed])
-            results[name] = _summary(name, walls, ttfts, per, new_tokens)
-            results[name]["warmup_s"] = compile_s
-    finally:
-        scheduler.close()
-        batcher.close()
-    ratio = results["continuous"]["new_tokens_per_s"] / results["static"]["new_tokens_per_s"]
-    print(f"  ratio continuous / static: {ratio:.2f}x", flush=True)
+    results, ratio = _compare(
+        args, engine, warm, timed,
+        continuous=lambda target, w: run_clients(_serve_one_continuous, target, w),
+        static=lambda target, w: run_clients(_serve_one_static, target, w),
+        new_tokens=lambda w: sum(n for c in w for _, n in c),
+    )
     return {"client_load": results, "client_ratio_continuous_over_static": ratio}
 
 
