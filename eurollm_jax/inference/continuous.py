@@ -18,7 +18,10 @@ cache the live slots are shifted left (``_compact``: one copy every few hundred 
 A decode dispatch computes only the live rows: their state and attention window are
 gathered into a batch of the next row bucket (``Scheduler.row_buckets``: powers of two
 from ``min_decode_rows`` to ``num_slots``, padded with free rows) and scattered back after
-it, so the tail of a load, when few requests are left, costs what those rows cost.
+it, so the tail of a load, when few requests are left, costs what those rows cost. The
+window spans the oldest row's history, so when a few old rows would widen it for many
+young ones, a round runs as two dispatches (``_decode_groups``): the young rows at a
+narrow window, the old ones at a wide one.
 Shapes are bounded: one decode shape per (sampling mode, top-logprobs, row bucket,
 window bucket), one prefill shape per (rows bucket, length bucket), one insert shape per
 prefill shape.
@@ -236,19 +239,25 @@ def _insert(st, small, logits_kV, rows_k, uids_k, lengths_k, row_samp, ptr, *, m
     static_argnames=("graphdef", "steps", "mode", "top_n", "window"),
     donate_argnames=("st",),
 )
-def _decode(graphdef, params, st, ptr, window_start, rows_R, *, steps, mode, top_n, window):
+def _decode(graphdef, params, st, ptr, window_start, rows_R, hold_R, *, steps, mode, top_n,
+            window):
     """``steps`` decode steps for the rows ``rows_R`` (distinct; the live rows, padded with
     free ones to a row bucket), writing at ``ptr``, ``ptr + 1``, ...; rows that are done
     stop recording (their later columns are padding). Attention reads only the ``window``
     slots from ``window_start`` (which hold every live row's keys). Those rows' state and
     window are gathered once per dispatch and scattered back after it, so a half-empty
-    batch costs half: compute follows the live rows, not the slot count."""
+    batch costs half: compute follows the live rows, not the slot count. ``hold_R`` marks
+    padding rows that are live but decoded by a later dispatch of the same round: they are
+    held (no token, no state change; their ``steps`` new slots get scratch values that the
+    later dispatch overwrites before reading)."""
     model = nnx.merge(graphdef, params)
     full = st["cache"]
 
     # one gather per array: rows_R x slots [window_start, window_start + window)
     slots_W = window_start + jnp.arange(window, dtype=jnp.int32)
     sub = {name: v[rows_R] for name, v in st.items() if name != "cache"}
+    done_before = sub["done"]
+    sub["done"] = done_before | hold_R
     sub["cache"] = {
         "k": _gather_rows_slots(full["k"], rows_R, slots_W),
         "v": _gather_rows_slots(full["v"], rows_R, slots_W),
@@ -295,6 +304,7 @@ def _decode(graphdef, params, st, ptr, window_start, rows_R, *, steps, mode, top
 
     sub, toks, lps, tops_i, tops_l = jax.lax.fori_loop(
         0, steps, body, (sub, toks, lps, tops_i, tops_l))
+    sub["done"] = jnp.where(hold_R, done_before, sub["done"])
     new = {name: st[name].at[rows_R].set(sub[name]) for name in st if name != "cache"}
     c = sub["cache"]
     new["cache"] = {
@@ -499,7 +509,8 @@ class Scheduler:
         self.stats = {
             "requests": 0, "finished": 0, "cancelled": 0, "prefills": 0, "decode_dispatches": 0,
             "compactions": 0, "prompt_tokens": 0, "prefill_tokens": 0, "generated_tokens": 0,
-            "decode_row_steps": 0,
+            "decode_row_steps": 0, "decode_slot_steps": 0, "decode_split_rounds": 0,
+            "decode_held_rows": 0,
             "step_errors": 0,
         }
         self._admitting: list[Request] = []  # taken from the queue, not yet in a slot
@@ -598,6 +609,7 @@ class Scheduler:
                 window = min(window, self.cache_len)
                 st, _ = _decode(
                     eng.graphdef, eng.params, st, np.int32(self._ptr), np.int32(0), row_ids,
+                    put_replicated(np.zeros(rows, bool), self.mesh),
                     steps=self.decode_steps, mode="greedy", top_n=0, window=window,
                 )
                 if window >= self.cache_len:
@@ -911,26 +923,29 @@ class Scheduler:
         )
         top_n = TOP_N if any(s.request.top_logprobs for s in live) else 0
         n_before = {i: len(s.request.tokens) for i, s in enumerate(self._slots) if s is not None}
-        # the attention window: from the oldest live row's first slot to the last new slot
-        lowest = min(s.first_slot for s in live)
-        window = min(bucket_length(self._ptr + steps - lowest, 64), self.cache_len)
-        start = min(max(self._ptr + steps - window, 0), self.cache_len - window)
-        rows = self._decode_rows()
-        self._state, out = _decode(
-            self.engine.graphdef, self.engine.params, self._state, np.int32(self._ptr),
-            np.int32(start), put_replicated(np.asarray(rows, np.int32), self.mesh),
-            steps=steps, mode=mode, top_n=top_n, window=window,
-        )
+        outputs = {}  # row -> (its dispatch's outputs, its index there)
+        for rows, hold, window in self._decode_groups(steps):
+            # the attention window: from the group's oldest first slot to the last new slot
+            start = min(max(self._ptr + steps - window, 0), self.cache_len - window)
+            self._state, out = _decode(
+                self.engine.graphdef, self.engine.params, self._state, np.int32(self._ptr),
+                np.int32(start), put_replicated(np.asarray(rows, np.int32), self.mesh),
+                put_replicated(np.asarray(hold, bool), self.mesh),
+                steps=steps, mode=mode, top_n=top_n, window=window,
+            )
+            self.stats["decode_dispatches"] += 1
+            self.stats["decode_row_steps"] += len(rows) * steps
+            self.stats["decode_slot_steps"] += len(rows) * window * steps
+            got = jax.device_get(out)
+            for i, (row, held) in enumerate(zip(rows, hold)):
+                if not held:
+                    outputs[row] = (got, i)
         self._ptr += steps
-        self.stats["decode_dispatches"] += 1
-        self.stats["decode_row_steps"] += len(rows) * steps
-        toks, lps, tops_i, tops_l, n_gen, done = jax.device_get(out)
         now = time.perf_counter()
         made = 0
         force_done = np.zeros(self.num_slots, bool)
-        at = {row: i for i, row in enumerate(rows)}
         for row, before in n_before.items():
-            i = at[row]
+            (toks, lps, tops_i, tops_l, n_gen, done), i = outputs[row]
             new = int(n_gen[i]) - before
             items = []
             for j in range(max(new, 0)):
@@ -965,12 +980,63 @@ class Scheduler:
             n = b + 1
         return (*out, self.num_slots)
 
-    def _decode_rows(self) -> list[int]:
-        """The live rows, padded with free rows (distinct, done) to the next row bucket."""
-        live = [i for i, s in enumerate(self._slots) if s is not None]
-        size = next(b for b in self._row_buckets if b >= len(live))
+    def _window(self, steps: int, first_slot: int) -> int:
+        return min(bucket_length(self._ptr + steps - first_slot, 64), self.cache_len)
+
+    def _decode_groups(self, steps: int) -> list[tuple[list[int], list[bool], int]]:
+        """This round's decode dispatches: (rows, held, window) each, run in order.
+
+        Every row attends over one window shared by its dispatch, as wide as its oldest
+        row's history; one long request would widen it for all. When the estimated cost
+        (``_dispatch_cost``) says so, the live rows split in two by age: the young rows
+        with a narrow window, the old ones with a wide one. Rows are padded to a row bucket
+        with free rows, or, for the first dispatch only, with rows of the second (held, see
+        ``_decode``: the second rewrites their new slots after the first)."""
+        live = sorted((i for i, s in enumerate(self._slots) if s is not None),
+                      key=lambda i: self._slots[i].first_slot)  # oldest first
         free = [i for i, s in enumerate(self._slots) if s is None]
-        return live + free[: size - len(live)]
+        windows = [self._window(steps, self._slots[i].first_slot) for i in live]
+        bucket = lambda n: next(b for b in self._row_buckets if b >= n)  # noqa: E731
+        best = (self._dispatch_cost(bucket(len(live)), windows[0]), None)
+        for j in range(1, len(live)):
+            if windows[j] == windows[0]:
+                continue
+            cost = (self._dispatch_cost(bucket(j), windows[0])
+                    + self._dispatch_cost(bucket(len(live) - j), windows[j]))
+            if cost < 0.85 * best[0]:
+                best = (cost, j)
+        if best[1] is None:
+            return [(live + free[: bucket(len(live)) - len(live)], [False] * bucket(len(live)),
+                     windows[0])]
+        j = best[1]
+        old, young = live[:j], live[j:]
+        groups = []
+        for first, second, w_first, w_second in ((old, young, windows[0], windows[j]),
+                                                 (young, old, windows[j], windows[0])):
+            pad_second = bucket(len(second)) - len(second)
+            if pad_second > len(free):
+                continue  # the second dispatch can pad only with free rows
+            spare = free[pad_second:]
+            pad_first = bucket(len(first)) - len(first)
+            borrowed = second[: max(0, pad_first - len(spare))]
+            first_rows = first + spare[:pad_first] + borrowed
+            if len(first_rows) < bucket(len(first)):
+                continue  # too few rows to pad the first dispatch
+            self.stats["decode_split_rounds"] += 1
+            self.stats["decode_held_rows"] += len(borrowed)
+            groups = [(first_rows, [r in borrowed for r in first_rows], w_first),
+                      (second + free[:pad_second], [False] * bucket(len(second)), w_second)]
+            break
+        if not groups:
+            return [(live + free[: bucket(len(live)) - len(live)], [False] * bucket(len(live)),
+                     windows[0])]
+        return groups
+
+    @staticmethod
+    def _dispatch_cost(rows: int, window: int) -> float:
+        """Relative cost of one decode dispatch (fitted on the CPU tiny model: per row, the
+        window's attention plus projections worth about 96 slots; a fixed dispatch cost)."""
+        return rows * (window + 96) + 640
 
     def _compact_cache(self):
         live = [s.first_slot for s in self._slots if s is not None]
