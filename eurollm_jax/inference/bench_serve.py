@@ -327,7 +327,7 @@ def _compare(args, engine, warm, timed, *, continuous, static, new_tokens):
 def _client_load(args, cfg, engine, rng):
     warm = [_client_workload(args, cfg, rng) for _ in range(2)]
     timed = [_client_workload(args, cfg, rng) for _ in range(args.repeats)]
-    news = [n for _, n in (x for c in timed[0] for x in c)]
+    news = [n for c in timed[0] for _, n in c]
     print(
         f"client load: {args.clients} clients x {args.client_requests} requests in a closed "
         f"loop, log-normal lengths (prompt median {args.client_prompt_median}, new median "

@@ -923,7 +923,7 @@ class Scheduler:
         )
         top_n = TOP_N if any(s.request.top_logprobs for s in live) else 0
         n_before = {i: len(s.request.tokens) for i, s in enumerate(self._slots) if s is not None}
-        outputs = {}  # row -> (its dispatch's outputs, its index there)
+        dispatched = []
         for rows, hold, window in self._decode_groups(steps):
             # the attention window: from the group's oldest first slot to the last new slot
             start = min(max(self._ptr + steps - window, 0), self.cache_len - window)
@@ -936,7 +936,9 @@ class Scheduler:
             self.stats["decode_dispatches"] += 1
             self.stats["decode_row_steps"] += len(rows) * steps
             self.stats["decode_slot_steps"] += len(rows) * window * steps
-            got = jax.device_get(out)
+            dispatched.append((rows, hold, out))
+        outputs = {}  # row -> (its dispatch's outputs, its index there)
+        for (rows, hold, _), got in zip(dispatched, jax.device_get([d[2] for d in dispatched])):
             for i, (row, held) in enumerate(zip(rows, hold)):
                 if not held:
                     outputs[row] = (got, i)
@@ -1005,12 +1007,12 @@ class Scheduler:
                     + self._dispatch_cost(bucket(len(live) - j), windows[j]))
             if cost < 0.85 * best[0]:
                 best = (cost, j)
+        single = [(live + free[: bucket(len(live)) - len(live)], [False] * bucket(len(live)),
+                   windows[0])]
         if best[1] is None:
-            return [(live + free[: bucket(len(live)) - len(live)], [False] * bucket(len(live)),
-                     windows[0])]
+            return single
         j = best[1]
         old, young = live[:j], live[j:]
-        groups = []
         for first, second, w_first, w_second in ((old, young, windows[0], windows[j]),
                                                  (young, old, windows[j], windows[0])):
             pad_second = bucket(len(second)) - len(second)
@@ -1024,13 +1026,9 @@ class Scheduler:
                 continue  # too few rows to pad the first dispatch
             self.stats["decode_split_rounds"] += 1
             self.stats["decode_held_rows"] += len(borrowed)
-            groups = [(first_rows, [r in borrowed for r in first_rows], w_first),
-                      (second + free[:pad_second], [False] * bucket(len(second)), w_second)]
-            break
-        if not groups:
-            return [(live + free[: bucket(len(live)) - len(live)], [False] * bucket(len(live)),
-                     windows[0])]
-        return groups
+            return [(first_rows, [r in borrowed for r in first_rows], w_first),
+                    (second + free[:pad_second], [False] * bucket(len(second)), w_second)]
+        return single
 
     @staticmethod
     def _dispatch_cost(rows: int, window: int) -> float:
