@@ -3,16 +3,15 @@
 ``python -m launch.bench langid [--sources=udhr,spacy] [--identifiers=filter,fasttext,...]
 [--output=DIR] [--throughput [--docs=2000]]``
 
-Text (``evaluation_texts``) comes from installed packages, so the default runs wherever the
-project installs: the Universal Declaration of Human Rights passages of ``gflanguages`` (all 24
-EU languages and the neighbours below) and spaCy's example sentences (20 EU languages; spaCy is
-in the test extra). ``--sources=gettext`` adds translated program messages from Debian's
+Text (``evaluation_texts``) ships with the project, so the default runs wherever it installs:
+the whole Universal Declaration of Human Rights in the 24 EU languages (``udhr/``, vendored from
+the Unicode UDHR project, see its README), the UDHR passages of ``gflanguages`` for the
+neighbours below, and spaCy's example sentences (20 EU languages; spaCy is in the test extra). ``--sources=gettext`` adds translated program messages from Debian's
 ``/usr/share/locale`` catalogues where a machine has them (the development text that the
 filter's defaults were chosen on: see docs/language_id.md; py3langid's model was trained on
 Debian's translations, so that source is not held out for it). Each source's lines are the
-short inputs (one sentence, or one line of the UDHR poster text, which can end mid-sentence;
-4+ words); ``medium`` joins 3
-consecutive lines, ``long`` up to 8 (at least 300 characters).
+short inputs (one sentence or clause, split at ``. ! ? ;``; 4+ words); ``medium`` joins 3
+consecutive ones, ``long`` up to 8 (at least 300 characters).
 
 Neighbour languages that identifiers confuse with EU ones (Bosnian, Serbian, Norwegian Bokmal
 and Nynorsk, Scottish Gaelic, Macedonian, Russian, Ukrainian, Catalan, Galician, Welsh,
@@ -70,13 +69,27 @@ GETTEXT_PER_LANGUAGE = 150
 # ---------------------------------------------------------------- text
 
 
+UDHR_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "udhr")
+
+
+def udhr_paragraphs(lang: str) -> list[str]:
+    """The whole UDHR for an EU language (``udhr/<lang>.txt``, one paragraph per line, vendored
+    from the Unicode UDHR project: see ``udhr/README.md``); for a neighbour language, the
+    ``gflanguages`` passages."""
+    path = os.path.join(UDHR_DIR, f"{lang}.txt")
+    if os.path.exists(path):
+        with open(path, encoding="utf-8") as f:
+            return [line.strip() for line in f if line.strip()]
+    from eurollm_jax.data import demo_corpus
+
+    return [line for k in NEIGHBOURS.get(lang, (lang,)) for line in demo_corpus.udhr_documents(k)]
+
+
 def _lines(lang: str, source: str) -> list[str]:
     from eurollm_jax.data import demo_corpus
 
-    if source == "udhr":  # poster lines: some hold a paragraph, split at sentence ends
-        keys = NEIGHBOURS.get(lang, (lang,))
-        return [s for k in keys for line in demo_corpus.udhr_documents(k)
-                for s in re.split(r"(?<=[.!?;])\s+", line)]
+    if source == "udhr":  # paragraphs, split at sentence (and clause) ends
+        return [s for line in udhr_paragraphs(lang) for s in re.split(r"(?<=[.!?;])\s+", line)]
     if source == "spacy":
         return demo_corpus.spacy_documents(lang)
     if source == "gettext":
