@@ -283,8 +283,13 @@ def paired_comparison(questions: Sequence[EvalQuestion], samples, n: int, a: str
                       b: str = "majority", *, bootstrap: int = 2000, seed: int = 0) -> dict:
     """Per-question paired comparison of two selection methods on the first ``n`` samples:
     questions only A gets right (wins), only B (losses), the sign-test p-value, and the
-    accuracy difference (A - B, %) with a 95% paired bootstrap interval over questions."""
+    accuracy difference (A - B, %) with a 95% paired bootstrap interval over questions.
+    ``samples[i]`` holds the samples drawn for ``questions[i]``."""
     from eurollm_jax.prm.best_of_n import select
+
+    if len(questions) != len(samples):
+        raise ValueError(f"paired_comparison needs one row of samples per question: got "
+                         f"{len(questions)} questions and {len(samples)} rows")
 
     def right(row, method):
         s = select(row[:n], method)

@@ -38,16 +38,18 @@ def flexible_exact_match(answer: str | None, golds: Sequence[str]) -> float:
 
 
 class AnswerLanguage:
-    """Language of answer spans (lazy: the identifier loads on first use)."""
+    """Language of answer spans (lazy: the identifier loads on first use). The default is the
+    filtering step's identifier (``filtering.langid.filter_identifier``, label over every
+    language), the one synthesis and XL-AlpacaEval check languages with."""
 
     def __init__(self, identifier=None):
         self._identifier = identifier
 
     def __call__(self, texts: Sequence[str]) -> list[str | None]:
         if self._identifier is None:
-            from eurollm_jax.filtering import LanguageIdentifier
+            from eurollm_jax.filtering.langid import filter_identifier
 
-            self._identifier = LanguageIdentifier(second_pass=("py3langid",))
+            self._identifier = filter_identifier()
         texts = list(texts)
         idx = [i for i, t in enumerate(texts) if t and t.strip()]
         labels: list[str | None] = [None] * len(texts)

@@ -99,6 +99,8 @@ def test_sign_test_and_paired_comparison():
     lo, hi = out["bootstrap_95"]
     assert -100 <= lo <= 25 <= hi <= 100
     assert paired_comparison(qs, samples, 1)["wins"] == 0  # one sample: the same choice
+    with pytest.raises(ValueError, match="4 questions and 3 rows"):
+        paired_comparison(qs, samples[:3], 3)
 
 
 def test_an_interrupted_stage_stops_the_experiment_with_a_clear_error(tmp_path, monkeypatch):
