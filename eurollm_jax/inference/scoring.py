@@ -9,9 +9,10 @@
   a prefix token (BOS). Windows are those of lm-eval's ``get_rolling_token_windows`` with
   ``context_len=1`` made disjoint (``rolling_windows`` here).
 
-Requests are sorted by length and packed into batches under a token budget (the model
-returns logits for every position: budget x vocab x 4 bytes of memory), right-padded
-to bucketed lengths. Rows go to the model unpacked (no segment ids): the pads come after
+Requests are sorted by length and packed into batches under a token budget, right-padded
+to bucketed lengths. The LM head runs ``SCORE_CHUNK`` positions at a time (rows x 256 x
+vocab x 4 bytes of logits at once, not the whole batch's; at a 128k vocabulary a full
+8192-token batch's logits and their log-softmax would take 8 GB). Rows go to the model unpacked (no segment ids): the pads come after
 every real token, so causality alone keeps them out of every real token's view and fused
 kernels need no mask. One jitted function per shape bucket returns only [B, T] arrays
 (target log-probabilities, greedy flags) to the host.
@@ -38,6 +39,8 @@ from eurollm_jax.inference.batching import (
     put_replicated,
 )
 from eurollm_jax.inference.engine import as_engine
+from eurollm_jax.model.transformer import dense
+from eurollm_jax.parallel.rules import constrain
 
 
 class LogLikelihood(NamedTuple):
@@ -52,18 +55,42 @@ class RollingLogLikelihood(NamedTuple):
     token_logprobs: list[float]
 
 
-@functools.partial(jax.jit, static_argnames=("graphdef",))
-def _score(graphdef, params, inputs_BT, targets_BT, interventions, intervention_scale):
+SCORE_CHUNK = 256  # positions per LM-head call in _score
+
+
+@functools.partial(jax.jit, static_argnames=("graphdef", "chunk"))
+def _score(graphdef, params, inputs_BT, targets_BT, interventions, intervention_scale, chunk):
+    """[B, T] log p(target) and greedy flags; the LM head and its log-softmax run ``chunk``
+    positions at a time, so [B, T, V] logits never exist at once."""
     model = nnx.merge(graphdef, params)
-    logits_BTV = model.forward(
+    hidden_BTD = model.forward(
         inputs_BT,
         interventions=interventions,
         intervention_scale=intervention_scale,
-    ).logits
-    logp_BTV = jax.nn.log_softmax(logits_BTV.astype(jnp.float32), axis=-1)
-    target_lp_BT = jnp.take_along_axis(logp_BTV, targets_BT[..., None], axis=-1)[..., 0]
-    greedy_BT = jnp.argmax(logits_BTV, axis=-1) == targets_BT
-    return target_lp_BT, greedy_BT
+        logits="none",
+    ).final_hidden
+    kernel_DV = model.lm_head_kernel()
+    b, t, d = hidden_BTD.shape
+    chunk = min(t, chunk)
+    n = -(-t // chunk)
+    pad = n * chunk - t
+    hidden_BTD = jnp.pad(hidden_BTD, ((0, 0), (0, pad), (0, 0)))
+    targets_BT = jnp.pad(targets_BT, ((0, 0), (0, pad)))
+
+    def one(xs):
+        h_BCD, y_BC = xs
+        logits_BCV = dense(h_BCD, kernel_DV, preferred_element_type=jnp.float32)
+        logits_BCV = constrain(logits_BCV, ("act_batch", "act_seq", "act_vocab"))
+        target_BC = jnp.take_along_axis(logits_BCV, y_BC[..., None], axis=-1)[..., 0]
+        lp_BC = target_BC - jax.nn.logsumexp(logits_BCV, axis=-1)
+        return lp_BC, jnp.argmax(logits_BCV, axis=-1) == y_BC
+
+    def split(x):
+        return jnp.swapaxes(x.reshape(b, n, chunk, *x.shape[2:]), 0, 1)
+
+    lp_NBC, greedy_NBC = jax.lax.map(one, (split(hidden_BTD), split(targets_BT)))
+    merge = lambda x: jnp.swapaxes(x, 0, 1).reshape(b, n * chunk)[:, :t]  # noqa: E731
+    return merge(lp_NBC), merge(greedy_NBC)
 
 
 def loglikelihood(
@@ -127,6 +154,7 @@ def loglikelihood(
                 put_batch(targets, mesh),
                 iv,
                 iscale,
+                chunk=SCORE_CHUNK,
             )
         lp, greedy = np.asarray(lp), np.asarray(greedy)
         for r, (i, inp, _, n_cont) in enumerate(batch):

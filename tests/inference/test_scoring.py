@@ -41,6 +41,20 @@ def test_loglikelihood_matches_transformers(engine, hf_model):
     assert results[-1].is_greedy
 
 
+def test_the_lm_head_in_chunks_gives_the_same_scores(engine, hf_model, monkeypatch):
+    from eurollm_jax.inference import scoring
+
+    requests = [([1] + _ids(20, 10), _ids(11, 11)), ([1] + _ids(4, 12), _ids(3, 13))]
+    whole = scoring.loglikelihood(engine, requests)
+    monkeypatch.setattr(scoring, "SCORE_CHUNK", 5)  # 32-slot rows: 7 chunks, the last padded
+    chunked = scoring.loglikelihood(engine, requests)
+    for (c, k), a, b in zip(requests, whole, chunked):
+        ref = hf_token_logprobs(hf_model, c + k)[len(c) - 1 :]
+        np.testing.assert_allclose(b.token_logprobs, ref, atol=1e-4)
+        np.testing.assert_allclose(b.token_logprobs, a.token_logprobs, rtol=1e-6, atol=1e-6)
+        assert a.is_greedy == b.is_greedy
+
+
 def test_overlong_inputs_keep_their_last_tokens(engine, hf_model):
     ctx, cont = [1] + _ids(30, 8), _ids(5, 9)
     res = loglikelihood(engine, [(ctx, cont)], max_length=16)[0]
