@@ -132,7 +132,7 @@ def test_an_interrupted_stage_stops_the_experiment_with_a_clear_error(tmp_path, 
 # default 3000 steps. On 3 languages x 1200 PRM problems this does NOT yet pass (issue 17): the
 # PRM's two-way loss stays near ln 2 (0.60-0.68 through step 3000), held-out verdicts 54.0%,
 # PRM 76.1 vs majority 71.1 at N=16 (27 wins / 18 losses, p=0.12); a 2000-step run gave 54.2%
-# and p=0.16. The default 5-language run (1500 PRM problems per language) measured 77.3%
+# and p=0.16. The 5-language run (1500 PRM problems per language, two 1500-step cycles) had 77.3%
 # verdicts and p=8e-9. About 90 min on 2 shared CPU cores.
 SLOW_EXPERIMENT = ExperimentConfig(
     languages=("en", "de", "sw"), generator_problems=1500, prm_problems=1200,
