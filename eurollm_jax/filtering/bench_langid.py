@@ -6,7 +6,8 @@
 Text (``evaluation_texts``) ships with the project, so the default runs wherever it installs:
 the whole Universal Declaration of Human Rights in the 24 EU languages (``udhr/``, vendored from
 the Unicode UDHR project, see its README), the UDHR passages of ``gflanguages`` for the
-neighbours below, and spaCy's example sentences (20 EU languages; spaCy is in the test extra). ``--sources=gettext`` adds translated program messages from Debian's
+neighbours below, and spaCy's example sentences (20 EU languages; spaCy is in the test
+extra). ``--sources=gettext`` adds translated program messages from Debian's
 ``/usr/share/locale`` catalogues where a machine has them (the development text that the
 filter's defaults were chosen on: see docs/language_id.md; py3langid's model was trained on
 Debian's translations, so that source is not held out for it). Each source's lines are the

@@ -12,9 +12,9 @@
 Requests are sorted by length and packed into batches under a token budget, right-padded
 to bucketed lengths. The LM head runs ``SCORE_CHUNK`` positions at a time (rows x 256 x
 vocab x 4 bytes of logits at once, not the whole batch's; at a 128k vocabulary a full
-8192-token batch's logits and their log-softmax would take 8 GB). Rows go to the model unpacked (no segment ids): the pads come after
-every real token, so causality alone keeps them out of every real token's view and fused
-kernels need no mask. One jitted function per shape bucket returns only [B, T] arrays
+8192-token batch's logits and their log-softmax would take 8 GB). Rows go to the model
+unpacked (no segment ids): the pads come after every real token, so causality alone keeps
+them out of every real token's view and fused kernels need no mask. One jitted function per shape bucket returns only [B, T] arrays
 (target log-probabilities, greedy flags) to the host.
 """
 
@@ -70,7 +70,7 @@ def _score(graphdef, params, inputs_BT, targets_BT, interventions, intervention_
         logits="none",
     ).final_hidden
     kernel_DV = model.lm_head_kernel()
-    b, t, d = hidden_BTD.shape
+    b, t, _ = hidden_BTD.shape
     chunk = min(t, chunk)
     n = -(-t // chunk)
     pad = n * chunk - t
