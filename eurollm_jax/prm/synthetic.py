@@ -31,7 +31,9 @@ not the generator's misremembered facts), so labels are balanced.
 ``run_experiment(workdir)``:
 
 1. trains a tiny byte-level generator (the trainer, SFT path, loss on the solution);
-2. trains a PRM (``prm.train``; started from the generator's params, loss at the step tags);
+2. trains a PRM (``prm.train``; started from the generator's params, loss at the step tags)
+   in ``prm_cycles`` warm-restarted cycles, each a resumable run in its own workdir
+   (``prm_cycle_dir``) started from the previous cycle's exported params;
 3. measures the PRM's step-verdict accuracy (p_k > 0.5 vs the label) on held-out labelled
    solutions from the PRM's distribution;
 4. samples N solutions per held-out question (temperature 0.7, per-row seeds), scores them
@@ -317,7 +319,12 @@ class ExperimentConfig:
     slip_error: float = 0.03
     prm_error: float = 0.5
     generator_steps: int = 1200
-    prm_steps: int = 3000  # the two-way loss sits at ln 2 for ~1500 steps, then drops
+    # The PRM trains in ``prm_cycles`` cosine cycles of ``prm_steps`` each, every cycle a fresh
+    # run (new AdamW state, warm-up) from the previous cycle's params. The two-way loss sits at
+    # ln 2 through the first cycle; the warm restart is what left that plateau in the measured
+    # runs, where one cycle of 3000 steps never did (docs/prm.md).
+    prm_steps: int = 1500  # per cycle
+    prm_cycles: int = 2
     batch_size: int = 32  # generator rows per step
     prm_batch_size: int = 32  # PRM rows per step (each row packs 1-3 labelled prefixes)
     seq_len: int = 192  # training rows; the model holds 256 positions
@@ -353,6 +360,11 @@ def model_config(exp: ExperimentConfig, steps: int, lr: float, batch_size: int):
     config.eval.every = 0
     config.seed = exp.seed
     return config
+
+
+def prm_cycle_dir(workdir: str, cycle: int) -> str:
+    """The training workdir of the PRM's ``cycle``-th cycle (1-based)."""
+    return os.path.join(workdir, "prm" if cycle == 1 else f"prm_cycle{cycle}")
 
 
 def generator_errors(exp: ExperimentConfig) -> GeneratorErrors:
@@ -413,6 +425,9 @@ def run_experiment(workdir: str, exp: ExperimentConfig = ExperimentConfig(), *,
     from eurollm_jax.tokenizer import ByteTokenizer
     from eurollm_jax.train import train
 
+    if exp.prm_cycles < 1:
+        raise ValueError(f"prm_cycles must be at least 1 (got {exp.prm_cycles}): the PRM "
+                         f"trains in that many cycles of prm_steps each")
     tok = ByteTokenizer()
     langs = tuple(exp.languages)
     os.makedirs(workdir, exist_ok=True)
@@ -435,22 +450,27 @@ def run_experiment(workdir: str, exp: ExperimentConfig = ExperimentConfig(), *,
         _require_finished("generator", train(gen_cfg, gen_dir, devices=devices),
                           exp.generator_steps)
     timings["generator_train_s"] = time.perf_counter() - clock
-    # 2. the PRM, from the generator's params
+    # 2. the PRM, from the generator's params, in cycles (each resumable, each exported)
     clock = time.perf_counter()
-    prm_dir = os.path.join(workdir, "prm")
-    if not os.path.isdir(os.path.join(prm_dir, "params")):
-        prm_file = os.path.join(workdir, "prm_solutions.jsonl")
+    prm_file = os.path.join(workdir, "prm_solutions.jsonl")
+    if not os.path.exists(prm_file):
         write_jsonl(prm_file, steps_records(labelled_solutions(
             problems(exp.prm_problems, langs, exp.seed + 3), exp.prm_error, exp.seed + 4)))
-        prm_cfg = model_config(exp, exp.prm_steps, exp.prm_lr, exp.prm_batch_size)
-        prm_cfg.train.init_params = os.path.join(gen_dir, "params")
-        prm_cfg.prm = ml_collections.ConfigDict({
-            "setup": "multi", "loss": exp.loss, "aggregate": exp.aggregate,
-            "train_data": prm_file, "train_languages": langs})
-        result, _ = train_prm(prm_cfg, prm_dir, devices=devices)
-        _require_finished("PRM", result, exp.prm_steps)
+    init = os.path.join(gen_dir, "params")
+    for cycle in range(1, exp.prm_cycles + 1):
+        prm_dir = prm_cycle_dir(workdir, cycle)
+        if not os.path.isdir(os.path.join(prm_dir, "params")):
+            prm_cfg = model_config(exp, exp.prm_steps, exp.prm_lr, exp.prm_batch_size)
+            prm_cfg.train.init_params = init
+            prm_cfg.prm = ml_collections.ConfigDict({
+                "setup": "multi", "loss": exp.loss, "aggregate": exp.aggregate,
+                "train_data": prm_file, "train_languages": langs})
+            result, _ = train_prm(prm_cfg, prm_dir, devices=devices)
+            _require_finished(f"PRM (cycle {cycle} of {exp.prm_cycles})", result,
+                              exp.prm_steps)
+        init = os.path.join(prm_dir, "params")
     timings["prm_train_s"] = time.perf_counter() - clock
-    scorer = PRMScorer(load_params(os.path.join(prm_dir, "params")), tok)
+    scorer = PRMScorer(load_params(init), tok)
     # 3. held-out step verdicts
     clock = time.perf_counter()
     held_out = labelled_solutions(problems(exp.prm_eval_problems, langs, exp.seed + 8),

@@ -2,6 +2,7 @@
 experiment (a tiny generator with systematic step errors, a PRM on labelled steps, best-of-N
 vs majority vote at N=16)."""
 
+import dataclasses
 import math
 import time
 
@@ -128,12 +129,46 @@ def test_an_interrupted_stage_stops_the_experiment_with_a_clear_error(tmp_path, 
     assert not (tmp_path / "prm").exists()
 
 
-# The generator at 16 rows per step (1200 steps); the PRM at the default 32 rows for the
-# default 3000 steps. On 3 languages x 1200 PRM problems this does NOT yet pass (issue 17): the
-# PRM's two-way loss stays near ln 2 (0.60-0.68 through step 3000), held-out verdicts 54.0%,
-# PRM 76.1 vs majority 71.1 at N=16 (27 wins / 18 losses, p=0.12); a 2000-step run gave 54.2%
-# and p=0.16. The 5-language run (1500 PRM problems per language, two 1500-step cycles) had 77.3%
-# verdicts and p=8e-9. About 90 min on 2 shared CPU cores.
+def test_each_prm_cycle_starts_from_the_last_and_an_interrupted_cycle_resumes(tmp_path,
+                                                                               monkeypatch):
+    """The PRM's cycles chain their params (generator -> cycle 1 -> cycle 2); a cycle stopped
+    early keeps the finished ones and the same call picks up where it stopped."""
+    import eurollm_jax.prm.train as prm_train
+
+    real_train_prm = prm_train.train_prm
+    seen = []
+
+    def spying_train_prm(config, workdir, **kw):
+        seen.append((workdir, config.train.init_params))
+        if workdir.endswith("prm_cycle2") and len(seen) == 2:
+            config.train.stop_after = 2  # as after a SIGTERM, the first time only
+        return real_train_prm(config, workdir, **kw)
+
+    monkeypatch.setattr(prm_train, "train_prm", spying_train_prm)
+    exp = ExperimentConfig(languages=("en",), generator_problems=20, prm_problems=10,
+                           prm_eval_problems=2, eval_problems=2, generator_steps=24,
+                           prm_steps=24, prm_cycles=2, batch_size=2, prm_batch_size=2,
+                           d_model=32, num_layers=1, n=2, max_new_tokens=8)
+    with pytest.raises(StageInterrupted, match=r"PRM \(cycle 2 of 2\) training stopped at "
+                                               r"step 2 of 24"):
+        run_experiment(str(tmp_path), exp, devices=jax.devices()[:1])
+    assert seen == [(str(tmp_path / "prm"), str(tmp_path / "generator" / "params")),
+                    (str(tmp_path / "prm_cycle2"), str(tmp_path / "prm" / "params"))]
+    assert (tmp_path / "prm" / "params").is_dir()
+    assert not (tmp_path / "prm_cycle2" / "params").exists()
+    report = run_experiment(str(tmp_path), exp, devices=jax.devices()[:1])
+    assert seen[2:] == [(str(tmp_path / "prm_cycle2"), str(tmp_path / "prm" / "params"))]
+    assert (tmp_path / "prm_cycle2" / "params").is_dir()
+    assert sorted(report["accuracy"]) == ["majority", "oracle", "prm", "prm_vote"]
+    with pytest.raises(ValueError, match="prm_cycles must be at least 1"):
+        run_experiment(str(tmp_path / "bad"), dataclasses.replace(exp, prm_cycles=0))
+
+
+# The generator at 16 rows per step (1200 steps); the PRM at the default 32 rows in the default
+# two 1500-step cycles. With one 3000-step cycle instead, this failed (issue 17): the PRM's
+# two-way loss stayed near ln 2 (0.60-0.68 through step 3000), held-out verdicts 54.0%, PRM 76.1
+# vs majority 71.1 at N=16 (27 wins / 18 losses, p=0.12). The 5-language run (1500 PRM problems
+# per language, two 1500-step cycles) had 77.3% verdicts and p=8e-9.
 SLOW_EXPERIMENT = ExperimentConfig(
     languages=("en", "de", "sw"), generator_problems=1500, prm_problems=1200,
     prm_eval_problems=60, eval_problems=60, batch_size=16)
