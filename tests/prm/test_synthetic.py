@@ -165,10 +165,11 @@ def test_each_prm_cycle_starts_from_the_last_and_an_interrupted_cycle_resumes(tm
 
 
 # The generator at 16 rows per step (1200 steps); the PRM at the default 32 rows in the default
-# two 1500-step cycles. With one 3000-step cycle instead, this failed (issue 17): the PRM's
-# two-way loss stayed near ln 2 (0.60-0.68 through step 3000), held-out verdicts 54.0%, PRM 76.1
-# vs majority 71.1 at N=16 (27 wins / 18 losses, p=0.12). The 5-language run (1500 PRM problems
-# per language, two 1500-step cycles) had 77.3% verdicts and p=8e-9.
+# two 1500-step cycles. This does NOT yet pass (issue 17). With two cycles (2026-12-02): the
+# two-way loss stayed at 0.60-0.73 through both cycles, held-out verdicts 56.1%, PRM 78.9 vs
+# majority 75.0 at N=16 (26 wins / 19 losses, p=0.19), 54 min on 2 cores. With one 3000-step
+# cycle: verdicts 54.0%, p=0.12. The 5-language run that passed (77.3% verdicts, p=8e-9) had
+# twice the PRM data (1500 problems in each of 5 languages) with the same two cycles.
 SLOW_EXPERIMENT = ExperimentConfig(
     languages=("en", "de", "sw"), generator_problems=1500, prm_problems=1200,
     prm_eval_problems=60, eval_problems=60, batch_size=16)
