@@ -320,9 +320,9 @@ class ExperimentConfig:
     prm_error: float = 0.5
     generator_steps: int = 1200
     # The PRM trains in ``prm_cycles`` cosine cycles of ``prm_steps`` each, every cycle a fresh
-    # run (new AdamW state, warm-up) from the previous cycle's params. The two-way loss sits at
-    # ln 2 through the first cycle; the warm restart is what left that plateau in the measured
-    # runs, where one cycle of 3000 steps never did (docs/prm.md).
+    # run (new AdamW state, warm-up) from the previous cycle's params: the recipe of the one
+    # measured run that left the ln 2 plateau (7 500 solutions). On 3 600 solutions neither
+    # this nor one 3000-step cycle left it (docs/prm.md), so the restart alone is not enough.
     prm_steps: int = 1500  # per cycle
     prm_cycles: int = 2
     batch_size: int = 32  # generator rows per step
