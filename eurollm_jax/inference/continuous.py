@@ -23,10 +23,11 @@ window spans the oldest row's history, so when a few old rows would widen it for
 young ones, a round runs as two dispatches (``_decode_groups``): the young rows at a
 narrow window, the old ones at a wide one.
 Shapes are bounded: one decode shape per (sampling mode, top-logprobs, row bucket,
-window bucket), one prefill shape per (rows bucket, length bucket), one insert shape per
+window bucket: ``Scheduler.window_buckets``), one prefill shape per (rows bucket, length bucket), one insert shape per
 prefill shape.
 
-Prefill. Prompts are grouped by length bucket (up to ``max_prefill_rows`` per call);
+Prefill. Prompts are grouped by length bucket (up to ``max_prefill_rows`` per call, the
+rows padded to a power of two, ``Scheduler.prefill_row_buckets``);
 prompts longer than ``prefill_chunk`` run in chunks of that many tokens, each attending
 to the keys of the chunks before it (bounded memory and shapes for long prompts).
 
@@ -449,7 +450,8 @@ class Scheduler:
       cache_len: KV slots per row; default ``2 * max_seq_len`` rounded up to the prefill
         chunk (room for a full-length prompt block plus a full-length live sequence).
       prefill_chunk: prompts longer than this prefill in chunks of this many tokens.
-      max_prefill_rows: prompts per prefill call (a call has 1 or max_prefill_rows rows).
+      max_prefill_rows: prompts per prefill call; a call's rows are padded to a power of
+        two (``prefill_row_buckets``), so a call of 3 prompts computes 4 rows, not 8.
       decode_steps: decode steps per dispatch (new requests join between dispatches).
       max_queue: waiting requests before ``submit`` raises ``QueueFull``.
       min_decode_rows: the smallest row bucket of a decode dispatch (see ``row_buckets``):
@@ -496,6 +498,7 @@ class Scheduler:
         )
         self.mesh = engine.mesh
         self._row_buckets = self._compute_row_buckets()
+        self._window_buckets = self.window_buckets()
         self._waiting: collections.deque[Request] = collections.deque()
         self._lock = threading.Condition()
         self._slots: list[_Slot | None] = [None] * self.num_slots
@@ -507,7 +510,8 @@ class Scheduler:
         self._tokens_total = 0
         self._rate_window: collections.deque[tuple[float, int]] = collections.deque()
         self.stats = {
-            "requests": 0, "finished": 0, "cancelled": 0, "prefills": 0, "decode_dispatches": 0,
+            "requests": 0, "finished": 0, "cancelled": 0, "prefills": 0, "prefill_rows": 0,
+            "decode_dispatches": 0,
             "compactions": 0, "prompt_tokens": 0, "prefill_tokens": 0, "generated_tokens": 0,
             "decode_row_steps": 0, "decode_slot_steps": 0, "decode_split_rounds": 0,
             "decode_held_rows": 0,
@@ -565,8 +569,8 @@ class Scheduler:
     def warmup(self, max_prompt_len: int | None = None):
         """Compile the shapes serving will meet, before the first request: the decode
         step at every attention-window bucket (greedy) and prefill + insert at every
-        block width up to ``max_prompt_len`` (default: the model's context) for 1 and
-        ``max_prefill_rows`` rows. Blocks until done; call before submitting."""
+        block width up to ``max_prompt_len`` (default: the model's context) for every
+        ``prefill_row_buckets`` row count. Blocks until done; call before submitting."""
         done = threading.Event()
         self._warmup_request = (max_prompt_len, done)
         with self._lock:
@@ -585,7 +589,7 @@ class Scheduler:
                 widths.append(w)
             n = w + 1
         for w in widths:
-            for k in sorted({1, self.max_prefill_rows}):
+            for k in self.prefill_row_buckets():
                 chunk = min(w, self.prefill_chunk)
                 small = _empty_cache(eng.graphdef, eng.params, rows=k, length=w)
                 zeros = put_replicated(np.zeros((k, chunk), np.int32), self.mesh)
@@ -604,17 +608,12 @@ class Scheduler:
                 )
         for rows in self.row_buckets():
             row_ids = put_replicated(np.arange(rows, dtype=np.int32), self.mesh)
-            window = 64
-            while True:
-                window = min(window, self.cache_len)
+            for window in self.window_buckets():
                 st, _ = _decode(
                     eng.graphdef, eng.params, st, np.int32(self._ptr), np.int32(0), row_ids,
                     put_replicated(np.zeros(rows, bool), self.mesh),
                     steps=self.decode_steps, mode="greedy", top_n=0, window=window,
                 )
-                if window >= self.cache_len:
-                    break
-                window *= 2
         st = _compact(st, np.int32(0))
         self._state = _mark_done(st, put_replicated(np.ones(self.num_slots, bool), self.mesh))
         jax.block_until_ready(self._state)
@@ -830,7 +829,7 @@ class Scheduler:
         # them are masked); the width is bucketed so that few shapes are compiled
         width = self._block_len(n_pre + suf_block)
         base = width - suf_block
-        k = 1 if len(reqs) == 1 else self.max_prefill_rows  # two row buckets: few shapes
+        k = self._prefill_rows(len(reqs))
         pad_reqs = reqs + [reqs[0]] * (k - len(reqs))
         pad_rows = rows + [rows[0]] * (k - len(rows))
         tokens = np.full((k, suf_block), PAD_ID, np.int32)
@@ -857,6 +856,7 @@ class Scheduler:
                 np.int32(base + c0),
             )
         self.stats["prefills"] += 1
+        self.stats["prefill_rows"] += k  # computed, padding included
         self.stats["prefill_tokens"] += sum(len(x) for x in suffixes)
         self.stats["prompt_tokens"] += sum(len(r.prompt) for r in reqs)
         if self.prefix_cache is not None:
@@ -966,6 +966,18 @@ class Scheduler:
             self._state = _mark_done(self._state, put_replicated(force_done, self.mesh))
         self._record_rate(now, made)
 
+    def prefill_row_buckets(self) -> list[int]:
+        """The row counts a prefill call runs at: 1, 2, 4, ... below ``max_prefill_rows``,
+        and ``max_prefill_rows``."""
+        out, n = [], 1
+        while n < self.max_prefill_rows:
+            out.append(n)
+            n *= 2
+        return [*out, self.max_prefill_rows]
+
+    def _prefill_rows(self, n: int) -> int:
+        return next(k for k in self.prefill_row_buckets() if k >= n)
+
     def row_buckets(self) -> list[int]:
         """The row counts a decode dispatch runs at: powers of two (multiples of the
         mesh's batch shards) from ``min_decode_rows`` up, and ``num_slots``."""
@@ -982,8 +994,19 @@ class Scheduler:
             n = b + 1
         return (*out, self.num_slots)
 
+    def window_buckets(self) -> list[int]:
+        """The attention windows a decode dispatch runs at: 64, 96, 128, 192, 256, ...
+        (powers of two and 1.5x them, so a window pads by at most a third) below
+        ``cache_len``, and ``cache_len``."""
+        out, n = [], 64
+        while n < self.cache_len:
+            out += [w for w in (n, n * 3 // 2) if w < self.cache_len]
+            n *= 2
+        return [*out, self.cache_len]
+
     def _window(self, steps: int, first_slot: int) -> int:
-        return min(bucket_length(self._ptr + steps - first_slot, 64), self.cache_len)
+        need = self._ptr + steps - first_slot
+        return next(w for w in self._window_buckets if w >= need)
 
     def _decode_groups(self, steps: int) -> list[tuple[list[int], list[bool], int]]:
         """This round's decode dispatches: (rows, held, window) each, run in order.

@@ -73,6 +73,21 @@ def test_old_and_young_rows_decode_in_two_dispatches_with_the_same_tokens(engine
     assert m["decode_slot_steps"] < m["decode_row_steps"] * 512
 
 
+def test_prefill_rows_and_decode_windows_pad_to_their_buckets(scheduler):
+    """A prefill of 3 prompts computes 4 rows (not max_prefill_rows); a decode window
+    pads by less than half (64, 96, 128, 192, ...), and the widest is the whole cache."""
+    assert scheduler.max_prefill_rows == 8
+    assert scheduler.prefill_row_buckets() == [1, 2, 4, 8]
+    assert [scheduler._prefill_rows(n) for n in (1, 2, 3, 5, 8)] == [1, 2, 4, 8, 8]
+    windows = scheduler.window_buckets()
+    assert windows == [64, 96, 128, 192, 256, 280]  # cache_len 280
+    assert all(b / a <= 1.5 for a, b in zip(windows, windows[1:]))
+    scheduler.generate_ids(random_prompts([5, 6, 7], seed=3),
+                           [SamplingParams(max_new_tokens=2)] * 3)
+    m = scheduler.metrics()
+    assert m["prefills"] <= m["prefill_rows"] < m["prefills"] * scheduler.max_prefill_rows
+
+
 @pytest.mark.slow
 def test_sampling_stops_and_penalties_match_the_engine(scheduler, engine):
     prompts = random_prompts([5, 12, 30], seed=4)
