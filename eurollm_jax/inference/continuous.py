@@ -786,7 +786,7 @@ class Scheduler:
                 self._complete(r, [])
             else:
                 ready.append(r)
-        # group: prefix hits by entry, the rest by prefill block width. A miss that starts
+        # group: prefix hits by kept prefix, the rest by prefill block width. A miss that starts
         # like an earlier miss of this round waits one step: it will find that one's prefix.
         groups: dict[tuple, list] = collections.OrderedDict()
         first_blocks, deferred = set(), []
@@ -796,7 +796,9 @@ class Scheduler:
             if found is not None:
                 eid, n = found
                 k, v = pc.keys_values(eid, n)
-                key = ("hit", eid, n, self._block_len(len(r.prompt) - n))
+                # one group per kept prefix, whatever the suffix lengths: a hit's cost is
+                # mostly attention to the prefix, so fewer, fuller calls beat tight widths
+                key = ("hit", eid, n)
                 groups.setdefault(key, []).append((r, (n, k, v)))
                 continue
             if pc is not None and len(r.prompt) > pc.block:
