@@ -321,8 +321,8 @@ class ExperimentConfig:
     generator_steps: int = 1200
     # The PRM trains in ``prm_cycles`` cosine cycles of ``prm_steps`` each, every cycle a fresh
     # run (new AdamW state, warm-up) from the previous cycle's params: the recipe of the one
-    # measured run that left the ln 2 plateau (7 500 solutions). On 3 600 solutions neither
-    # this nor one 3000-step cycle left it (docs/prm.md), so the restart alone is not enough.
+    # measured run that left the ln 2 plateau (7 500 solutions). Rerun on the same data it
+    # stayed there (55% verdicts, 59% after four cycles; docs/prm.md): not a reliable recipe.
     prm_steps: int = 1500  # per cycle
     prm_cycles: int = 2
     batch_size: int = 32  # generator rows per step
