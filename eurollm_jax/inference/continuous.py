@@ -23,11 +23,12 @@ window spans the oldest row's history, so when a few old rows would widen it for
 young ones, a round runs as two dispatches (``_decode_groups``): the young rows at a
 narrow window, the old ones at a wide one.
 Shapes are bounded: one decode shape per (sampling mode, top-logprobs, row bucket,
-window bucket: ``Scheduler.window_buckets``), one prefill shape per (rows bucket, length bucket), one insert shape per
-prefill shape.
+window bucket: ``Scheduler.window_buckets``), one prefill shape per (rows bucket, length
+bucket), one insert shape per prefill shape.
 
 Prefill. Prompts are grouped by length bucket (up to ``max_prefill_rows`` per call, the
-rows padded to a power of two, ``Scheduler.prefill_row_buckets``);
+rows padded to a power of two, ``Scheduler.prefill_row_buckets``; narrow groups join a
+wider one when one call is estimated to cost less, ``_plan_prefills``);
 prompts longer than ``prefill_chunk`` run in chunks of that many tokens, each attending
 to the keys of the chunks before it (bounded memory and shapes for long prompts).
 
@@ -813,12 +814,41 @@ class Scheduler:
             with self._lock:
                 self._waiting.extendleft(reversed(deferred))
             self._admitting = [r for r in self._admitting if all(r is not d for d in deferred)]
-        for items in groups.values():
-            for start in range(0, len(items), self.max_prefill_rows):
-                part = items[start : start + self.max_prefill_rows]
-                rows = [free.pop(0) for _ in part]
-                self._prefill_and_insert([r for r, _ in part], rows, part[0][1])
+        for part in self._plan_prefills(groups):
+            rows = [free.pop(0) for _ in part]
+            self._prefill_and_insert([r for r, _ in part], rows, part[0][1])
         self._admitting = []
+
+    # the estimated cost of a prefill call, in row-tokens: a fixed part worth about 140
+    # row-tokens plus rows x width (fitted on the CPU tiny model: 4.4 ms + 32 us per 1000)
+    PREFILL_CALL_COST = 140
+
+    def _prefill_cost(self, items) -> float:
+        width = max(self._block_len(len(r.prompt)) for r, _ in items)
+        calls = -(-len(items) // self.max_prefill_rows)
+        last = len(items) - (calls - 1) * self.max_prefill_rows
+        rows = (calls - 1) * self.max_prefill_rows + self._prefill_rows(last)
+        return calls * self.PREFILL_CALL_COST + rows * width
+
+    def _plan_prefills(self, groups) -> list[list]:
+        """This round's prefill calls, each a list of (request, hit) of at most
+        ``max_prefill_rows``. Prefix hits go by kept prefix; plain prompts, taken narrowest
+        first, join the previous width's group when one call at the wider width is
+        estimated to cost less than two (a call of 3 short prompts and 1 longer one beats
+        three calls of 1-2 rows)."""
+        plain = sorted((items for key, items in groups.items() if key[0] == "plain"),
+                       key=lambda items: self._block_len(len(items[0][0].prompt)))
+        merged: list[list] = []
+        for items in plain:
+            if merged and (self._prefill_cost(merged[-1] + items)
+                           <= self._prefill_cost(merged[-1]) + self._prefill_cost(items)):
+                merged[-1] = merged[-1] + items
+            else:
+                merged.append(list(items))
+        hits = [items for key, items in groups.items() if key[0] == "hit"]
+        return [items[start : start + self.max_prefill_rows]
+                for items in hits + merged
+                for start in range(0, len(items), self.max_prefill_rows)]
 
     def _prefill_and_insert(self, reqs: list[Request], rows: list[int], hit):
         eng = self.engine

@@ -88,6 +88,21 @@ def test_prefill_rows_and_decode_windows_pad_to_their_buckets(scheduler):
     assert m["prefills"] <= m["prefill_rows"] < m["prefills"] * scheduler.max_prefill_rows
 
 
+def test_short_prompts_of_different_widths_share_a_prefill_call(scheduler):
+    """Calls cost a fixed part plus rows x width: 10- and 20-token prompts (widths 16 and
+    32) run as one 2-row call at 32; a 200-token prompt (224) stays alone, since padding
+    the two short ones to 224 costs more than its own call saves."""
+    from eurollm_jax.inference.continuous import Request
+
+    a, b, c = (Request(p, SamplingParams(max_new_tokens=1))
+               for p in random_prompts([10, 20, 200], seed=4))
+    groups = {("plain", 224): [(c, None)], ("plain", 16): [(a, None)], ("plain", 32): [(b, None)]}
+    plan = scheduler._plan_prefills(groups)
+    assert [[r for r, _ in part] for part in plan] == [[a, b], [c]]
+    many = {("plain", 16): [(a, None)] * 11}  # more than max_prefill_rows: 8 + 3
+    assert [len(part) for part in scheduler._plan_prefills(many)] == [8, 3]
+
+
 @pytest.mark.slow
 def test_sampling_stops_and_penalties_match_the_engine(scheduler, engine):
     prompts = random_prompts([5, 12, 30], seed=4)
