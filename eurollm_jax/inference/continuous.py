@@ -499,7 +499,8 @@ class Scheduler:
         )
         self.mesh = engine.mesh
         self._row_buckets = self._compute_row_buckets()
-        self._window_buckets = self.window_buckets()
+        self._window_buckets = self._compute_window_buckets()
+        self._prefill_row_buckets = self._compute_prefill_row_buckets()
         self._waiting: collections.deque[Request] = collections.deque()
         self._lock = threading.Condition()
         self._slots: list[_Slot | None] = [None] * self.num_slots
@@ -836,8 +837,7 @@ class Scheduler:
         first, join the previous width's group when one call at the wider width is
         estimated to cost less than two (a call of 3 short prompts and 1 longer one beats
         three calls of 1-2 rows)."""
-        plain = sorted((items for key, items in groups.items() if key[0] == "plain"),
-                       key=lambda items: self._block_len(len(items[0][0].prompt)))
+        plain = [groups[key] for key in sorted(k for k in groups if k[0] == "plain")]  # by width
         merged: list[list] = []
         for items in plain:
             if merged and (self._prefill_cost(merged[-1] + items)
@@ -1001,14 +1001,13 @@ class Scheduler:
     def prefill_row_buckets(self) -> list[int]:
         """The row counts a prefill call runs at: 1, 2, 4, ... below ``max_prefill_rows``,
         and ``max_prefill_rows``."""
-        out, n = [], 1
-        while n < self.max_prefill_rows:
-            out.append(n)
-            n *= 2
-        return [*out, self.max_prefill_rows]
+        return list(self._prefill_row_buckets)
+
+    def _compute_prefill_row_buckets(self) -> tuple[int, ...]:
+        return tuple(sorted({self._prefill_rows(n) for n in range(1, self.max_prefill_rows + 1)}))
 
     def _prefill_rows(self, n: int) -> int:
-        return next(k for k in self.prefill_row_buckets() if k >= n)
+        return min(1 << (n - 1).bit_length(), self.max_prefill_rows)
 
     def row_buckets(self) -> list[int]:
         """The row counts a decode dispatch runs at: powers of two (multiples of the
@@ -1030,11 +1029,14 @@ class Scheduler:
         """The attention windows a decode dispatch runs at: 64, 96, 128, 192, 256, ...
         (powers of two and 1.5x them, so a window pads by at most a third) below
         ``cache_len``, and ``cache_len``."""
+        return list(self._window_buckets)
+
+    def _compute_window_buckets(self) -> tuple[int, ...]:
         out, n = [], 64
         while n < self.cache_len:
             out += [w for w in (n, n * 3 // 2) if w < self.cache_len]
             n *= 2
-        return [*out, self.cache_len]
+        return (*out, self.cache_len)
 
     def _window(self, steps: int, first_slot: int) -> int:
         need = self._ptr + steps - first_slot
