@@ -25,6 +25,9 @@ the server, so that the numbers are those of the batching and not of the JSON la
    with their own short suffixes, served with and without the prefix cache: wall time,
    mean TTFT and the speed-up.
 
+``--slots`` (default 64, the requests' and the clients' concurrency) bounds both batchers
+alike: at most that many rows in a static batch, that many decode slots.
+
 Each configuration first runs two other random workloads of the same distribution
 (compilation of the shapes they meet), then ``--repeats`` timed runs; medians are reported. ``--shape cpu`` is
 the "tiny" preset (d_model 256, 4 layers, vocab 8000).
@@ -51,7 +54,9 @@ def _parse(argv):
     p.add_argument("--preset", default="tiny")
     p.add_argument("--dtype", default="float32", choices=("bfloat16", "float32"))
     p.add_argument("--requests", type=int, default=64)
-    p.add_argument("--slots", type=int, default=32)
+    # Both batchers may hold every concurrent request (the server sized to the load's
+    # concurrency, as vLLM's max_num_seqs would be); --slots 32 halves their capacity.
+    p.add_argument("--slots", type=int, default=64)
     p.add_argument("--min_prompt", type=int, default=8)
     p.add_argument("--max_prompt", type=int, default=256)
     p.add_argument("--min_new", type=int, default=4)

@@ -308,12 +308,16 @@ def _decode(graphdef, params, st, ptr, window_start, rows_R, hold_R, *, steps, m
         0, steps, body, (sub, toks, lps, tops_i, tops_l))
     sub["done"] = jnp.where(hold_R, done_before, sub["done"])
     new = {name: st[name].at[rows_R].set(sub[name]) for name in st if name != "cache"}
+    # Only the ``steps`` new slots changed: write those back, not the whole window.
     c = sub["cache"]
+    slots_N = window_start + ptr + jnp.arange(steps, dtype=jnp.int32)
+    new_k = jax.lax.dynamic_slice_in_dim(c["k"], ptr, steps, axis=3)
+    new_v = jax.lax.dynamic_slice_in_dim(c["v"], ptr, steps, axis=3)
+    new_seg = jax.lax.dynamic_slice_in_dim(c["segment_ids"], ptr, steps, axis=1)
     new["cache"] = {
-        "k": _scatter_rows_slots(full["k"], rows_R, slots_W, c["k"]),
-        "v": _scatter_rows_slots(full["v"], rows_R, slots_W, c["v"]),
-        "segment_ids": full["segment_ids"].at[rows_R[:, None], slots_W[None, :]].set(
-            c["segment_ids"]),
+        "k": _scatter_rows_slots(full["k"], rows_R, slots_N, new_k),
+        "v": _scatter_rows_slots(full["v"], rows_R, slots_N, new_v),
+        "segment_ids": full["segment_ids"].at[rows_R[:, None], slots_N[None, :]].set(new_seg),
     }
     return new, (toks, lps, tops_i, tops_l, sub["n_gen"], sub["done"])
 
