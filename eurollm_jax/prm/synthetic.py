@@ -320,11 +320,13 @@ class ExperimentConfig:
     prm_error: float = 0.5
     generator_steps: int = 1200
     # The PRM trains in ``prm_cycles`` cosine cycles of ``prm_steps`` each, every cycle a fresh
-    # run (new AdamW state, warm-up) from the previous cycle's params: the recipe of the one
-    # measured run that left the ln 2 plateau (7 500 solutions). Rerun on the same data it
-    # stayed there (55% verdicts, 59% after four cycles; docs/prm.md): not a reliable recipe.
+    # run (new AdamW state, warm-up) from the previous cycle's params. The first cycle trains
+    # on ``prm_first_languages`` only (None: all): a curriculum that learns the arithmetic
+    # check in one line format first, which left the ln 2 plateau within the first cycle
+    # where all five formats at once stayed on it for up to four cycles (docs/prm.md).
     prm_steps: int = 1500  # per cycle
-    prm_cycles: int = 2
+    prm_cycles: int = 3
+    prm_first_languages: tuple[str, ...] | None = ("en",)
     batch_size: int = 32  # generator rows per step
     prm_batch_size: int = 32  # PRM rows per step (each row packs 1-3 labelled prefixes)
     seq_len: int = 192  # training rows; the model holds 256 positions
@@ -430,6 +432,10 @@ def run_experiment(workdir: str, exp: ExperimentConfig = ExperimentConfig(), *,
                          f"trains in that many cycles of prm_steps each")
     tok = ByteTokenizer()
     langs = tuple(exp.languages)
+    unknown = sorted(set(exp.prm_first_languages or ()) - set(langs))
+    if unknown:
+        raise ValueError(f"prm_first_languages {unknown} are not among the experiment's "
+                         f"languages {list(langs)}: the first cycle trains on a subset of them")
     os.makedirs(workdir, exist_ok=True)
     report_dir = os.path.join(workdir, "report")
     os.makedirs(report_dir, exist_ok=True)
@@ -464,7 +470,9 @@ def run_experiment(workdir: str, exp: ExperimentConfig = ExperimentConfig(), *,
             prm_cfg.train.init_params = init
             prm_cfg.prm = ml_collections.ConfigDict({
                 "setup": "multi", "loss": exp.loss, "aggregate": exp.aggregate,
-                "train_data": prm_file, "train_languages": langs})
+                "train_data": prm_file,
+                "train_languages": tuple(exp.prm_first_languages or langs) if cycle == 1
+                else langs})
             result, _ = train_prm(prm_cfg, prm_dir, devices=devices)
             _require_finished(f"PRM (cycle {cycle} of {exp.prm_cycles})", result,
                               exp.prm_steps)
