@@ -17,8 +17,8 @@ not start at 0 and pad slots in between are masked. When ``ptr`` reaches the end
 cache the live slots are shifted left (``_compact``: one copy every few hundred steps).
 A decode dispatch computes only the live rows: their state and attention window are
 gathered into a batch of the next row bucket (``Scheduler.row_buckets``: powers of two
-from ``min_decode_rows`` to ``num_slots``, padded with free rows) and scattered back after
-it, so the tail of a load, when few requests are left, costs what those rows cost. The
+from ``min_decode_rows`` to ``num_slots``, padded with free rows); after it the state and
+only the dispatch's new slots are scattered back, so the tail of a load, when few requests are left, costs what those rows cost. The
 window spans the oldest row's history, so when a few old rows would widen it for many
 young ones, a round runs as two dispatches (``_decode_groups``): the young rows at a
 narrow window, the old ones at a wide one.
@@ -247,7 +247,8 @@ def _decode(graphdef, params, st, ptr, window_start, rows_R, hold_R, *, steps, m
     free ones to a row bucket), writing at ``ptr``, ``ptr + 1``, ...; rows that are done
     stop recording (their later columns are padding). Attention reads only the ``window``
     slots from ``window_start`` (which hold every live row's keys). Those rows' state and
-    window are gathered once per dispatch and scattered back after it, so a half-empty
+    window are gathered once per dispatch; the state and the ``steps`` new slots (nothing
+    else in the window changes) are scattered back after it, so a half-empty
     batch costs half: compute follows the live rows, not the slot count. ``hold_R`` marks
     padding rows that are live but decoded by a later dispatch of the same round: they are
     held (no token, no state change; their ``steps`` new slots get scratch values that the
@@ -308,7 +309,6 @@ def _decode(graphdef, params, st, ptr, window_start, rows_R, hold_R, *, steps, m
         0, steps, body, (sub, toks, lps, tops_i, tops_l))
     sub["done"] = jnp.where(hold_R, done_before, sub["done"])
     new = {name: st[name].at[rows_R].set(sub[name]) for name in st if name != "cache"}
-    # Only the ``steps`` new slots changed: write those back, not the whole window.
     c = sub["cache"]
     slots_N = window_start + ptr + jnp.arange(steps, dtype=jnp.int32)
     new_k = jax.lax.dynamic_slice_in_dim(c["k"], ptr, steps, axis=3)

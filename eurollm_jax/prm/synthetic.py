@@ -432,7 +432,8 @@ def run_experiment(workdir: str, exp: ExperimentConfig = ExperimentConfig(), *,
                          f"trains in that many cycles of prm_steps each")
     tok = ByteTokenizer()
     langs = tuple(exp.languages)
-    unknown = sorted(set(exp.prm_first_languages or ()) - set(langs))
+    first_langs = tuple(exp.prm_first_languages or langs)
+    unknown = sorted(set(first_langs) - set(langs))
     if unknown:
         raise ValueError(f"prm_first_languages {unknown} are not among the experiment's "
                          f"languages {list(langs)}: the first cycle trains on a subset of them")
@@ -471,8 +472,7 @@ def run_experiment(workdir: str, exp: ExperimentConfig = ExperimentConfig(), *,
             prm_cfg.prm = ml_collections.ConfigDict({
                 "setup": "multi", "loss": exp.loss, "aggregate": exp.aggregate,
                 "train_data": prm_file,
-                "train_languages": tuple(exp.prm_first_languages or langs) if cycle == 1
-                else langs})
+                "train_languages": first_langs if cycle == 1 else langs})
             result, _ = train_prm(prm_cfg, prm_dir, devices=devices)
             _require_finished(f"PRM (cycle {cycle} of {exp.prm_cycles})", result,
                               exp.prm_steps)
